@@ -1,0 +1,63 @@
+// The Backend interface (DESIGN.md): one call of step() is one optimizer step over
+// all micro-batches. Every backend agrees with src/reference on the same inputs.
+import type { ModelConfig } from '../core/model-spec.ts';
+
+export type BackendKind = 'webgpu' | 'cuda' | 'cpu';
+
+export interface BackendInfo {
+  /** Human-readable device, e.g. "SwiftShader (Vulkan)" or "CPU reference (f32)". */
+  device: string;
+  features: string[];
+  limits: Record<string, number>;
+  /** FP32 peak in FLOP/s where known, for MFU. */
+  peakFlops?: number;
+}
+
+/** Parameters and AdamW state in the model spec's flat layout. */
+export interface TrainState {
+  params: Float32Array;
+  /** AdamW first and second moments; null for a fresh or weights-only state. */
+  m: Float32Array | null;
+  v: Float32Array | null;
+  /** Optimizer steps taken so far (AdamW's t before the next step). */
+  step: number;
+}
+
+/** Token ids for `microBatches` micro-batches of B sequences of T tokens, back to back. */
+export interface Batch {
+  inputs: Int32Array;
+  targets: Int32Array;
+  B: number;
+  T: number;
+  microBatches: number;
+}
+
+export interface StepHyper {
+  lr: number;
+  weightDecay: number;
+  beta1: number;
+  beta2: number;
+  eps: number;
+  /** Clip the global gradient norm to this; 0 disables. */
+  gradClip: number;
+}
+
+export interface StepStats {
+  /** Mean cross-entropy over every token of every micro-batch, before the update. */
+  loss: number;
+  /** Global L2 norm of the gradient before clipping. */
+  gradNorm: number;
+}
+
+export interface Backend {
+  readonly kind: BackendKind;
+  readonly info: BackendInfo;
+  load(model: ModelConfig, state: TrainState): Promise<void>;
+  step(batch: Batch, hp: StepHyper): Promise<StepStats>;
+  /** Mean cross-entropy without gradients. */
+  loss(batch: Batch): Promise<number>;
+  /** Logits at the last position of `context` (at most blockSize tokens). */
+  logits(context: Int32Array): Promise<Float32Array>;
+  save(): Promise<TrainState>;
+  dispose(): void;
+}

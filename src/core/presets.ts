@@ -1,0 +1,47 @@
+// Named configs. Each is a complete RunConfig; a share link names one and lists only
+// the fields that differ from it.
+import { DEFAULT_CONFIG, type RunConfig } from './config.ts';
+
+export interface Preset {
+  name: string;
+  description: string;
+  config: RunConfig;
+}
+
+function preset(name: string, description: string, fields: Partial<RunConfig>): Preset {
+  return { name, description, config: Object.freeze({ ...DEFAULT_CONFIG, ...fields }) as RunConfig };
+}
+
+export const PRESETS: readonly Preset[] = [
+  preset('tiny', 'A few thousand parameters: tests and quick checks on any device.', {
+    nLayer: 2, nHead: 2, nEmbd: 32, blockSize: 16, tokenizer: 'char',
+    batchSize: 4, steps: 50, lr: 3e-3, minLr: 3e-4, warmupSteps: 5, decaySteps: 200,
+    weightDecay: 0.01, evalEvery: 25, evalBatches: 2, checkpointEvery: 25,
+  }),
+  preset('names', 'Character-level model of first names (makemore-sized): trains in a minute on a CPU.', {
+    nLayer: 2, nHead: 4, nEmbd: 64, blockSize: 16, tokenizer: 'char',
+    batchSize: 32, steps: 300, lr: 1e-2, minLr: 1e-3, warmupSteps: 20, decaySteps: 300,
+    weightDecay: 0.01, beta2: 0.99, evalEvery: 50, evalBatches: 16, checkpointEvery: 100,
+  }),
+  preset('char-shakespeare', "nanoGPT's baby GPT on characters: 6 layers, 6 heads, 384 wide, 256 tokens of context.", {
+    nLayer: 6, nHead: 6, nEmbd: 384, blockSize: 256, tokenizer: 'char',
+    batchSize: 64, steps: 5000, lr: 1e-3, minLr: 1e-4, warmupSteps: 100, decaySteps: 5000,
+    weightDecay: 0.1, beta2: 0.99, evalEvery: 250, evalBatches: 20, checkpointEvery: 500,
+  }),
+  preset('bpe-small', 'A small word-piece model: byte-level BPE trained on your text, 4 layers.', {
+    nLayer: 4, nHead: 4, nEmbd: 128, blockSize: 128, tokenizer: 'bpe', bpeVocab: 2048,
+    batchSize: 16, steps: 2000, lr: 1e-3, minLr: 1e-4, warmupSteps: 100, decaySteps: 2000,
+    evalEvery: 200, evalBatches: 10, checkpointEvery: 500,
+  }),
+  preset('gpt2-124m', 'GPT-2 small (124M parameters) with the GPT-2 tokenizer: a job for the kiln CLI on a big GPU.', {
+    nLayer: 12, nHead: 12, nEmbd: 768, blockSize: 1024, tokenizer: 'gpt2', vocabSize: 50257,
+    batchSize: 8, gradAccum: 8, steps: 5000, lr: 6e-4, minLr: 6e-5, warmupSteps: 700, decaySteps: 5000,
+    weightDecay: 0.1, evalEvery: 250, evalBatches: 20, checkpointEvery: 500,
+  }),
+];
+
+export const PRESET_NAMES: readonly string[] = PRESETS.map((p) => p.name);
+
+export function findPreset(name: string): Preset | undefined {
+  return PRESETS.find((p) => p.name === name);
+}
