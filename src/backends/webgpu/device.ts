@@ -1,0 +1,117 @@
+// Finds a WebGPU device: navigator.gpu in a browser or worker, the `webgpu` package
+// (Dawn) in Node. Asks the adapter for its maxima on the limits a training run
+// presses on (binding and buffer sizes, workgroup memory, bindings per stage), since
+// the defaults (128 MiB bindings, 16 KiB workgroup memory) are far below most GPUs.
+import { KilnError } from '../../core/errors.ts';
+
+export interface GpuContext {
+  device: GPUDevice;
+  adapterName: string;
+  features: ReadonlySet<string>;
+  limits: Record<string, number>;
+  hasF16: boolean;
+  hasSubgroups: boolean;
+  hasTimestamps: boolean;
+  isSoftware: boolean;
+}
+
+const WANTED_LIMITS = [
+  'maxStorageBufferBindingSize',
+  'maxBufferSize',
+  'maxComputeWorkgroupStorageSize',
+  'maxStorageBuffersPerShaderStage',
+  'maxComputeInvocationsPerWorkgroup',
+  'maxComputeWorkgroupSizeX',
+  'maxComputeWorkgroupSizeY',
+  'maxComputeWorkgroupsPerDimension',
+] as const;
+
+const OPTIONAL_FEATURES = ['shader-f16', 'subgroups', 'timestamp-query'] as const;
+
+// Dawn crashes the process if the object create() returned is garbage-collected while
+// its devices live (DESIGN.md), so every one made is kept here for the process's life.
+const keepAlive: unknown[] = [];
+
+/** Debian's Chromium ships SwiftShader's Vulkan driver here: a CPU WebGPU for machines without a GPU. */
+export const SWIFTSHADER_ICD = '/usr/lib/chromium/vk_swiftshader_icd.json';
+
+function isNode(): boolean {
+  const p = (globalThis as { process?: { versions?: { node?: string } } }).process;
+  return !!p?.versions?.node;
+}
+
+async function nodeGpu(): Promise<GPU> {
+  const spec = 'webgpu';
+  let mod: { create: (flags: string[]) => GPU; globals: Record<string, unknown> };
+  try {
+    mod = await import(/* @vite-ignore */ spec);
+  } catch (e) {
+    throw new KilnError('device', `cannot load the 'webgpu' package (Dawn): ${(e as Error).message}`, 'run `npm ci` in the Kiln folder');
+  }
+  // Dawn's enums and classes (GPUBufferUsage, ...) become globals, as in a browser.
+  for (const [k, v] of Object.entries(mod.globals)) {
+    if (!(k in globalThis)) (globalThis as Record<string, unknown>)[k] = v;
+  }
+  const gpu = mod.create([]);
+  keepAlive.push(gpu);
+  return gpu;
+}
+
+async function findAdapter(powerPreference: GPUPowerPreference): Promise<GPUAdapter | null> {
+  if (typeof navigator !== 'undefined' && navigator.gpu) {
+    return navigator.gpu.requestAdapter({ powerPreference });
+  }
+  if (!isNode()) return null;
+  let adapter = await (await nodeGpu()).requestAdapter({ powerPreference });
+  if (!adapter) {
+    // No Vulkan driver found: fall back to SwiftShader where Chromium installed it.
+    const env = (globalThis as unknown as { process: { env: Record<string, string | undefined> } }).process.env;
+    const fs = await import(/* @vite-ignore */ 'node:fs' as string);
+    if (!env.VK_ICD_FILENAMES && fs.existsSync(SWIFTSHADER_ICD)) {
+      env.VK_ICD_FILENAMES = SWIFTSHADER_ICD;
+      adapter = await (await nodeGpu()).requestAdapter({ powerPreference });
+    }
+  }
+  return adapter;
+}
+
+export interface RequestOptions {
+  powerPreference?: GPUPowerPreference;
+  /** Ask for shader-f16 if present (off by default: the f32 path is the reference). */
+  wantF16?: boolean;
+}
+
+export async function requestGpu(opts: RequestOptions = {}): Promise<GpuContext> {
+  const adapter = await findAdapter(opts.powerPreference ?? 'high-performance');
+  if (!adapter) {
+    throw new KilnError(
+      'device',
+      'no WebGPU adapter found',
+      isNode()
+        ? 'install a Vulkan driver for your GPU and the Vulkan loader (Debian: apt-get install libvulkan1 mesa-vulkan-drivers), or `apt-get install chromium libvulkan1` for the SwiftShader CPU fallback; or use --backend cpu'
+        : 'use a browser with WebGPU (Chrome/Edge 113+, Safari 26, Firefox 141 on Windows) and make sure hardware acceleration is on',
+    );
+  }
+  const requiredLimits: Record<string, number> = {};
+  for (const k of WANTED_LIMITS) {
+    const v = (adapter.limits as unknown as Record<string, number>)[k];
+    if (typeof v === 'number') requiredLimits[k] = v;
+  }
+  const features = OPTIONAL_FEATURES.filter((f) => adapter.features.has(f) && (f !== 'shader-f16' || opts.wantF16));
+  const device = await adapter.requestDevice({ requiredLimits, requiredFeatures: features as GPUFeatureName[] });
+  const info = adapter.info;
+  const adapterName = [info?.vendor, info?.architecture, info?.device, info?.description].filter(Boolean).join(' ') || 'WebGPU adapter';
+  const limits: Record<string, number> = {};
+  for (const k of WANTED_LIMITS) limits[k] = (device.limits as unknown as Record<string, number>)[k];
+  const feats = new Set<string>(device.features as unknown as Iterable<string>);
+  return {
+    device,
+    adapterName,
+    features: feats,
+    limits,
+    hasF16: feats.has('shader-f16'),
+    hasSubgroups: feats.has('subgroups'),
+    hasTimestamps: feats.has('timestamp-query'),
+    isSoftware: /swiftshader|llvmpipe|lavapipe/i.test(adapterName) || (info as { isFallbackAdapter?: boolean })?.isFallbackAdapter === true,
+  };
+}

@@ -1,0 +1,109 @@
+// Kernels as small descriptors (as TF.js's WebGPU programs): which WGSL file and
+// entry point, which override constants (tile and workgroup sizes, shapes baked in),
+// and how many workgroups to dispatch. Pipelines are compiled once per key and
+// reused every step; a dispatch is a pipeline, a bind group and a grid.
+
+export type Constants = Record<string, number>;
+
+export interface KernelDesc {
+  /** File in shaders/ without .wgsl. */
+  shader: string;
+  entry: string;
+  constants?: Constants;
+}
+
+export interface Dispatch {
+  label: string;
+  pipeline: GPUComputePipeline;
+  bindGroup: GPUBindGroup;
+  workgroups: [number, number, number];
+}
+
+export class PipelineCache {
+  private readonly modules = new Map<string, GPUShaderModule>();
+  private readonly pipelines = new Map<string, GPUComputePipeline>();
+
+  constructor(
+    readonly device: GPUDevice,
+    private readonly sources: Record<string, string>,
+  ) {}
+
+  module(shader: string): GPUShaderModule {
+    let m = this.modules.get(shader);
+    if (!m) {
+      const code = this.sources[shader];
+      if (code === undefined) throw new Error(`no shader named ${shader}.wgsl in shaders/`);
+      m = this.device.createShaderModule({ label: shader, code });
+      this.modules.set(shader, m);
+    }
+    return m;
+  }
+
+  pipeline(desc: KernelDesc): GPUComputePipeline {
+    const constants = desc.constants ?? {};
+    const key = `${desc.shader}:${desc.entry}:${Object.keys(constants).sort().map((k) => `${k}=${constants[k]}`).join(',')}`;
+    let p = this.pipelines.get(key);
+    if (!p) {
+      p = this.device.createComputePipeline({
+        label: key,
+        layout: 'auto',
+        compute: { module: this.module(desc.shader), entryPoint: desc.entry, constants },
+      });
+      this.pipelines.set(key, p);
+    }
+    return p;
+  }
+
+  /** A dispatch whose bindings are whole buffers (or buffer ranges) in binding order 0..n-1 of group 0. */
+  dispatch(label: string, desc: KernelDesc, buffers: Array<GPUBuffer | GPUBufferBinding>, workgroups: [number, number?, number?]): Dispatch {
+    const pipeline = this.pipeline(desc);
+    const bindGroup = this.device.createBindGroup({
+      label,
+      layout: pipeline.getBindGroupLayout(0),
+      entries: buffers.map((b, i) => ({ binding: i, resource: 'buffer' in b ? b : { buffer: b } })),
+    });
+    return { label, pipeline, bindGroup, workgroups: [workgroups[0], workgroups[1] ?? 1, workgroups[2] ?? 1] };
+  }
+}
+
+/** Records dispatches into one compute pass: WebGPU orders storage hazards between them. */
+export function recordPass(encoder: GPUCommandEncoder, dispatches: readonly Dispatch[], label = 'step'): void {
+  const pass = encoder.beginComputePass({ label });
+  for (const d of dispatches) {
+    pass.setPipeline(d.pipeline);
+    pass.setBindGroup(0, d.bindGroup);
+    pass.dispatchWorkgroups(d.workgroups[0], d.workgroups[1], d.workgroups[2]);
+  }
+  pass.end();
+}
+
+export function ceilDiv(a: number, b: number): number {
+  return Math.floor((a + b - 1) / b);
+}
+
+const STORAGE = 0x80; // GPUBufferUsage.STORAGE, spelled out so this module loads before Dawn's globals exist
+const COPY_SRC = 0x04;
+const COPY_DST = 0x08;
+const MAP_READ = 0x01;
+
+/** A storage buffer of `bytes` (rounded up to 4), optionally filled. */
+export function storageBuffer(device: GPUDevice, label: string, bytes: number, data?: ArrayBufferView): GPUBuffer {
+  const size = Math.max(4, Math.ceil(bytes / 4) * 4);
+  const buf = device.createBuffer({ label, size, usage: STORAGE | COPY_SRC | COPY_DST });
+  if (data) device.queue.writeBuffer(buf, 0, data.buffer, data.byteOffset, data.byteLength);
+  return buf;
+}
+
+/** Copies a buffer's first `bytes` back to the CPU (one submit and one map; for tests, evals and readbacks, not per kernel). */
+export async function readBuffer(device: GPUDevice, src: GPUBuffer, bytes: number, offset = 0): Promise<ArrayBuffer> {
+  const size = Math.ceil(bytes / 4) * 4;
+  const staging = device.createBuffer({ label: 'readback', size, usage: MAP_READ | COPY_DST });
+  const enc = device.createCommandEncoder();
+  enc.copyBufferToBuffer(src, offset, staging, 0, size);
+  device.queue.submit([enc.finish()]);
+  await staging.mapAsync(MAP_READ);
+  const out = staging.getMappedRange().slice(0, bytes);
+  staging.unmap();
+  staging.destroy();
+  return out;
+}
