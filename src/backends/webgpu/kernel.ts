@@ -5,6 +5,9 @@
 
 export type Constants = Record<string, number>;
 
+/** A tensor as a kernel binds it: a whole buffer, or a range (256-byte-aligned offset) of one. */
+export type Bind = GPUBuffer | GPUBufferBinding;
+
 export interface KernelDesc {
   /** File in shaders/ without .wgsl. */
   shader: string;

@@ -1,0 +1,497 @@
+// Causal multi-head self-attention (llm.c's attention_forward / attention_backward),
+// two ways:
+// - the multi-kernel path mirrors src/reference/attention.ts: it materialises the
+//   (B,NH,T,T) attention matrix, saves it for the backward pass, and is the oracle the
+//   fused path is checked against on the GPU;
+// - the fused (flash) path never builds the T*T matrix: the forward runs an online
+//   softmax over key blocks and saves one logsumexp per query row; the backward
+//   recomputes the probabilities block by block (FlashAttention-2), one kernel
+//   gathering dq per query block and one gathering dk, dv per key block, so every
+//   gradient element is owned by one invocation (no atomics, fixed summation order).
+// qkv is (B,T,3C): q, k, v each C = NH*HS wide, head h owning channels h*HS..(h+1)*HS.
+
+override B: u32 = 1;
+override T: u32 = 1;
+override C: u32 = 1;
+override NH: u32 = 1;
+override HS: u32 = 1;
+override WG: u32 = 64;      // invocations per workgroup (a power of two)
+override BR: u32 = 16;      // flash: query rows per tile
+override BC: u32 = 16;      // flash: key rows per tile
+
+const NEG_BIG: f32 = -3.0e38;  // "minus infinity" that stays finite under exp and subtraction
+
+fn scale() -> f32 {
+  return 1.0 / sqrt(f32(HS));
+}
+
+// Index of an invocation in a 1-D problem laid over a 2-D grid of workgroups.
+fn flat_index(wid: vec3u, nwg: vec3u, lid: u32) -> u32 {
+  return (wid.y * nwg.x + wid.x) * WG + lid;
+}
+
+var<workgroup> red: array<f32, WG>;
+
+// Tree reductions over the workgroup, the same order every run.
+fn wg_sum(x: f32, tid: u32) -> f32 {
+  red[tid] = x;
+  workgroupBarrier();
+  for (var s = WG / 2u; s > 0u; s >>= 1u) {
+    if (tid < s) { red[tid] += red[tid + s]; }
+    workgroupBarrier();
+  }
+  let r = red[0];
+  workgroupBarrier();
+  return r;
+}
+
+fn wg_max(x: f32, tid: u32) -> f32 {
+  red[tid] = x;
+  workgroupBarrier();
+  for (var s = WG / 2u; s > 0u; s >>= 1u) {
+    if (tid < s) { red[tid] = max(red[tid], red[tid + s]); }
+    workgroupBarrier();
+  }
+  let r = red[0];
+  workgroupBarrier();
+  return r;
+}
+
+// ---------------------------------------------------------------------------------
+// Multi-kernel path.
+
+@group(0) @binding(0) var<storage, read_write> sf_att: array<f32>;
+@group(0) @binding(1) var<storage, read> sf_qkv: array<f32>;
+
+// att is (B,NH,T,T), qkv is (B,T,3C). Grid (T, B*NH): one workgroup per query row
+// (b,h,t). att[b,h,t,t2] = softmax over t2 <= t of q_t . k_t2 / sqrt(HS); 0 for t2 > t.
+@compute @workgroup_size(WG)
+fn attention_softmax_forward(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) tid: u32) {
+  let t = wid.x;
+  let bh = wid.y;
+  let b = bh / NH;
+  let h = bh % NH;
+  let row = (bh * T + t) * T;
+  let q = (b * T + t) * 3u * C + h * HS;
+  var mx = NEG_BIG;
+  for (var t2 = tid; t2 <= t; t2 += WG) {
+    let k = (b * T + t2) * 3u * C + C + h * HS;
+    var s = 0.0;
+    for (var i = 0u; i < HS; i++) { s += sf_qkv[q + i] * sf_qkv[k + i]; }
+    s *= scale();
+    sf_att[row + t2] = s;
+    mx = max(mx, s);
+  }
+  mx = wg_max(mx, tid);
+  var sum = 0.0;
+  for (var t2 = tid; t2 <= t; t2 += WG) {
+    let e = exp(sf_att[row + t2] - mx);
+    sf_att[row + t2] = e;
+    sum += e;
+  }
+  let inv = 1.0 / wg_sum(sum, tid);
+  for (var t2 = tid; t2 < T; t2 += WG) {
+    sf_att[row + t2] = select(0.0, sf_att[row + t2] * inv, t2 <= t);
+  }
+}
+
+@group(0) @binding(0) var<storage, read_write> vf_out: array<f32>;
+@group(0) @binding(1) var<storage, read> vf_att: array<f32>;
+@group(0) @binding(2) var<storage, read> vf_qkv: array<f32>;
+
+// out is (B,T,C), att is (B,NH,T,T), qkv is (B,T,3C). One invocation per element of
+// out: out[b,t,h*HS+i] = sum_{t2 <= t} att[b,h,t,t2] v[b,t2,h*HS+i].
+@compute @workgroup_size(WG)
+fn attention_value_forward(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
+                           @builtin(local_invocation_index) lid: u32) {
+  let idx = flat_index(wid, nwg, lid);
+  if (idx >= B * T * C) { return; }
+  let c = idx % C;
+  let t = (idx / C) % T;
+  let b = idx / (C * T);
+  let h = c / HS;
+  let row = ((b * NH + h) * T + t) * T;
+  var s = 0.0;
+  for (var t2 = 0u; t2 <= t; t2++) {
+    s += vf_att[row + t2] * vf_qkv[(b * T + t2) * 3u * C + 2u * C + c];
+  }
+  vf_out[idx] = s;
+}
+
+@group(0) @binding(0) var<storage, read_write> sb_ds: array<f32>;
+@group(0) @binding(1) var<storage, read> sb_att: array<f32>;
+@group(0) @binding(2) var<storage, read> sb_dout: array<f32>;
+@group(0) @binding(3) var<storage, read> sb_qkv: array<f32>;
+
+// ds, att are (B,NH,T,T); dout is (B,T,C); qkv is (B,T,3C). Grid (T, B*NH): one
+// workgroup per query row. datt_t2 = dout_t . v_t2, then through the softmax:
+// ds[b,h,t,t2] = att (datt - sum_j att_j datt_j) / sqrt(HS), the gradient of the
+// unscaled score q_t . k_t2 (written for t2 <= t only; the rest is never read).
+@compute @workgroup_size(WG)
+fn attention_softmax_backward(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) tid: u32) {
+  let t = wid.x;
+  let bh = wid.y;
+  let b = bh / NH;
+  let h = bh % NH;
+  let row = (bh * T + t) * T;
+  let o = (b * T + t) * C + h * HS;
+  var dot = 0.0;
+  for (var t2 = tid; t2 <= t; t2 += WG) {
+    let v = (b * T + t2) * 3u * C + 2u * C + h * HS;
+    var s = 0.0;
+    for (var i = 0u; i < HS; i++) { s += sb_dout[o + i] * sb_qkv[v + i]; }
+    sb_ds[row + t2] = s;
+    dot += sb_att[row + t2] * s;
+  }
+  dot = wg_sum(dot, tid);
+  for (var t2 = tid; t2 <= t; t2 += WG) {
+    sb_ds[row + t2] = sb_att[row + t2] * (sb_ds[row + t2] - dot) * scale();
+  }
+}
+
+@group(0) @binding(0) var<storage, read_write> qb_dqkv: array<f32>;
+@group(0) @binding(1) var<storage, read> qb_ds: array<f32>;
+@group(0) @binding(2) var<storage, read> qb_att: array<f32>;
+@group(0) @binding(3) var<storage, read> qb_dout: array<f32>;
+@group(0) @binding(4) var<storage, read> qb_qkv: array<f32>;
+
+// dqkv, qkv are (B,T,3C); ds, att are (B,NH,T,T); dout is (B,T,C). One invocation per
+// (b,t,c), c < C, accumulating (+=) the three gradients of token t, channel c:
+// dq_t = sum_{t2<=t} ds[t,t2] k_t2;  dk_t = sum_{t1>=t} ds[t1,t] q_t1;  dv_t = sum_{t1>=t} att[t1,t] dout_t1.
+@compute @workgroup_size(WG)
+fn attention_qkv_backward(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
+                          @builtin(local_invocation_index) lid: u32) {
+  let idx = flat_index(wid, nwg, lid);
+  if (idx >= B * T * C) { return; }
+  let c = idx % C;
+  let t = (idx / C) % T;
+  let b = idx / (C * T);
+  let h = c / HS;
+  let mat = (b * NH + h) * T * T;
+  var dq = 0.0;
+  for (var t2 = 0u; t2 <= t; t2++) {
+    dq += qb_ds[mat + t * T + t2] * qb_qkv[(b * T + t2) * 3u * C + C + c];
+  }
+  var dk = 0.0;
+  var dv = 0.0;
+  for (var t1 = t; t1 < T; t1++) {
+    dk += qb_ds[mat + t1 * T + t] * qb_qkv[(b * T + t1) * 3u * C + c];
+    dv += qb_att[mat + t1 * T + t] * qb_dout[(b * T + t1) * C + c];
+  }
+  let o = (b * T + t) * 3u * C + c;
+  qb_dqkv[o] += dq;
+  qb_dqkv[o + C] += dk;
+  qb_dqkv[o + 2u * C] += dv;
+}
+
+// ---------------------------------------------------------------------------------
+// Fused (flash) path. Tiles live in workgroup memory; each invocation owns the tile
+// elements e = tid, tid + WG, ... so accumulators need no synchronisation.
+
+var<workgroup> tq: array<f32, BR * HS>;    // query rows (q, or dout in the backward)
+var<workgroup> tq2: array<f32, BR * HS>;   // backward: the other query-side tile
+var<workgroup> tk: array<f32, BC * HS>;    // key rows
+var<workgroup> tv: array<f32, BC * HS>;    // value rows
+var<workgroup> ts: array<f32, BR * BC>;    // scores / probabilities
+var<workgroup> ts2: array<f32, BR * BC>;   // backward: score gradients
+var<workgroup> acc: array<f32, BR * HS>;   // forward: output accumulator; dq accumulator
+var<workgroup> acc2: array<f32, BC * HS>;  // backward: dk accumulator
+var<workgroup> acc3: array<f32, BC * HS>;  // backward: dv accumulator
+var<workgroup> rm: array<f32, BR>;         // per query row: running max, or logsumexp
+var<workgroup> rl: array<f32, BR>;         // per query row: running sum, or delta
+var<workgroup> ra: array<f32, BR>;         // per query row: rescale factor of this step
+
+@group(0) @binding(0) var<storage, read_write> ff_out: array<f32>;
+@group(0) @binding(1) var<storage, read_write> ff_lse: array<f32>;
+@group(0) @binding(2) var<storage, read> ff_qkv: array<f32>;
+
+// out is (B,T,C), lse is (B,NH,T), qkv is (B,T,3C). Grid (ceil(T/BR), B*NH): one
+// workgroup per block of BR query rows of one head, looping over the key blocks up to
+// the diagonal with an online softmax. Saves lse[b,h,t] = log sum_{t2<=t} exp(score).
+@compute @workgroup_size(WG)
+fn attention_flash_forward(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) tid: u32) {
+  let bh = wid.y;
+  let b = bh / NH;
+  let h = bh % NH;
+  let r0 = wid.x * BR;
+  for (var e = tid; e < BR * HS; e += WG) {
+    let t = r0 + e / HS;
+    var x = 0.0;
+    if (t < T) { x = ff_qkv[(b * T + t) * 3u * C + h * HS + e % HS]; }
+    tq[e] = x;
+    acc[e] = 0.0;
+  }
+  for (var r = tid; r < BR; r += WG) {
+    rm[r] = NEG_BIG;
+    rl[r] = 0.0;
+  }
+  let nkb = (min(r0 + BR, T) - 1u) / BC + 1u;
+  for (var kb = 0u; kb < nkb; kb++) {
+    let c0 = kb * BC;
+    for (var e = tid; e < BC * HS; e += WG) {
+      let t = c0 + e / HS;
+      var xk = 0.0;
+      var xv = 0.0;
+      if (t < T) {
+        let base = (b * T + t) * 3u * C + h * HS + e % HS;
+        xk = ff_qkv[base + C];
+        xv = ff_qkv[base + 2u * C];
+      }
+      tk[e] = xk;
+      tv[e] = xv;
+    }
+    workgroupBarrier();
+    for (var e = tid; e < BR * BC; e += WG) {
+      let r = e / BC;
+      let c = e % BC;
+      var s = NEG_BIG;
+      if (c0 + c <= r0 + r) {
+        var d = 0.0;
+        for (var i = 0u; i < HS; i++) { d += tq[r * HS + i] * tk[c * HS + i]; }
+        s = d * scale();
+      }
+      ts[e] = s;
+    }
+    workgroupBarrier();
+    for (var r = tid; r < BR; r += WG) {
+      let row = r0 + r;
+      var mx = rm[r];
+      for (var c = 0u; c < BC; c++) {
+        if (c0 + c <= row) { mx = max(mx, ts[r * BC + c]); }
+      }
+      let alpha = exp(rm[r] - mx);
+      var sum = 0.0;
+      for (var c = 0u; c < BC; c++) {
+        var p = 0.0;
+        if (c0 + c <= row) { p = exp(ts[r * BC + c] - mx); }
+        ts[r * BC + c] = p;
+        sum += p;
+      }
+      rl[r] = rl[r] * alpha + sum;
+      rm[r] = mx;
+      ra[r] = alpha;
+    }
+    workgroupBarrier();
+    for (var e = tid; e < BR * HS; e += WG) {
+      let r = e / HS;
+      let i = e % HS;
+      var o = acc[e] * ra[r];
+      for (var c = 0u; c < BC; c++) { o += ts[r * BC + c] * tv[c * HS + i]; }
+      acc[e] = o;
+    }
+    workgroupBarrier();
+  }
+  for (var e = tid; e < BR * HS; e += WG) {
+    let r = e / HS;
+    let t = r0 + r;
+    if (t < T) { ff_out[(b * T + t) * C + h * HS + e % HS] = acc[e] / rl[r]; }
+  }
+  for (var r = tid; r < BR; r += WG) {
+    let t = r0 + r;
+    if (t < T) { ff_lse[bh * T + t] = rm[r] + log(rl[r]); }
+  }
+}
+
+@group(0) @binding(0) var<storage, read_write> fd_delta: array<f32>;
+@group(0) @binding(1) var<storage, read> fd_out: array<f32>;
+@group(0) @binding(2) var<storage, read> fd_dout: array<f32>;
+
+// delta is (B,NH,T); out, dout are (B,T,C). One invocation per (b,h,t):
+// delta[b,h,t] = dout_t . out_t over the head's channels, which equals
+// sum_t2 att[t,t2] datt[t,t2], the softmax backward's row term.
+@compute @workgroup_size(WG)
+fn attention_flash_delta(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
+                         @builtin(local_invocation_index) lid: u32) {
+  let idx = flat_index(wid, nwg, lid);
+  if (idx >= B * NH * T) { return; }
+  let t = idx % T;
+  let bh = idx / T;
+  let b = bh / NH;
+  let h = bh % NH;
+  let o = (b * T + t) * C + h * HS;
+  var s = 0.0;
+  for (var i = 0u; i < HS; i++) { s += fd_dout[o + i] * fd_out[o + i]; }
+  fd_delta[idx] = s;
+}
+
+@group(0) @binding(0) var<storage, read_write> fq_dqkv: array<f32>;
+@group(0) @binding(1) var<storage, read> fq_dout: array<f32>;
+@group(0) @binding(2) var<storage, read> fq_qkv: array<f32>;
+@group(0) @binding(3) var<storage, read> fq_lse: array<f32>;
+@group(0) @binding(4) var<storage, read> fq_delta: array<f32>;
+
+// dqkv, qkv are (B,T,3C); dout is (B,T,C); lse, delta are (B,NH,T). Grid
+// (ceil(T/BR), B*NH): one workgroup per query block; recomputes p = exp(score - lse)
+// and ds = p (dout . v - delta) key block by key block, and adds dq = ds k / sqrt(HS).
+@compute @workgroup_size(WG)
+fn attention_flash_backward_dq(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) tid: u32) {
+  let bh = wid.y;
+  let b = bh / NH;
+  let h = bh % NH;
+  let r0 = wid.x * BR;
+  for (var e = tid; e < BR * HS; e += WG) {
+    let t = r0 + e / HS;
+    var xq = 0.0;
+    var xd = 0.0;
+    if (t < T) {
+      xq = fq_qkv[(b * T + t) * 3u * C + h * HS + e % HS];
+      xd = fq_dout[(b * T + t) * C + h * HS + e % HS];
+    }
+    tq[e] = xq;
+    tq2[e] = xd;
+    acc[e] = 0.0;
+  }
+  for (var r = tid; r < BR; r += WG) {
+    let t = r0 + r;
+    var l = 0.0;
+    var dl = 0.0;
+    if (t < T) {
+      l = fq_lse[bh * T + t];
+      dl = fq_delta[bh * T + t];
+    }
+    rm[r] = l;
+    rl[r] = dl;
+  }
+  let nkb = (min(r0 + BR, T) - 1u) / BC + 1u;
+  for (var kb = 0u; kb < nkb; kb++) {
+    let c0 = kb * BC;
+    for (var e = tid; e < BC * HS; e += WG) {
+      let t = c0 + e / HS;
+      var xk = 0.0;
+      var xv = 0.0;
+      if (t < T) {
+        let base = (b * T + t) * 3u * C + h * HS + e % HS;
+        xk = fq_qkv[base + C];
+        xv = fq_qkv[base + 2u * C];
+      }
+      tk[e] = xk;
+      tv[e] = xv;
+    }
+    workgroupBarrier();
+    for (var e = tid; e < BR * BC; e += WG) {
+      let r = e / BC;
+      let c = e % BC;
+      var ds = 0.0;
+      if (c0 + c <= r0 + r && r0 + r < T) {
+        var s = 0.0;
+        var dp = 0.0;
+        for (var i = 0u; i < HS; i++) {
+          s += tq[r * HS + i] * tk[c * HS + i];
+          dp += tq2[r * HS + i] * tv[c * HS + i];
+        }
+        let p = exp(s * scale() - rm[r]);
+        ds = p * (dp - rl[r]);
+      }
+      ts[e] = ds;
+    }
+    workgroupBarrier();
+    for (var e = tid; e < BR * HS; e += WG) {
+      let r = e / HS;
+      let i = e % HS;
+      var a = acc[e];
+      for (var c = 0u; c < BC; c++) { a += ts[r * BC + c] * tk[c * HS + i]; }
+      acc[e] = a;
+    }
+    workgroupBarrier();
+  }
+  for (var e = tid; e < BR * HS; e += WG) {
+    let t = r0 + e / HS;
+    if (t < T) {
+      let o = (b * T + t) * 3u * C + h * HS + e % HS;
+      fq_dqkv[o] += acc[e] * scale();
+    }
+  }
+}
+
+// dqkv, qkv are (B,T,3C); dout is (B,T,C); lse, delta are (B,NH,T). Grid
+// (ceil(T/BC), B*NH): one workgroup per key block; loops over the query blocks from
+// the diagonal to the end and adds dk = sum_t1 ds q_t1 / sqrt(HS), dv = sum_t1 p dout_t1.
+// Uses the same bindings as the dq kernel.
+@compute @workgroup_size(WG)
+fn attention_flash_backward_dkv(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) tid: u32) {
+  let bh = wid.y;
+  let b = bh / NH;
+  let h = bh % NH;
+  let c0 = wid.x * BC;
+  for (var e = tid; e < BC * HS; e += WG) {
+    let t = c0 + e / HS;
+    var xk = 0.0;
+    var xv = 0.0;
+    if (t < T) {
+      let base = (b * T + t) * 3u * C + h * HS + e % HS;
+      xk = fq_qkv[base + C];
+      xv = fq_qkv[base + 2u * C];
+    }
+    tk[e] = xk;
+    tv[e] = xv;
+    acc2[e] = 0.0;
+    acc3[e] = 0.0;
+  }
+  let nqb = (T + BR - 1u) / BR;
+  for (var qb = c0 / BR; qb < nqb; qb++) {
+    let r0 = qb * BR;
+    for (var e = tid; e < BR * HS; e += WG) {
+      let t = r0 + e / HS;
+      var xq = 0.0;
+      var xd = 0.0;
+      if (t < T) {
+        xq = fq_qkv[(b * T + t) * 3u * C + h * HS + e % HS];
+        xd = fq_dout[(b * T + t) * C + h * HS + e % HS];
+      }
+      tq[e] = xq;
+      tq2[e] = xd;
+    }
+    for (var r = tid; r < BR; r += WG) {
+      let t = r0 + r;
+      var l = 0.0;
+      var dl = 0.0;
+      if (t < T) {
+        l = fq_lse[bh * T + t];
+        dl = fq_delta[bh * T + t];
+      }
+      rm[r] = l;
+      rl[r] = dl;
+    }
+    workgroupBarrier();
+    for (var e = tid; e < BR * BC; e += WG) {
+      let r = e / BC;
+      let c = e % BC;
+      var p = 0.0;
+      var ds = 0.0;
+      if (c0 + c <= r0 + r && r0 + r < T) {
+        var s = 0.0;
+        var dp = 0.0;
+        for (var i = 0u; i < HS; i++) {
+          s += tq[r * HS + i] * tk[c * HS + i];
+          dp += tq2[r * HS + i] * tv[c * HS + i];
+        }
+        p = exp(s * scale() - rm[r]);
+        ds = p * (dp - rl[r]);
+      }
+      ts[e] = p;
+      ts2[e] = ds;
+    }
+    workgroupBarrier();
+    for (var e = tid; e < BC * HS; e += WG) {
+      let c = e / HS;
+      let i = e % HS;
+      var dk = acc2[e];
+      var dv = acc3[e];
+      for (var r = 0u; r < BR; r++) {
+        dk += ts2[r * BC + c] * tq[r * HS + i];
+        dv += ts[r * BC + c] * tq2[r * HS + i];
+      }
+      acc2[e] = dk;
+      acc3[e] = dv;
+    }
+    workgroupBarrier();
+  }
+  for (var e = tid; e < BC * HS; e += WG) {
+    let t = c0 + e / HS;
+    if (t < T) {
+      let o = (b * T + t) * 3u * C + h * HS + e % HS;
+      fq_dqkv[o + C] += acc2[e] * scale();
+      fq_dqkv[o + 2u * C] += acc3[e];
+    }
+  }
+}

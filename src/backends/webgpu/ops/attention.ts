@@ -1,0 +1,88 @@
+// Causal self-attention over qkv (B,T,3C) (shaders/attention.wgsl): the fused flash
+// path (default) and the multi-kernel path that materialises the (B,NH,T,T) matrix
+// like src/reference/attention.ts (kept selectable as a GPU-side oracle and for tests).
+//
+// Scratch (attentionScratch): `saved` is written by the forward pass and read by the
+// backward pass of the same layer, so the buffer plan needs one per layer; `temp` is
+// used only inside attentionBackward and can be shared by all layers.
+//   flash: saved = lse (B,NH,T) logsumexp per query row; temp = delta (B,NH,T)
+//   naive: saved = att (B,NH,T,T) probabilities;          temp = ds (B,NH,T,T)
+import type { Bind, Dispatch, PipelineCache } from '../kernel.ts';
+import { grid1d } from './grid.ts';
+
+export type AttentionImpl = 'flash' | 'naive';
+
+const WG = 64;
+const SHADER = 'attention';
+
+/** Bytes of the scratch buffers: `saved` (one per layer) and `temp` (backward only, shareable). */
+export function attentionScratch(B: number, T: number, C: number, NH: number, impl: AttentionImpl = 'flash'): Record<'saved' | 'temp', number> {
+  void C;
+  const n = impl === 'flash' ? B * NH * T : B * NH * T * T;
+  return { saved: n * 4, temp: n * 4 };
+}
+
+function checkShape(T: number, C: number, NH: number): number {
+  if (C % NH !== 0) throw new Error(`attention: C=${C} is not divisible by NH=${NH}`);
+  if (T < 1) throw new Error(`attention: T=${T} must be at least 1`);
+  return C / NH;
+}
+
+/** Workgroup-memory bytes the flash kernels need with square tiles of n rows (the dk/dv kernel is the largest). */
+function flashBytes(n: number, HS: number): number {
+  return 4 * (6 * n * HS + 2 * n * n + 3 * n) + 4 * WG;
+}
+
+/** The largest square tile (query and key rows per block) whose kernels fit the device's workgroup memory. */
+export function flashTile(k: PipelineCache, HS: number): number {
+  const limit = Math.min(k.device.limits.maxComputeWorkgroupStorageSize ?? 16384, 49152);
+  for (const n of [32, 16, 8, 4, 2, 1]) if (flashBytes(n, HS) <= limit) return n;
+  throw new Error(`attention: head size ${HS} needs more workgroup memory than the device has (${limit} bytes)`);
+}
+
+function constants(B: number, T: number, C: number, NH: number, extra: Record<string, number> = {}): Record<string, number> {
+  return { B, T, C, NH, HS: C / NH, WG, ...extra };
+}
+
+// out is (B,T,C); qkv is (B,T,3C); saved is lse (B,NH,T) for flash, att (B,NH,T,T) for naive.
+// out[b,t,h] = softmax over t2 <= t of (q_t . k_t2 / sqrt(HS)) applied to v_t2.
+export function attentionForward(
+  k: PipelineCache, out: Bind, qkv: Bind, saved: Bind, B: number, T: number, C: number, NH: number, impl: AttentionImpl = 'flash',
+): Dispatch[] {
+  const HS = checkShape(T, C, NH);
+  if (impl === 'flash') {
+    const n = flashTile(k, HS);
+    const c = constants(B, T, C, NH, { BR: n, BC: n });
+    return [k.dispatch('attention_flash_forward', { shader: SHADER, entry: 'attention_flash_forward', constants: c }, [out, saved, qkv], [Math.ceil(T / n), B * NH])];
+  }
+  const c = constants(B, T, C, NH);
+  return [
+    k.dispatch('attention_softmax_forward', { shader: SHADER, entry: 'attention_softmax_forward', constants: c }, [saved, qkv], [T, B * NH]),
+    k.dispatch('attention_value_forward', { shader: SHADER, entry: 'attention_value_forward', constants: c }, [out, saved, qkv], grid1d(B * T * C, WG)),
+  ];
+}
+
+// dqkv and qkv are (B,T,3C); dout and out (the forward's output) are (B,T,C); saved as the
+// forward wrote it; temp is attentionScratch().temp bytes. Accumulates (+=) into dqkv.
+export function attentionBackward(
+  k: PipelineCache, dqkv: Bind, dout: Bind, qkv: Bind, out: Bind, saved: Bind, temp: Bind,
+  B: number, T: number, C: number, NH: number, impl: AttentionImpl = 'flash',
+): Dispatch[] {
+  const HS = checkShape(T, C, NH);
+  if (impl === 'flash') {
+    const n = flashTile(k, HS);
+    const c = constants(B, T, C, NH, { BR: n, BC: n });
+    const grid: [number, number] = [Math.ceil(T / n), B * NH];
+    const bufs = [dqkv, dout, qkv, saved, temp];
+    return [
+      k.dispatch('attention_flash_delta', { shader: SHADER, entry: 'attention_flash_delta', constants: constants(B, T, C, NH) }, [temp, out, dout], grid1d(B * NH * T, WG)),
+      k.dispatch('attention_flash_backward_dq', { shader: SHADER, entry: 'attention_flash_backward_dq', constants: c }, bufs, grid),
+      k.dispatch('attention_flash_backward_dkv', { shader: SHADER, entry: 'attention_flash_backward_dkv', constants: c }, bufs, grid),
+    ];
+  }
+  const c = constants(B, T, C, NH);
+  return [
+    k.dispatch('attention_softmax_backward', { shader: SHADER, entry: 'attention_softmax_backward', constants: c }, [temp, saved, dout, qkv], [T, B * NH]),
+    k.dispatch('attention_qkv_backward', { shader: SHADER, entry: 'attention_qkv_backward', constants: c }, [dqkv, temp, saved, dout, qkv], grid1d(B * T * C, WG)),
+  ];
+}

@@ -1,0 +1,39 @@
+// Moving test tensors to and from the GPU, and running a list of dispatches: the one
+// way every GPU kernel test uploads inputs and reads results.
+import { readBuffer, recordPass, storageBuffer, type Dispatch } from '../../src/backends/webgpu/kernel.ts';
+import { Rng } from '../../src/core/rng.ts';
+
+/** A storage buffer holding `data` (or `n` zero floats when given a number). */
+export function upload(device: GPUDevice, data: Float32Array | Int32Array | Uint32Array | number, label = 'tensor'): GPUBuffer {
+  if (typeof data === 'number') return storageBuffer(device, label, data * 4, new Float32Array(data));
+  return storageBuffer(device, label, data.byteLength, data);
+}
+
+/** Reads `n` floats back (starting `offsetFloats` into the buffer). */
+export async function download(device: GPUDevice, buf: GPUBuffer, n: number, offsetFloats = 0): Promise<Float32Array<ArrayBuffer>> {
+  return new Float32Array(await readBuffer(device, buf, n * 4, offsetFloats * 4));
+}
+
+/** Records the dispatches into one compute pass, submits, and waits for the queue. */
+export async function runDispatches(device: GPUDevice, dispatches: readonly Dispatch[]): Promise<void> {
+  const enc = device.createCommandEncoder();
+  recordPass(enc, dispatches, 'test');
+  device.queue.submit([enc.finish()]);
+  await device.queue.onSubmittedWorkDone();
+}
+
+/** `n` seeded values uniform in [-scale, scale). */
+export function randomFloats(n: number, seed: number, scale = 1): Float32Array<ArrayBuffer> {
+  const rng = new Rng(seed);
+  const out = new Float32Array(n);
+  for (let i = 0; i < n; i++) out[i] = (rng.next() * 2 - 1) * scale;
+  return out;
+}
+
+/** `n` seeded integers in [0, max). */
+export function randomInts(n: number, seed: number, max: number): Int32Array<ArrayBuffer> {
+  const rng = new Rng(seed);
+  const out = new Int32Array(n);
+  for (let i = 0; i < n; i++) out[i] = rng.int(max);
+  return out;
+}
