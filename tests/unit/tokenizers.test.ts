@@ -93,6 +93,8 @@ describe('char tokenizer', () => {
 
   it.each(Object.entries(SAMPLES))('round-trips %s text', (_, text) => roundTrips(tok, text));
 
+  it('round-trips its whole training text', () => roundTrips(tok, corpus));
+
   it('has one token per code point, sorted by code point', () => {
     const t = CharTokenizer.fromText('b😀a\uFF01a');
     expect(t.vocabSize).toBe(4);
@@ -130,6 +132,8 @@ describe('bpe tokenizer', () => {
   const tok = trainBpe(corpus, 1024);
 
   it.each(Object.entries(SAMPLES))('round-trips %s text', (_, text) => roundTrips(tok, text));
+
+  it('round-trips its whole training text', () => roundTrips(tok, corpus));
 
   it('round-trips text it was not trained on', () => {
     roundTrips(trainBpe('aaa bbb', 300), SAMPLES.emoji + SAMPLES.cjk);
