@@ -1,0 +1,158 @@
+import { execFileSync } from 'node:child_process';
+import { describe, expect, it } from 'vitest';
+import { KilnError } from '../../src/core/errors.ts';
+import { findPreset, PRESETS } from '../../src/core/presets.ts';
+import type { RunSpec } from '../../src/core/run-spec.ts';
+import { cliCommand, decodeShareLink, encodeShareLink, shellQuote } from '../../src/core/share-link.ts';
+
+function specFor(preset: string, fields: Record<string, unknown> = {}, rest: Partial<RunSpec> = {}): RunSpec {
+  return { preset, config: { ...findPreset(preset)!.config, ...fields }, data: null, ...rest };
+}
+
+function expectUsageError(input: string, match: RegExp): KilnError {
+  let caught: unknown;
+  try {
+    decodeShareLink(input);
+  } catch (e) {
+    caught = e;
+  }
+  expect(caught, `expected ${JSON.stringify(input.slice(0, 80))} to be refused`).toBeInstanceOf(KilnError);
+  const e = caught as KilnError;
+  expect(e.code).toBe('usage');
+  expect(e.message).toMatch(match);
+  expect(e.message.length).toBeLessThan(400);
+  expect(e.message).not.toContain('\n');
+  expect(e.hint.length).toBeGreaterThan(0);
+  return e;
+}
+
+describe('encodeShareLink', () => {
+  it('writes the readable form of DESIGN.md', () => {
+    const spec = specFor('names', { nEmbd: 128, lr: 0.0003, seed: 7 }, { data: { kind: 'bundled', id: 'names' } });
+    expect(encodeShareLink(spec)).toBe('v=1&preset=names&nEmbd=128&lr=0.0003&seed=7&data=names');
+  });
+
+  it('writes only the version and preset for an unchanged preset', () => {
+    for (const p of PRESETS) expect(encodeShareLink(specFor(p.name))).toBe(`v=1&preset=${p.name}`);
+  });
+
+  it('escapes a file name and writes results', () => {
+    const spec = specFor('tiny', {}, {
+      data: { kind: 'file', name: 'my notes & #1.txt', bytes: 1234, sha256: 'ab'.repeat(32) },
+      results: { trainLoss: 1.25, valLoss: 1.5, steps: 50, device: 'NVIDIA H200' },
+    });
+    expect(encodeShareLink(spec)).toBe(
+      `v=1&preset=tiny&file=my%20notes%20%26%20%231.txt&bytes=1234&sha256=${'ab'.repeat(32)}&r.train=1.25&r.val=1.5&r.steps=50&r.device=NVIDIA%20H200`,
+    );
+  });
+});
+
+describe('share link round trip', () => {
+  it.each(PRESETS.map((p) => p.name))('preset %s unchanged', (name) => {
+    const spec = specFor(name, {}, { data: { kind: 'bundled', id: 'moby-dick' } });
+    expect(decodeShareLink(encodeShareLink(spec))).toEqual(spec);
+  });
+
+  it.each(PRESETS.map((p) => p.name))('preset %s with fields changed, exact numbers and a file dataset', (name) => {
+    const spec = specFor(name, {
+      nLayer: 3, nHead: 2, nEmbd: 96, lr: 0.1 + 0.2, minLr: 1e-7, eps: 1.2345678901234567e-9, beta2: 0.987654321,
+      seed: 4294967295, sampleEvery: 10, tokenizer: 'bpe', bpeVocab: 1000, vocabSize: 0, valFraction: 1 / 3,
+    }, {
+      data: { kind: 'file', name: "Shakespeare's sonnets (v2).txt", bytes: 98765, sha256: '0123456789abcdef'.repeat(4) },
+      results: { trainLoss: 1.2345678, valLoss: 1.4, steps: 1000, device: 'Apple M2 / WebGPU' },
+    });
+    const link = encodeShareLink(spec);
+    const back = decodeShareLink(link);
+    expect(back).toEqual(spec);
+    expect(back.config.lr).toBe(0.1 + 0.2); // 0.30000000000000004: every bit survives
+    expect(back.config.valFraction).toBe(1 / 3);
+  });
+
+  it('accepts a full URL, a #fragment and a bare fragment', () => {
+    const spec = specFor('names', { lr: 0.003 }, { data: { kind: 'bundled', id: 'names' } });
+    const frag = encodeShareLink(spec);
+    expect(decodeShareLink(`https://kiln.example/lab/?x=1#${frag}`)).toEqual(spec);
+    expect(decodeShareLink(`#${frag}`)).toEqual(spec);
+    expect(decodeShareLink(`  ${frag}&  `)).toEqual(spec);
+  });
+
+  it('accepts fields in any order, booleans and exponents', () => {
+    const spec = decodeShareLink('seed=7&preset=tiny&lr=3e-3&bias=true&v=1&gradClip=1E+1');
+    expect(spec.config.seed).toBe(7);
+    expect(spec.config.lr).toBe(0.003);
+    expect(spec.config.gradClip).toBe(10);
+    expect(spec.data).toBeNull();
+    expect(spec.results).toBeUndefined();
+  });
+});
+
+describe('malformed links', () => {
+  const ok = 'v=1&preset=tiny';
+  const cases: Array<[string, string, RegExp]> = [
+    ['garbage', 'hello world', /"hello world" is not of the form key=value/],
+    ['a broken escape', 'v=1&preset=tiny&lr=%E0%A4%A', /lr=%E0%A4%A" has a broken %-escape/],
+    ['symbol soup', '%%%&&=', /"%%%" is not of the form key=value/],
+    ['empty', '', /empty/],
+    ['a URL without a fragment', 'https://kiln.example/lab', /nothing follows a "#"/],
+    ['no version', 'preset=tiny', /no version \(v=1\)/],
+    ['a newer version', 'v=2&preset=tiny', /version "2", and this Kiln reads version 1/],
+    ['no preset', 'v=1', /names no preset .*tiny, names, char-shakespeare/],
+    ['an unknown preset', 'v=1&preset=gpt5', /preset "gpt5" is unknown: Kiln has tiny, names, char-shakespeare, bpe-small, gpt2-124m/],
+    ['an unknown field', `${ok}&learningRate=0.1`, /unknown setting "learningRate"/],
+    ['an out-of-range value', `${ok}&nLayer=1000`, /nLayer 1000 is out of range: use 1 to 96/],
+    ['NaN', `${ok}&lr=NaN`, /lr must be a number, not "NaN"/],
+    ['Infinity', `${ok}&lr=Infinity`, /lr must be a number/],
+    ['a hex number', `${ok}&seed=0x10`, /seed must be a number/],
+    ['a fraction for an integer', `${ok}&nLayer=2.5`, /nLayer must be a whole number/],
+    ['a bad boolean', `${ok}&bias=yes`, /bias must be true or false/],
+    ['a bad enum', `${ok}&tokenizer=word`, /tokenizer must be one of char, bpe, gpt2/],
+    ['nEmbd not divisible by nHead', `${ok}&nEmbd=100&nHead=3`, /nEmbd 100 is not divisible by nHead 3: choose nHead/],
+    ['minLr above lr', `${ok}&lr=0.001&minLr=0.01`, /minLr 0.01 is above lr 0.001/],
+    ['a duplicate field', `${ok}&lr=0.1&lr=0.2`, /sets lr twice/],
+    ['an absurd length', `${ok}&data=${'x'.repeat(5000)}`, /is 5\d{3} characters long; Kiln links are at most 4096/],
+    ['a long value', `${ok}&r.device=${'x'.repeat(300)}`, /r\.device is 300 characters long \(at most 256\)/],
+    ['a bad dataset id', `${ok}&data=../etc/passwd`, /dataset id "..\/etc\/passwd" is not a dataset name/],
+    ['data and file', `${ok}&data=names&file=a.txt&bytes=1&sha256=${'a'.repeat(64)}`, /both a bundled dataset/],
+    ['a file without a hash', `${ok}&file=a.txt&bytes=10`, /sha256=<64 hex digits>/],
+    ['a file with a bad size', `${ok}&file=a.txt&bytes=-1&sha256=${'a'.repeat(64)}`, /bytes=<size in bytes>, not "-1"/],
+    ['a file name with control characters', `${ok}&file=a%0Ab&bytes=1&sha256=${'a'.repeat(64)}`, /is not a file name/],
+    ['bytes without a file', `${ok}&bytes=3`, /no file=/],
+    ['a negative loss', `${ok}&r.train=-1`, /r\.train must be a loss/],
+    ['a NaN loss', `${ok}&r.val=NaN`, /r\.val must be a loss/],
+    ['fractional steps', `${ok}&r.steps=1.5`, /r\.steps must be a whole number/],
+    ['an unknown result', `${ok}&r.mfu=0.4`, /unknown setting "r\.mfu"/],
+    ['a prototype key', `${ok}&__proto__=1`, /unknown setting "__proto__"/],
+  ];
+  it.each(cases)('%s', (_, input, match) => {
+    expectUsageError(input, match);
+  });
+
+  it('refuses dropout above the implemented 0 with a readable range', () => {
+    expectUsageError(`v=1&preset=tiny&dropout=0.1`, /dropout 0.1 is out of range: use 0/);
+  });
+});
+
+describe('cliCommand', () => {
+  /** What a POSIX shell makes of the command line: its words, one per line. */
+  function shellWords(cmd: string): string[] {
+    const out = execFileSync('sh', ['-c', `set -- ${cmd}; for a in "$@"; do printf '%s\\0' "$a"; done`], { encoding: 'utf8' });
+    return out.split('\0').slice(0, -1);
+  }
+
+  it('quotes the link so that the shell passes it through unchanged', () => {
+    const spec = specFor('names', { lr: 0.003 }, { data: { kind: 'bundled', id: 'names' } });
+    const link = `https://kiln.example/#${encodeShareLink(spec)}`;
+    const cmd = cliCommand(spec, link);
+    expect(cmd).toBe(`kiln train --link '${link}'`);
+    expect(shellWords(cmd)).toEqual(['kiln', 'train', '--link', link]);
+  });
+
+  it('passes a user file with --data and survives quotes, $ and backticks', () => {
+    const name = "it's $HOME `id` \"x\".txt";
+    const spec = specFor('tiny', {}, { data: { kind: 'file', name, bytes: 5, sha256: 'f'.repeat(64) } });
+    const link = `https://kiln.example/#${encodeShareLink(spec)}&x='$(id)'`;
+    const cmd = cliCommand(spec, link);
+    expect(shellWords(cmd)).toEqual(['kiln', 'train', '--link', link, '--data', name]);
+    expect(shellQuote("a'b")).toBe(`'a'\\''b'`);
+  });
+});
