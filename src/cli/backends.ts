@@ -1,0 +1,32 @@
+// Backend by name for the CLI. GPU backends load lazily so `--backend cpu` never
+// touches Dawn or a native addon.
+import type { Backend } from '../backends/backend.ts';
+import { CpuBackend } from '../backends/cpu.ts';
+import { KilnError } from '../core/errors.ts';
+
+export const BACKEND_NAMES = ['cpu', 'webgpu', 'cuda'] as const;
+export type BackendName = (typeof BACKEND_NAMES)[number];
+
+export function parseBackendName(s: string | undefined): BackendName {
+  const name = s ?? 'cpu';
+  if (!(BACKEND_NAMES as readonly string[]).includes(name))
+    throw new KilnError('usage', `unknown backend "${name}"`, `use one of: ${BACKEND_NAMES.join(', ')}`);
+  return name as BackendName;
+}
+
+export async function createBackend(name: BackendName): Promise<Backend> {
+  switch (name) {
+    case 'cpu':
+      return new CpuBackend();
+    case 'webgpu': {
+      const mod = await import('../backends/webgpu/backend.ts');
+      return mod.WebGpuBackend.create();
+    }
+    case 'cuda':
+      throw new KilnError(
+        'device',
+        'the CUDA backend is not available in this build of Kiln yet',
+        'use --backend webgpu (your GPU through Dawn/Vulkan) or --backend cpu',
+      );
+  }
+}

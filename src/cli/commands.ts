@@ -1,0 +1,146 @@
+// `kiln eval`, `sample`, `export`, `import`: each reads a checkpoint (or an HF folder),
+// does one thing and prints its result; numbers go to stdout as JSON.
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { encodeCheckpoint, decodeCheckpoint, type CheckpointData } from '../core/checkpoint.ts';
+import { DEFAULT_CONFIG, parseField, validate, type RunConfig } from '../core/config.ts';
+import { KilnError } from '../core/errors.ts';
+import { exportHF, importHF, KILN_TOKENIZER_FILE } from '../core/hf.ts';
+import { Rng } from '../core/rng.ts';
+import { splitTokens } from '../core/data.ts';
+import { tokenizerFromJSON } from '../core/tokenizers/index.ts';
+import { generate, startTokens } from '../train/generate.ts';
+import { evaluate } from '../train/trainer.ts';
+import { createBackend, parseBackendName } from './backends.ts';
+import { writeFileAtomic } from './files.ts';
+import { readDataFile } from './train-command.ts';
+
+function readBytes(path: string | undefined, what: string, flag: string): Uint8Array {
+  if (!path) throw new KilnError('usage', `no ${what} given`, `add ${flag} FILE`);
+  try {
+    const b = readFileSync(path);
+    return new Uint8Array(b.buffer, b.byteOffset, b.length);
+  } catch (e) {
+    const err = e as NodeJS.ErrnoException;
+    throw new KilnError('checkpoint', `cannot read ${path}: ${err.code === 'ENOENT' ? 'no such file' : err.message}`, `check the path given to ${flag}`);
+  }
+}
+
+export async function readCheckpointFile(path: string | undefined): Promise<CheckpointData> {
+  return decodeCheckpoint(readBytes(path, 'checkpoint', '--checkpoint'));
+}
+
+function num(flag: string, text: string | undefined, fallback: number, min: number, max: number, integer = false): number {
+  if (text === undefined) return fallback;
+  const v = Number(text);
+  if (!Number.isFinite(v) || v < min || v > max || (integer && !Number.isInteger(v)))
+    throw new KilnError('usage', `${flag} ${text} is not valid`, `use ${integer ? 'a whole number' : 'a number'} from ${min} to ${max}`);
+  return v;
+}
+
+export async function evalCommand(flags: { checkpoint?: string; data?: string; backend?: string }): Promise<number> {
+  const ckpt = await readCheckpointFile(flags.checkpoint);
+  const { text } = readDataFile(flags.data);
+  const tokenizer = await tokenizerFromJSON(ckpt.tokenizer);
+  const split = splitTokens(tokenizer.encode(text), ckpt.config.valFraction, ckpt.config.blockSize);
+  const backend = await createBackend(parseBackendName(flags.backend));
+  try {
+    await backend.load(ckpt.model, { params: ckpt.state.params, m: null, v: null, step: ckpt.step });
+    const loss = await evaluate(backend, split.val, ckpt.config);
+    process.stdout.write(JSON.stringify({ loss, step: ckpt.step, val_tokens: split.val.length }) + '\n');
+    return 0;
+  } finally {
+    backend.dispose();
+  }
+}
+
+export interface SampleFlags {
+  checkpoint?: string;
+  prompt?: string;
+  tokens?: string;
+  temperature?: string;
+  'top-k'?: string;
+  'top-p'?: string;
+  seed?: string;
+  backend?: string;
+}
+
+export async function sampleCommand(flags: SampleFlags): Promise<number> {
+  const ckpt = await readCheckpointFile(flags.checkpoint);
+  const tokenizer = await tokenizerFromJSON(ckpt.tokenizer);
+  const n = num('--tokens', flags.tokens, 200, 1, 100_000, true);
+  const opts = {
+    temperature: num('--temperature', flags.temperature, 0.8, 0, 100),
+    topK: num('--top-k', flags['top-k'], 0, 0, ckpt.model.vocabSize, true),
+    topP: num('--top-p', flags['top-p'], 1, 0.0001, 1),
+  };
+  const seed = num('--seed', flags.seed, ckpt.config.seed, 0, 4294967295, true);
+  const prompt = flags.prompt ? tokenizer.encode(flags.prompt) : startTokens(tokenizer);
+  const backend = await createBackend(parseBackendName(flags.backend));
+  try {
+    await backend.load(ckpt.model, { params: ckpt.state.params, m: null, v: null, step: ckpt.step });
+    if (flags.prompt) process.stdout.write(flags.prompt);
+    const ids: number[] = [];
+    let printed = '';
+    await generate(backend, prompt, {
+      ...opts, maxNewTokens: n, blockSize: ckpt.model.blockSize, vocab: tokenizer.vocabSize,
+      onToken(id) {
+        // Decode the whole tail each time: a BPE token can end mid-character.
+        ids.push(id);
+        const text = tokenizer.decode(ids);
+        const safe = text.endsWith('\uFFFD') ? text.slice(0, -1) : text;
+        process.stdout.write(safe.slice(printed.length));
+        printed = safe;
+      },
+    }, Rng.derive(seed, 'sample'));
+    process.stdout.write(tokenizer.decode(ids).slice(printed.length) + '\n');
+    return 0;
+  } finally {
+    backend.dispose();
+  }
+}
+
+export async function exportCommand(flags: { checkpoint?: string; hf?: string }): Promise<number> {
+  const ckpt = await readCheckpointFile(flags.checkpoint);
+  if (!flags.hf) throw new KilnError('usage', 'no output folder given', 'add --hf DIR');
+  const files = exportHF(ckpt.model, ckpt.state.params, ckpt.tokenizer);
+  mkdirSync(flags.hf, { recursive: true });
+  writeFileAtomic(join(flags.hf, 'model.safetensors'), files.modelSafetensors);
+  writeFileAtomic(join(flags.hf, 'config.json'), files.configJson);
+  for (const [name, content] of Object.entries(files.extraFiles)) writeFileAtomic(join(flags.hf, name), content);
+  process.stdout.write(JSON.stringify({ out: flags.hf, files: ['model.safetensors', 'config.json', ...Object.keys(files.extraFiles)] }) + '\n');
+  return 0;
+}
+
+export async function importCommand(flags: { hf?: string; out?: string; set?: string[] }): Promise<number> {
+  if (!flags.hf) throw new KilnError('usage', 'no folder given', 'add --hf DIR (a folder with model.safetensors and config.json)');
+  if (!flags.out) throw new KilnError('usage', 'no output file given', 'add --out FILE.safetensors');
+  if (existsSync(flags.out)) throw new KilnError('usage', `${flags.out} already exists`, 'choose another --out; Kiln never overwrites a checkpoint');
+  const modelSafetensors = readBytes(join(flags.hf, 'model.safetensors'), 'model.safetensors', '--hf');
+  let configJson: string;
+  try {
+    configJson = readFileSync(join(flags.hf, 'config.json'), 'utf8');
+  } catch {
+    throw new KilnError('checkpoint', `${flags.hf} has no config.json`, 'give a folder written by `kiln export --hf` or a Hugging Face GPT-2 model folder');
+  }
+  const tokPath = join(flags.hf, KILN_TOKENIZER_FILE);
+  const kilnTokenizer = existsSync(tokPath) ? readFileSync(tokPath, 'utf8') : undefined;
+  const { model, params, tokenizer } = importHF({ modelSafetensors, configJson, kilnTokenizer });
+  const config: RunConfig = {
+    ...DEFAULT_CONFIG,
+    nLayer: model.nLayer, nHead: model.nHead, nEmbd: model.nEmbd, blockSize: model.blockSize,
+    vocabSize: model.vocabSize, tokenizer: tokenizer.kind,
+  };
+  for (const kv of flags.set ?? []) {
+    const eq = kv.indexOf('=');
+    const parsed = eq > 0 ? parseField(kv.slice(0, eq), kv.slice(eq + 1)) : { error: 'expected key=value' };
+    if ('error' in parsed) throw new KilnError('usage', `--set ${kv}: ${parsed.error}`, 'e.g. --set lr=0.0003');
+    (config as unknown as Record<string, unknown>)[kv.slice(0, eq)] = parsed.value;
+  }
+  const issues = validate(config);
+  if (issues.length) throw new KilnError('config', `the imported model gives an invalid config: ${issues.map((i) => i.message).join('; ')}`, 'check config.json');
+  const bytes = await encodeCheckpoint({ config, model, tokenizer, step: 0, rng: '{}', state: { params, m: null, v: null, step: 0 } });
+  writeFileAtomic(flags.out, bytes);
+  process.stdout.write(JSON.stringify({ out: flags.out, params: params.length }) + '\n');
+  return 0;
+}

@@ -1,0 +1,67 @@
+// File sinks for the CLI: atomic writes (temporary file, fsync, rename) so that a
+// crash, a full disk or Ctrl-C mid-write never leaves a half-written checkpoint in
+// place of a good one, and the metrics log.
+import { closeSync, existsSync, fsyncSync, openSync, readFileSync, renameSync, rmSync, writeSync, writeFileSync } from 'node:fs';
+import { dirname, basename, join } from 'node:path';
+import { KilnError } from '../core/errors.ts';
+
+export function writeFileAtomic(path: string, data: Uint8Array | string): void {
+  const tmp = join(dirname(path), `.${basename(path)}.${process.pid}.tmp`);
+  const bytes = typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
+  let fd = -1;
+  try {
+    fd = openSync(tmp, 'w');
+    let off = 0;
+    while (off < bytes.length) off += writeSync(fd, bytes, off, bytes.length - off);
+    fsyncSync(fd);
+    closeSync(fd);
+    fd = -1;
+    renameSync(tmp, path);
+  } catch (e) {
+    if (fd >= 0) closeSync(fd);
+    rmSync(tmp, { force: true });
+    const err = e as NodeJS.ErrnoException;
+    const full = err.code === 'ENOSPC' || err.code === 'EDQUOT';
+    throw new KilnError(
+      'storage',
+      `could not write ${path}: ${full ? 'the disk is full' : err.message}`,
+      full ? 'free some space and resume with --resume (the previous checkpoint is intact)' : 'check the folder exists and is writable',
+    );
+  }
+  // Make the rename itself durable.
+  try {
+    const dfd = openSync(dirname(path), 'r');
+    fsyncSync(dfd);
+    closeSync(dfd);
+  } catch {
+    // Some file systems refuse fsync on directories; the data itself is synced.
+  }
+}
+
+/** Appends JSON lines; on resume, drops lines past the checkpoint's step so the curve continues cleanly. */
+export class MetricsLog {
+  constructor(private readonly path: string) {}
+
+  truncateAfter(step: number): void {
+    if (!existsSync(this.path)) return;
+    const kept = readFileSync(this.path, 'utf8')
+      .split('\n')
+      .filter((l) => {
+        if (!l.trim()) return false;
+        try {
+          return (JSON.parse(l) as { step?: number }).step! <= step;
+        } catch {
+          return false;
+        }
+      });
+    writeFileAtomic(this.path, kept.length ? kept.join('\n') + '\n' : '');
+  }
+
+  reset(): void {
+    writeFileSync(this.path, '');
+  }
+
+  append(obj: object): void {
+    writeFileSync(this.path, JSON.stringify(obj) + '\n', { flag: 'a' });
+  }
+}

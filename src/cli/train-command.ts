@@ -1,0 +1,162 @@
+// `kiln train`: config + data -> trainer -> files (metrics.jsonl, checkpoint.safetensors,
+// best.safetensors) and the terminal. Saves on Ctrl-C; --resume continues the same
+// curve (same parameters, optimizer moments, data order and schedule).
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { basename, join } from 'node:path';
+import type { Backend } from '../backends/backend.ts';
+import { KilnError } from '../core/errors.ts';
+import { formatBytes, memoryEstimate, modelSpec } from '../core/model-spec.ts';
+import { Rng } from '../core/rng.ts';
+import type { DatasetRef, RunSpec } from '../core/run-spec.ts';
+import { decodeText } from '../core/text.ts';
+import { checkpointBytes, readResumePoint, type ResumePoint, type RunIdentity } from '../train/checkpointing.ts';
+import { generate, startTokens } from '../train/generate.ts';
+import { initialState, prepareData } from '../train/prepare.ts';
+import { train } from '../train/trainer.ts';
+import { createBackend, parseBackendName } from './backends.ts';
+import { resolveRunSpec, type ConfigFlags } from './config-source.ts';
+import { MetricsLog, writeFileAtomic } from './files.ts';
+import { Progress } from './progress.ts';
+
+export interface TrainFlags extends ConfigFlags {
+  data?: string;
+  backend?: string;
+  out?: string;
+  resume?: boolean;
+}
+
+export function readDataFile(path: string | undefined): { text: string; ref: DatasetRef } {
+  if (!path) throw new KilnError('usage', 'no training data given', 'add --data FILE (a UTF-8 text file)');
+  let bytes: Buffer;
+  try {
+    bytes = readFileSync(path);
+  } catch (e) {
+    const err = e as NodeJS.ErrnoException;
+    throw new KilnError('data', `cannot read ${path}: ${err.code === 'ENOENT' ? 'no such file' : err.code === 'EISDIR' ? 'it is a folder' : err.message}`,
+      'check the path given to --data');
+  }
+  const text = decodeText(new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.length), path);
+  const sha256 = createHash('sha256').update(bytes).digest('hex');
+  return { text, ref: { kind: 'file', name: basename(path), bytes: bytes.length, sha256 } };
+}
+
+function loadResume(path: string): Promise<ResumePoint> {
+  let bytes: Buffer;
+  try {
+    bytes = readFileSync(path);
+  } catch (e) {
+    throw new KilnError('checkpoint', `cannot read ${path}: ${(e as Error).message}`, 'check the --out folder');
+  }
+  return readResumePoint(new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.length));
+}
+
+export async function trainCommand(flags: TrainFlags): Promise<number> {
+  const backendName = parseBackendName(flags.backend);
+  if (!flags.out) throw new KilnError('usage', 'no output folder given', 'add --out DIR (checkpoints and metrics go there)');
+  const out = flags.out;
+  const ckptPath = join(out, 'checkpoint.safetensors');
+  const bestPath = join(out, 'best.safetensors');
+  const metrics = new MetricsLog(join(out, 'metrics.jsonl'));
+
+  let spec: RunSpec;
+  let resume: ResumePoint | null = null;
+  if (flags.resume) {
+    if (!existsSync(ckptPath)) throw new KilnError('usage', `nothing to resume: ${ckptPath} does not exist`, 'start the run without --resume');
+    resume = await loadResume(ckptPath);
+    const saved = resume.checkpoint.config;
+    // The checkpoint's config wins (it is what was trained); only how far to go may change.
+    spec = { preset: flags.preset ?? 'tiny', config: { ...saved }, data: resume.dataset };
+    if (flags.steps !== undefined) spec.config.steps = resolveRunSpec({ preset: 'tiny', steps: flags.steps }).config.steps;
+  } else {
+    if (existsSync(ckptPath))
+      throw new KilnError('usage', `${out} already holds a run (checkpoint.safetensors)`, 'add --resume to continue it, or choose another --out');
+    spec = resolveRunSpec(flags);
+  }
+  const config = spec.config;
+  const { text, ref } = readDataFile(flags.data);
+  const made = spec.data;
+  if (made?.kind === 'file' && made.sha256 !== ref.sha256) {
+    process.stderr.write(`warning: ${flags.data} differs from the data this run was made with (${made.name}, ${made.bytes} bytes)\n`);
+  }
+
+  const prepared = await prepareData(config, text, resume?.checkpoint.tokenizer);
+  const { tokenizer, model, split } = prepared;
+  const mem = memoryEstimate(model, config.batchSize);
+  const nParams = modelSpec(model).numParams;
+  const progress = new Progress(config.steps, resume?.checkpoint.step ?? 0);
+  progress.message(
+    `kiln: ${nParams.toLocaleString('en-US')} parameters, vocab ${model.vocabSize} (${tokenizer.kind}), ` +
+      `${split.train.length.toLocaleString('en-US')} train / ${split.val.length.toLocaleString('en-US')} val tokens, ` +
+      `~${formatBytes(mem.total)} to train on ${backendName}`,
+  );
+
+  const backend: Backend = await createBackend(backendName);
+  const startStep = resume?.checkpoint.step ?? 0;
+  try {
+    await backend.load(model, resume ? resume.checkpoint.state : initialState(model, config.seed));
+    mkdirSync(out, { recursive: true });
+    if (resume) metrics.truncateAfter(startStep);
+    else metrics.reset();
+    if (startStep >= config.steps) {
+      progress.message(`kiln: already at step ${startStep} of ${config.steps}; raise --steps to train further`);
+      return 0;
+    }
+
+    const run: RunIdentity = { config, model, tokenizer: tokenizer.toJSON(), dataset: ref };
+    const controller = new AbortController();
+    let interrupts = 0;
+    const onSigint = () => {
+      interrupts++;
+      if (interrupts > 1) process.exit(130);
+      progress.message('kiln: stopping after this step and saving (Ctrl-C again to quit without saving)');
+      controller.abort();
+    };
+    process.on('SIGINT', onSigint);
+    const runStart = performance.now() / 1000;
+    try {
+      const result = await train({
+        config,
+        model,
+        backend,
+        split,
+        startStep,
+        stopAt: config.steps,
+        samplerState: resume?.samplerState ?? undefined,
+        elapsedS: resume?.elapsedS,
+        bestValLoss: resume?.bestValLoss,
+        signal: controller.signal,
+        events: {
+          onMetrics(m) {
+            metrics.append(m);
+            progress.update(m, performance.now() / 1000 - runStart);
+          },
+          async onSample(step) {
+            const rng = Rng.derive(config.seed ^ step, 'sample');
+            const ids = await generate(backend, startTokens(tokenizer), {
+              maxNewTokens: 100, blockSize: config.blockSize, vocab: tokenizer.vocabSize, temperature: 0.8, topK: 0, topP: 1,
+            }, rng);
+            progress.message(`--- sample at step ${step} ---\n${tokenizer.decode(ids)}\n---`);
+          },
+          async onCheckpoint(snap) {
+            const bytes = await checkpointBytes(backend, run, snap);
+            writeFileAtomic(snap.reason === 'best' ? bestPath : ckptPath, bytes);
+          },
+        },
+      });
+      progress.end();
+      const summary = { step: result.step, loss: result.lastLoss, val_loss: result.lastValLoss, best_val_loss: result.bestValLoss, out };
+      if (result.stopped) {
+        progress.message(`kiln: stopped at step ${result.step}; saved ${ckptPath}. Continue with the same command and --resume.`);
+        process.stdout.write(JSON.stringify({ ...summary, stopped: true }) + '\n');
+        return 130;
+      }
+      process.stdout.write(JSON.stringify(summary) + '\n');
+      return 0;
+    } finally {
+      process.off('SIGINT', onSigint);
+    }
+  } finally {
+    backend.dispose();
+  }
+}

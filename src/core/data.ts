@@ -1,0 +1,78 @@
+// Token ids split into train and validation, a seeded sampler of training batches
+// whose state a checkpoint stores (so a resumed run sees the same batches), and the
+// fixed validation batches every evaluation uses (so eval numbers are comparable
+// across steps, runs and the `kiln eval` command).
+import type { Batch } from '../backends/backend.ts';
+import { KilnError } from './errors.ts';
+import { Rng, type RngState } from './rng.ts';
+
+export interface Split {
+  train: Int32Array;
+  val: Int32Array;
+}
+
+/** The last `valFraction` of the tokens is validation (as nanoGPT's prepare scripts); both parts must hold a block plus one. */
+export function splitTokens(tokens: Int32Array, valFraction: number, blockSize: number): Split {
+  const need = blockSize + 1;
+  const nVal = Math.max(need, Math.floor(tokens.length * valFraction));
+  const nTrain = tokens.length - nVal;
+  if (nTrain < need) {
+    throw new KilnError(
+      'data',
+      `the data is too short: ${tokens.length} tokens, but a block of ${blockSize} needs at least ${2 * need} (${need} for training and ${need} for validation)`,
+      `give more text, or lower blockSize (e.g. --config with "blockSize": ${Math.max(2, Math.floor(tokens.length / 4))})`,
+    );
+  }
+  return { train: tokens.subarray(0, nTrain), val: tokens.subarray(nTrain) };
+}
+
+/** Random windows of the training tokens (nanoGPT's get_batch), from a stream that can be saved and restored. */
+export class BatchSampler {
+  private rng: Rng;
+
+  constructor(
+    private readonly tokens: Int32Array,
+    seedOrState: number | RngState,
+  ) {
+    this.rng = typeof seedOrState === 'number' ? Rng.derive(seedOrState, 'data') : new Rng(seedOrState);
+  }
+
+  next(B: number, T: number, microBatches: number): Batch {
+    const n = B * T * microBatches;
+    const inputs = new Int32Array(n);
+    const targets = new Int32Array(n);
+    const maxStart = this.tokens.length - T - 1;
+    for (let s = 0; s < B * microBatches; s++) {
+      const start = this.rng.int(maxStart + 1);
+      inputs.set(this.tokens.subarray(start, start + T), s * T);
+      targets.set(this.tokens.subarray(start + 1, start + T + 1), s * T);
+    }
+    return { inputs, targets, B, T, microBatches };
+  }
+
+  state(): RngState {
+    return this.rng.state();
+  }
+}
+
+/**
+ * The validation set as `count` batches of B consecutive, non-overlapping windows,
+ * in order from the start of the split (wrapping around on short data). The same
+ * batches every time: evaluation never consumes randomness.
+ */
+export function valBatches(val: Int32Array, B: number, T: number, count: number): Batch[] {
+  const windows = Math.max(1, Math.floor((val.length - 1) / T));
+  const total = Math.min(count * B, Math.max(B, windows));
+  const batches: Batch[] = [];
+  for (let w0 = 0; w0 < total; w0 += B) {
+    const inputs = new Int32Array(B * T);
+    const targets = new Int32Array(B * T);
+    for (let b = 0; b < B; b++) {
+      const start = ((w0 + b) % windows) * T;
+      inputs.set(val.subarray(start, start + T), b * T);
+      targets.set(val.subarray(start + 1, start + T + 1), b * T);
+    }
+    batches.push({ inputs, targets, B, T, microBatches: 1 });
+  }
+  return batches;
+}
