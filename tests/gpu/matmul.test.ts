@@ -1,0 +1,186 @@
+// The matmul kernels (tiled, split-K, naive) against a CPU triple loop over every
+// transpose combination, accumulate and bias, on shapes off the tile size that reach
+// every load path (scalar and vec4 for each operand); and matmulForward/matmulBackward
+// against src/reference/matmul.ts, with and without the split-K / bias scratch.
+import { describe, expect, it } from 'vitest';
+import { gpuHarness } from '../helpers/gpu.ts';
+import { expectClose } from '../helpers/expect-close.ts';
+import { download, randomFloats, runDispatches, upload } from '../helpers/gpu-tensors.ts';
+import { matmulBackward, matmulForward } from '../../src/reference/matmul.ts';
+import * as gpu from '../../src/backends/webgpu/ops/matmul.ts';
+
+const h = await gpuHarness();
+
+// out (M,N) = op(A) @ op(B) (+ bias) (+ out0) in f64.
+function cpuMatmul(
+  a: Float32Array, b: Float32Array, bias: Float32Array | null, out0: Float32Array | null,
+  M: number, N: number, K: number, transA: boolean, transB: boolean,
+): Float64Array {
+  const out = new Float64Array(M * N);
+  for (let m = 0; m < M; m++) {
+    for (let n = 0; n < N; n++) {
+      let s = 0;
+      for (let k = 0; k < K; k++) s += a[transA ? k * M + m : m * K + k] * b[transB ? n * K + k : k * N + n];
+      if (bias) s += bias[n];
+      if (out0) s += out0[m * N + n];
+      out[m * N + n] = s;
+    }
+  }
+  return out;
+}
+
+// [M, N, K]: 1x1x1, odd shapes, shapes past a 64 tile in each dimension, and multiples
+// of 4 (vec4 loads on both operands in every transpose combination).
+const SHAPES: Array<[number, number, number]> = [
+  [1, 1, 1],
+  [3, 7, 5],
+  [33, 65, 17],
+  [70, 9, 130],
+  [36, 68, 20],
+  [68, 132, 36],
+];
+const TRANS: Array<[boolean, boolean]> = [
+  [false, false],
+  [true, false],
+  [false, true],
+  [true, true],
+];
+
+describe('matmul', () => {
+  if (typeof h === 'string') {
+    it.skip(`matmul: ${h}`, () => {});
+    return;
+  }
+  const { device } = h.gpu;
+  const k = h.cache;
+
+  async function check(
+    kernel: typeof gpu.matmul, M: number, N: number, K: number, transA: boolean, transB: boolean,
+    opts: { accumulate?: boolean; bias?: boolean; tile?: 32 | 64; scratch?: boolean; seed?: number } = {},
+  ): Promise<Float32Array> {
+    const seed = opts.seed ?? M * 7919 + N * 31 + K;
+    const a = randomFloats(M * K, seed);
+    const b = randomFloats(K * N, seed + 1);
+    const bias = opts.bias ? randomFloats(N, seed + 2) : null;
+    const out0 = randomFloats(M * N, seed + 3);
+    const expected = cpuMatmul(a, b, bias, opts.accumulate ? out0 : null, M, N, K, transA, transB);
+    const gOut = upload(device, out0, 'out'); // garbage unless accumulating: must be overwritten
+    const scratchBytes = gpu.matmulSplitKBytes(M, N, K, opts.tile);
+    const scratch = opts.scratch ? upload(device, randomFloats(Math.max(1, scratchBytes / 4), seed + 4), 'scratch') : undefined;
+    const dispatches = kernel(k, gOut, upload(device, a, 'a'), upload(device, b, 'b'), bias && upload(device, bias, 'bias'), {
+      M, N, K, transA, transB, accumulate: opts.accumulate, tile: opts.tile, scratch,
+    });
+    await runDispatches(device, dispatches);
+    const got = await download(device, gOut, M * N);
+    const what = `${M}x${N}x${K} transA=${transA} transB=${transB} ${JSON.stringify(opts)}`;
+    expectClose(got, expected, { rtol: 1e-4, atol: 2e-5 * Math.sqrt(K) }, what);
+    return got;
+  }
+
+  describe.each(TRANS)('transA=%s transB=%s', (transA, transB) => {
+    it.each(SHAPES)('M=%i N=%i K=%i', async (M, N, K) => {
+      await check(gpu.matmul, M, N, K, transA, transB);
+      await check(gpu.matmul, M, N, K, transA, transB, { accumulate: true, bias: true });
+    });
+  });
+
+  it('both tile sizes, bias without accumulate and accumulate without bias', async () => {
+    for (const tile of [32, 64] as const) {
+      await check(gpu.matmul, 70, 9, 130, false, false, { tile, bias: true });
+      await check(gpu.matmul, 68, 132, 36, true, true, { tile, accumulate: true });
+      await check(gpu.matmul, 65, 66, 7, false, true, { tile, accumulate: true, bias: true });
+    }
+  });
+
+  it('splits a long K into partial products and reduces them in a fixed order', async () => {
+    // Weight-gradient shapes: small M,N, K = B*T long.
+    expect(gpu.matmulSplits(12, 20, 1100)).toBeGreaterThan(1);
+    expect(gpu.matmulSplits(33, 17, 1500)).toBeGreaterThan(1);
+    const first = await check(gpu.matmul, 12, 20, 1100, true, false, { scratch: true, accumulate: true, bias: true });
+    await check(gpu.matmul, 33, 17, 1500, true, false, { scratch: true });
+    await check(gpu.matmul, 33, 17, 1500, false, true, { scratch: true, accumulate: true });
+    await check(gpu.matmul, 12, 20, 1100, false, false, { scratch: true, bias: true });
+    const again = await check(gpu.matmul, 12, 20, 1100, true, false, { scratch: true, accumulate: true, bias: true });
+    expect(Buffer.from(again.buffer).equals(Buffer.from(first.buffer))).toBe(true);
+  });
+
+  it('rejects a split-K scratch that is too small', () => {
+    const small = upload(device, 4, 'small');
+    const dummy = upload(device, 4, 'dummy');
+    expect(() => gpu.matmul(k, dummy, dummy, dummy, null, { M: 12, N: 20, K: 1100, scratch: small })).toThrow(/split-K scratch/);
+  });
+
+  it.each([
+    [3, 7, 5],
+    [33, 65, 17],
+  ])('naive kernel M=%i N=%i K=%i', async (M, N, K) => {
+    for (const [ta, tb] of TRANS) await check(gpu.matmulNaive, M, N, K, ta, tb, { accumulate: true, bias: true });
+  });
+});
+
+// [N, C, OC]: the contract's tiny odd shape (B*T = 3*7), one past a tile everywhere,
+// and a weight-gradient shape long enough in N to split K and chunk the bias sum.
+const LINEAR: Array<[number, number, number]> = [
+  [21, 12, 11],
+  [70, 36, 68],
+  [1100, 12, 20],
+];
+
+describe('matmulForward / matmulBackward', () => {
+  if (typeof h === 'string') {
+    it.skip(`matmul: ${h}`, () => {});
+    return;
+  }
+  const { device } = h.gpu;
+  const k = h.cache;
+
+  describe.each([false, true])('scratch=%s', (withScratch) => {
+    it.each(LINEAR)('N=%i C=%i OC=%i match the reference and accumulate', async (N, C, OC) => {
+      const seed = N * 100 + C * 10 + OC;
+      const inp = randomFloats(N * C, seed);
+      const weight = randomFloats(C * OC, seed + 1);
+      const bias = randomFloats(OC, seed + 2);
+      const dout = randomFloats(N * OC, seed + 3);
+      const dinp0 = randomFloats(N * C, seed + 4);
+      const dweight0 = randomFloats(C * OC, seed + 5);
+      const dbias0 = randomFloats(OC, seed + 6);
+      const f64 = (x: Float32Array) => Float64Array.from(x);
+
+      const out = new Float64Array(N * OC);
+      matmulForward(out, f64(inp), f64(weight), f64(bias), N, C, OC);
+      const [dinp, dweight, dbias] = [f64(dinp0), f64(dweight0), f64(dbias0)];
+      matmulBackward(dinp, dweight, dbias, f64(dout), f64(inp), f64(weight), N, C, OC);
+
+      const [gInp, gW, gB, gDout] = [upload(device, inp), upload(device, weight), upload(device, bias), upload(device, dout)];
+      const gOut = upload(device, randomFloats(N * OC, seed + 7));
+      await runDispatches(device, gpu.matmulForward(k, gOut, gInp, gW, gB, N, C, OC));
+      const tol = { rtol: 1e-4, atol: 2e-5 * Math.sqrt(Math.max(C, OC, N)) };
+      expectClose(await download(device, gOut, N * OC), out, tol, 'out');
+
+      const scratch = withScratch ? upload(device, gpu.matmulScratch(N, C, OC).partials / 4) : undefined;
+      const [gDinp, gDw, gDb] = [upload(device, dinp0), upload(device, dweight0), upload(device, dbias0)];
+      const backward = () => gpu.matmulBackward(k, gDinp, gDw, gDb, gDout, gInp, gW, N, C, OC, scratch);
+      await runDispatches(device, backward());
+      const got = { dinp: await download(device, gDinp, N * C), dweight: await download(device, gDw, C * OC), dbias: await download(device, gDb, OC) };
+      expectClose(got.dinp, dinp, tol, 'dinp (+=)');
+      expectClose(got.dweight, dweight, tol, 'dweight (+=)');
+      expectClose(got.dbias, dbias, tol, 'dbias (+=)');
+
+      // Deterministic: the same inputs give the same bits.
+      device.queue.writeBuffer(gDinp, 0, dinp0);
+      device.queue.writeBuffer(gDw, 0, dweight0);
+      device.queue.writeBuffer(gDb, 0, dbias0);
+      await runDispatches(device, backward());
+      for (const [name, buf, n] of [['dinp', gDinp, N * C], ['dweight', gDw, C * OC], ['dbias', gDb, OC]] as const) {
+        const again = await download(device, buf, n);
+        expect(Buffer.from(again.buffer).equals(Buffer.from(got[name].buffer)), `${name} bit-identical`).toBe(true);
+      }
+
+      // Without a bias.
+      const gDinp2 = upload(device, dinp0);
+      const gDw2 = upload(device, dweight0);
+      await runDispatches(device, gpu.matmulBackward(k, gDinp2, gDw2, null, gDout, gInp, gW, N, C, OC, scratch));
+      expectClose(await download(device, gDw2, C * OC), dweight, tol, 'dweight without bias');
+    });
+  });
+});
