@@ -1,0 +1,100 @@
+// The `cpu` backend: the reference GPT in f32 on one core. Slow, but exact to read and
+// always available; every other backend is tested against the same code.
+import { KilnError } from '../core/errors.ts';
+import { modelSpec, type ModelConfig, type ModelSpec } from '../core/model-spec.ts';
+import { adamwUpdate, clipScale, gradNorm } from '../reference/adamw.ts';
+import { ReferenceGPT } from '../reference/gpt.ts';
+import type { Backend, BackendInfo, Batch, StepHyper, StepStats, TrainState } from './backend.ts';
+
+export class CpuBackend implements Backend {
+  readonly kind = 'cpu' as const;
+  readonly info: BackendInfo = { device: 'CPU reference (f32)', features: [], limits: {} };
+  private gpt: ReferenceGPT | null = null;
+  private spec: ModelSpec | null = null;
+  private m = new Float32Array(0);
+  private v = new Float32Array(0);
+  private stepCount = 0;
+
+  async load(model: ModelConfig, state: TrainState): Promise<void> {
+    const spec = modelSpec(model);
+    const n = spec.numParams;
+    for (const [what, arr] of [['params', state.params], ['m', state.m], ['v', state.v]] as const) {
+      if (arr && arr.length !== n) {
+        throw new KilnError('checkpoint', `${what} holds ${arr.length} values but this model has ${n} parameters`,
+          'the checkpoint belongs to a different model config');
+      }
+    }
+    this.gpt = new ReferenceGPT(model, state.params);
+    this.spec = spec;
+    this.m = state.m ? Float32Array.from(state.m) : new Float32Array(n);
+    this.v = state.v ? Float32Array.from(state.v) : new Float32Array(n);
+    this.stepCount = state.step;
+  }
+
+  async step(batch: Batch, hp: StepHyper): Promise<StepStats> {
+    const gpt = this.loaded();
+    const { B, T, microBatches } = batch;
+    checkBatch(batch);
+    const span = B * T;
+    gpt.zeroGrad();
+    let loss = 0;
+    for (let k = 0; k < microBatches; k++) {
+      const inputs = batch.inputs.subarray(k * span, (k + 1) * span);
+      const targets = batch.targets.subarray(k * span, (k + 1) * span);
+      loss += gpt.forward(inputs, targets, B, T);
+      gpt.backward(1 / microBatches);
+    }
+    loss /= microBatches;
+    const norm = gradNorm(gpt.grads);
+    this.stepCount += 1;
+    adamwUpdate(gpt.params, gpt.grads, this.m, this.v, this.spec!, hp, this.stepCount, clipScale(norm, hp.gradClip));
+    return { loss, gradNorm: norm };
+  }
+
+  async loss(batch: Batch): Promise<number> {
+    const gpt = this.loaded();
+    const { B, T, microBatches } = batch;
+    checkBatch(batch);
+    const span = B * T;
+    let loss = 0;
+    for (let k = 0; k < microBatches; k++) {
+      loss += gpt.forward(batch.inputs.subarray(k * span, (k + 1) * span), batch.targets.subarray(k * span, (k + 1) * span), B, T);
+    }
+    return loss / microBatches;
+  }
+
+  async logits(context: Int32Array): Promise<Float32Array> {
+    return this.loaded().lastLogits(context);
+  }
+
+  async save(): Promise<TrainState> {
+    const gpt = this.loaded();
+    return {
+      params: Float32Array.from(gpt.params),
+      m: Float32Array.from(this.m),
+      v: Float32Array.from(this.v),
+      step: this.stepCount,
+    };
+  }
+
+  dispose(): void {
+    this.gpt = null;
+    this.spec = null;
+    this.m = new Float32Array(0);
+    this.v = new Float32Array(0);
+  }
+
+  private loaded(): ReferenceGPT {
+    if (!this.gpt) throw new Error('CpuBackend: call load() first');
+    return this.gpt;
+  }
+}
+
+function checkBatch(batch: Batch): void {
+  const n = batch.B * batch.T * batch.microBatches;
+  if (!(batch.microBatches >= 1) || batch.inputs.length !== n || batch.targets.length !== n) {
+    throw new RangeError(
+      `batch of ${batch.microBatches} x ${batch.B} x ${batch.T} tokens has ${batch.inputs.length} inputs and ${batch.targets.length} targets`,
+    );
+  }
+}
