@@ -1,6 +1,9 @@
 // The Backend interface (DESIGN.md): one call of step() is one optimizer step over
 // all micro-batches. Every backend agrees with src/reference on the same inputs.
+import type { Batch } from '../core/data.ts';
 import type { ModelConfig } from '../core/model-spec.ts';
+
+export type { Batch };
 
 export type BackendKind = 'webgpu' | 'cuda' | 'cpu';
 
@@ -21,15 +24,6 @@ export interface TrainState {
   v: Float32Array | null;
   /** Optimizer steps taken so far (AdamW's t before the next step). */
   step: number;
-}
-
-/** Token ids for `microBatches` micro-batches of B sequences of T tokens, back to back. */
-export interface Batch {
-  inputs: Int32Array;
-  targets: Int32Array;
-  B: number;
-  T: number;
-  microBatches: number;
 }
 
 export interface StepHyper {

@@ -26,7 +26,7 @@ export interface TrainFlags extends ConfigFlags {
   resume?: boolean;
 }
 
-export function readDataFile(path: string | undefined): { text: string; ref: DatasetRef } {
+export function readDataFile(path: string | undefined): { text: string; ref: Extract<DatasetRef, { kind: 'file' }> } {
   if (!path) throw new KilnError('usage', 'no training data given', 'add --data FILE (a UTF-8 text file)');
   let bytes: Buffer;
   try {

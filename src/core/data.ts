@@ -2,9 +2,17 @@
 // whose state a checkpoint stores (so a resumed run sees the same batches), and the
 // fixed validation batches every evaluation uses (so eval numbers are comparable
 // across steps, runs and the `kiln eval` command).
-import type { Batch } from '../backends/backend.ts';
 import { KilnError } from './errors.ts';
 import { Rng, type RngState } from './rng.ts';
+
+/** Token ids for `microBatches` micro-batches of B sequences of T tokens, back to back. */
+export interface Batch {
+  inputs: Int32Array;
+  targets: Int32Array;
+  B: number;
+  T: number;
+  microBatches: number;
+}
 
 export interface Split {
   train: Int32Array;
