@@ -3,6 +3,7 @@ import { defineConfig } from 'vitest/config';
 export default defineConfig({
   test: {
     include: ['tests/**/*.test.ts'],
+    reporters: ['default', './tests/helpers/summary-reporter.ts'],
     // GPU tests share one Dawn instance per file and SwiftShader is CPU-bound: run files in
     // separate forks, two at a time (the CI machine has two cores).
     pool: 'forks',
