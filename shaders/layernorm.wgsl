@@ -1,0 +1,154 @@
+// LayerNorm over the last dimension (llm.c's layernorm_forward / layernorm_backward),
+// PyTorch semantics: biased variance, eps 1e-5 inside the square root.
+// Row kernels run one workgroup per row and reduce in workgroup memory along a fixed
+// tree; dweight and dbias (sums over all N rows) go through per-chunk partial sums in
+// scratch and a fixed-order reduce: every result is bit-identical run to run.
+
+override N: u32 = 1;
+override C: u32 = 1;
+override WG: u32 = 64;         // invocations per row (a power of two)
+override ROW_CHUNK: u32 = 64;  // backward: rows per dweight/dbias partial sum
+override CHUNKS: u32 = 1;      // backward: ceil(N / ROW_CHUNK)
+
+const EPS: f32 = 1e-5;
+
+var<workgroup> red: array<f32, WG>;
+
+// Sum of v over the workgroup, the same order every time. Call from uniform control flow.
+fn workgroup_sum(lid: u32, v: f32) -> f32 {
+  red[lid] = v;
+  workgroupBarrier();
+  for (var s = WG / 2u; s > 0u; s >>= 1u) {
+    if (lid < s) {
+      red[lid] += red[lid + s];
+    }
+    workgroupBarrier();
+  }
+  let total = red[0];
+  workgroupBarrier();
+  return total;
+}
+
+fn row_index(wid: vec3u, nwg: vec3u) -> u32 {
+  return wid.y * nwg.x + wid.x;
+}
+
+@group(0) @binding(0) var<storage, read_write> out: array<f32>;
+@group(0) @binding(1) var<storage, read_write> mean: array<f32>;
+@group(0) @binding(2) var<storage, read_write> rstd: array<f32>;
+@group(0) @binding(3) var<storage, read> inp: array<f32>;
+@group(0) @binding(4) var<storage, read> weight: array<f32>;
+@group(0) @binding(5) var<storage, read> bias: array<f32>;
+
+// out and inp are (N,C) (N = B*T); weight and bias are (C); mean and rstd are (N).
+// out = (inp - mean) * rstd * weight + bias, saving mean and rstd = 1/sqrt(var + eps).
+// One workgroup per row (2-D grid).
+@compute @workgroup_size(WG)
+fn layernorm_forward(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
+  let row = row_index(wid, nwg);
+  if (row >= N) {
+    return;
+  }
+  let x = row * C;
+  var s = 0.0;
+  for (var i = lid; i < C; i += WG) {
+    s += inp[x + i];
+  }
+  let m = workgroup_sum(lid, s) / f32(C);
+  var v = 0.0;
+  for (var i = lid; i < C; i += WG) {
+    let d = inp[x + i] - m;
+    v += d * d;
+  }
+  let r = 1.0 / sqrt(workgroup_sum(lid, v) / f32(C) + EPS);
+  for (var i = lid; i < C; i += WG) {
+    out[x + i] = (inp[x + i] - m) * r * weight[i] + bias[i];
+  }
+  if (lid == 0u) {
+    mean[row] = m;
+    rstd[row] = r;
+  }
+}
+
+@group(0) @binding(0) var<storage, read_write> dinp: array<f32>;
+@group(0) @binding(1) var<storage, read> dout: array<f32>;
+@group(0) @binding(2) var<storage, read> binp: array<f32>;
+@group(0) @binding(3) var<storage, read> bweight: array<f32>;
+@group(0) @binding(4) var<storage, read> bmean: array<f32>;
+@group(0) @binding(5) var<storage, read> brstd: array<f32>;
+
+// dinp, dout and inp are (N,C); weight is (C); mean and rstd are (N) from the forward pass.
+// dinp += rstd * (dnorm - mean(dnorm) - norm * mean(dnorm * norm)), dnorm = weight * dout.
+// One workgroup per row (2-D grid).
+@compute @workgroup_size(WG)
+fn layernorm_backward_dinp(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
+  let row = row_index(wid, nwg);
+  if (row >= N) {
+    return;
+  }
+  let x = row * C;
+  let m = bmean[row];
+  let r = brstd[row];
+  var sd = 0.0;
+  var sdn = 0.0;
+  for (var i = lid; i < C; i += WG) {
+    let dnorm = bweight[i] * dout[x + i];
+    sd += dnorm;
+    sdn += dnorm * (binp[x + i] - m) * r;
+  }
+  let dnorm_mean = workgroup_sum(lid, sd) / f32(C);
+  let dnorm_norm_mean = workgroup_sum(lid, sdn) / f32(C);
+  for (var i = lid; i < C; i += WG) {
+    let norm = (binp[x + i] - m) * r;
+    dinp[x + i] += (bweight[i] * dout[x + i] - dnorm_mean - norm * dnorm_norm_mean) * r;
+  }
+}
+
+@group(0) @binding(0) var<storage, read_write> partials: array<f32>;
+@group(0) @binding(1) var<storage, read> pdout: array<f32>;
+@group(0) @binding(2) var<storage, read> pinp: array<f32>;
+@group(0) @binding(3) var<storage, read> pmean: array<f32>;
+@group(0) @binding(4) var<storage, read> prstd: array<f32>;
+
+// partials is (2, CHUNKS, C): sums over the rows of each chunk, in row order, of
+// norm * dout (for dweight) and of dout (for dbias). dout and inp are (N,C); mean, rstd (N).
+// Grid: (ceil(C / WG), CHUNKS); one invocation per (chunk, c).
+@compute @workgroup_size(WG)
+fn layernorm_backward_partial(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32) {
+  let c = wid.x * WG + lid;
+  if (c >= C) {
+    return;
+  }
+  let chunk = wid.y;
+  var dw = 0.0;
+  var db = 0.0;
+  for (var n = chunk * ROW_CHUNK; n < min(N, (chunk + 1u) * ROW_CHUNK); n++) {
+    let d = pdout[n * C + c];
+    dw += (pinp[n * C + c] - pmean[n]) * prstd[n] * d;
+    db += d;
+  }
+  partials[chunk * C + c] = dw;
+  partials[(CHUNKS + chunk) * C + c] = db;
+}
+
+@group(0) @binding(0) var<storage, read_write> dweight: array<f32>;
+@group(0) @binding(1) var<storage, read_write> dbias: array<f32>;
+@group(0) @binding(2) var<storage, read> rpartials: array<f32>;
+
+// dweight and dbias are (C); rpartials is (2, CHUNKS, C) from layernorm_backward_partial.
+// dweight += sum over chunks (in order) of the first half; dbias likewise of the second.
+@compute @workgroup_size(WG)
+fn layernorm_backward_reduce(@builtin(global_invocation_id) g: vec3u) {
+  let c = g.x;
+  if (c >= C) {
+    return;
+  }
+  var dw = 0.0;
+  var db = 0.0;
+  for (var chunk = 0u; chunk < CHUNKS; chunk++) {
+    dw += rpartials[chunk * C + c];
+    db += rpartials[(CHUNKS + chunk) * C + c];
+  }
+  dweight[c] += dw;
+  dbias[c] += db;
+}
