@@ -11,7 +11,12 @@ export interface GpuHarness {
 
 let harness: Promise<GpuHarness | string> | null = null;
 
-/** The shared harness, or a string saying why no device is available. */
+/**
+ * The shared harness, or a string saying why no device is available (the tests then
+ * show as skipped with that reason). In CI a missing device is a failure: .ci/run
+ * installs SwiftShader, so its absence means the set-up broke, not that there is
+ * nothing to test.
+ */
 export function gpuHarness(): Promise<GpuHarness | string> {
   if (!harness) {
     process.env.XDG_RUNTIME_DIR ??= '/tmp';
@@ -23,7 +28,9 @@ export function gpuHarness(): Promise<GpuHarness | string> {
         });
         return { gpu, cache: new PipelineCache(gpu.device, await shaderSources()) };
       } catch (e) {
-        return `no WebGPU device: ${(e as Error).message}`;
+        const why = `no WebGPU device: ${(e as Error).message}`;
+        if (process.env.CI) throw new Error(`${why} (CI must run the GPU tests: is chromium installed?)`);
+        return why;
       }
     })();
   }
