@@ -236,7 +236,8 @@ fn matmul_a1_b1(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id)
   store_tile(m0 + 4u * l.y, n0 + 4u * l.x, wid.z);
 }
 
-// As matmul_a1_b1; A's contiguous dimension is a multiple of 4.
+// out (M,N) or (SPLITS,M,N); A (M,K) or (K,M); B (K,N) or (N,K); bias (N): as matmul_a1_b1,
+// with vec4 loads of A (its contiguous dimension, K or M, is a multiple of 4).
 @compute @workgroup_size(WG_X, WG_Y)
 fn matmul_a4_b1(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) l: vec3u, @builtin(local_invocation_index) lid: u32) {
   let m0 = wid.y * WG_Y * 4u;
@@ -252,7 +253,8 @@ fn matmul_a4_b1(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id)
   store_tile(m0 + 4u * l.y, n0 + 4u * l.x, wid.z);
 }
 
-// As matmul_a1_b1; B's contiguous dimension is a multiple of 4.
+// out (M,N) or (SPLITS,M,N); A (M,K) or (K,M); B (K,N) or (N,K); bias (N): as matmul_a1_b1,
+// with vec4 loads of B (its contiguous dimension, N or K, is a multiple of 4).
 @compute @workgroup_size(WG_X, WG_Y)
 fn matmul_a1_b4(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) l: vec3u, @builtin(local_invocation_index) lid: u32) {
   let m0 = wid.y * WG_Y * 4u;
@@ -268,7 +270,8 @@ fn matmul_a1_b4(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id)
   store_tile(m0 + 4u * l.y, n0 + 4u * l.x, wid.z);
 }
 
-// As matmul_a1_b1; both contiguous dimensions are multiples of 4.
+// out (M,N) or (SPLITS,M,N); A (M,K) or (K,M); B (K,N) or (N,K); bias (N): as matmul_a1_b1,
+// with vec4 loads of both operands.
 @compute @workgroup_size(WG_X, WG_Y)
 fn matmul_a4_b4(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) l: vec3u, @builtin(local_invocation_index) lid: u32) {
   let m0 = wid.y * WG_Y * 4u;
