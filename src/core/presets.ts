@@ -19,8 +19,10 @@ export const PRESETS: readonly Preset[] = [
     weightDecay: 0.01, evalEvery: 25, evalBatches: 2, checkpointEvery: 25,
   }),
   preset('names', 'Character-level model of first names (makemore-sized): trains in a minute on a CPU.', {
-    nLayer: 2, nHead: 4, nEmbd: 64, blockSize: 16, tokenizer: 'char',
-    batchSize: 32, steps: 300, lr: 1e-2, minLr: 1e-3, warmupSteps: 20, decaySteps: 300,
+    // One block and wider batches beat two blocks at equal cost over 300 steps on
+    // names.txt (val 2.42 vs 2.52, measured 2026-11-29); a bigram model reaches ~2.45.
+    nLayer: 1, nHead: 4, nEmbd: 64, blockSize: 16, tokenizer: 'char',
+    batchSize: 64, steps: 300, lr: 1e-2, minLr: 1e-3, warmupSteps: 20, decaySteps: 300,
     weightDecay: 0.01, beta2: 0.99, evalEvery: 50, evalBatches: 16, checkpointEvery: 100,
   }),
   preset('char-shakespeare', "nanoGPT's baby GPT on characters: 6 layers, 6 heads, 384 wide, 256 tokens of context.", {
