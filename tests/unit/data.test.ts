@@ -253,6 +253,14 @@ describe('decodeText', () => {
     const bad = new Uint8Array([...enc(long), 0xff]);
     refused(bad, /not valid UTF-8/);
   });
+
+  it('refuses a NUL byte anywhere, not only in the first 64 KiB', () => {
+    // E.g. a log file whose tail was preallocated with zeros: valid UTF-8, but not text.
+    const long = enc('abcdefgh\n'.repeat(10_000)); // 90,000 bytes
+    const tail = new Uint8Array(long.length + 1000);
+    tail.set(long);
+    refused(tail, /NUL byte/);
+  });
 });
 
 describe('Rng', () => {
