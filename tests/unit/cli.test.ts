@@ -1,9 +1,9 @@
 // The `kiln` command end to end on the cpu backend with the tiny preset: exit codes and
 // one-line errors with hints for every kind of bad input, train/eval/sample/export/
 // import, refusing to overwrite a run, bit-identical --resume, and Ctrl-C.
-import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { decodeCheckpoint } from '../../src/core/checkpoint.ts';
 import { Rng } from '../../src/core/rng.ts';
 import { expectKilnError, namesText, runKiln, spawnKiln, tempDir } from '../helpers/cli.ts';
@@ -47,6 +47,16 @@ beforeAll(async () => {
   trained = join(root, 'trained');
   const r = await runKiln(['train', '--preset', 'tiny', '--steps', '6', '--data', names, '--out', trained]);
   expect(r.code, r.stderr).toBe(0);
+});
+
+afterAll(() => {
+  rmSync(root, { recursive: true, force: true });
+});
+
+/** Children still running when a test ends (it failed early) are stopped, never left training. */
+const children: Array<ReturnType<typeof spawnKiln>['child']> = [];
+afterEach(() => {
+  for (const c of children.splice(0)) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
 });
 
 function train(out: string, ...more: string[]): Promise<ReturnType<typeof runKiln> extends Promise<infer R> ? R : never> {
@@ -318,6 +328,7 @@ describe('kiln: Ctrl-C', () => {
   it('SIGINT saves a valid checkpoint, exits 130, and --resume continues the same curve without gaps', async () => {
     const dir = join(root, 'interrupted');
     const p = spawnKiln(['train', '--preset', 'tiny', '--steps', '100000', '--data', names, '--out', dir]);
+    children.push(p.child);
     const metricsPath = join(dir, 'metrics.jsonl');
     const deadline = Date.now() + 60_000;
     let lines = 0;
@@ -360,6 +371,7 @@ describe('kiln: Ctrl-C', () => {
     const dir = join(root, 'killed');
     // tiny checkpoints every 25 steps: wait until one is written and the log has run past it.
     const p = spawnKiln(['train', '--preset', 'tiny', '--steps', '100000', '--data', names, '--out', dir]);
+    children.push(p.child);
     const metricsPath = join(dir, 'metrics.jsonl');
     const deadline = Date.now() + 60_000;
     let lines = 0;
