@@ -72,6 +72,7 @@ describe('matmul', () => {
     });
     await runDispatches(device, dispatches);
     const got = await download(device, gOut, M * N);
+    // atol grows with sqrt(K): out is a sum of K f32 products of magnitude ~1.
     const what = `${M}x${N}x${K} transA=${transA} transB=${transB} ${JSON.stringify(opts)}`;
     expectClose(got, expected, { rtol: 1e-4, atol: 2e-5 * Math.sqrt(K) }, what);
     return got;
