@@ -1,6 +1,6 @@
 // `kiln eval`, `sample`, `export`, `import`: each reads a checkpoint (or an HF folder),
 // does one thing and prints its result; numbers go to stdout as JSON.
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { encodeCheckpoint, decodeCheckpoint, type CheckpointData } from '../core/checkpoint.ts';
 import { DEFAULT_CONFIG, parseField, validate, type RunConfig } from '../core/config.ts';
@@ -12,7 +12,7 @@ import { tokenizerFromJSON } from '../core/tokenizers/index.ts';
 import { generate, startTokens } from '../train/generate.ts';
 import { evaluate } from '../train/trainer.ts';
 import { createBackend, parseBackendName } from './backends.ts';
-import { writeFileAtomic } from './files.ts';
+import { ensureDir, writeFileAtomic } from './files.ts';
 import { readDataFile } from './train-command.ts';
 
 function readBytes(path: string | undefined, what: string, flag: string): Uint8Array {
@@ -104,7 +104,7 @@ export async function exportCommand(flags: { checkpoint?: string; hf?: string })
   const ckpt = await readCheckpointFile(flags.checkpoint);
   if (!flags.hf) throw new KilnError('usage', 'no output folder given', 'add --hf DIR');
   const files = exportHF(ckpt.model, ckpt.state.params, ckpt.tokenizer);
-  mkdirSync(flags.hf, { recursive: true });
+  ensureDir(flags.hf, '--hf');
   writeFileAtomic(join(flags.hf, 'model.safetensors'), files.modelSafetensors);
   writeFileAtomic(join(flags.hf, 'config.json'), files.configJson);
   for (const [name, content] of Object.entries(files.extraFiles)) writeFileAtomic(join(flags.hf, name), content);

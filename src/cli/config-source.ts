@@ -43,8 +43,8 @@ function fromFile(path: string): RunSpec {
 function setField(config: RunConfig, key: string, text: string, flag: string): void {
   const parsed = parseField(key, text);
   if ('error' in parsed) {
-    const hint = FIELD_BY_KEY.has(key) ? `fix ${flag}` : `settings are: ${[...FIELD_BY_KEY.keys()].join(', ')}`;
-    throw new KilnError('config', `${flag}: ${parsed.error}`, hint);
+    const hint = FIELD_BY_KEY.has(key) ? `fix the value given to ${flag}` : `settings are: ${[...FIELD_BY_KEY.keys()].join(', ')}`;
+    throw new KilnError('config', parsed.error, hint);
   }
   (config as unknown as Record<string, unknown>)[key] = parsed.value;
 }
@@ -63,8 +63,8 @@ export function resolveRunSpec(flags: ConfigFlags): RunSpec {
   }
   for (const kv of flags.set ?? []) {
     const eq = kv.indexOf('=');
-    if (eq <= 0) throw new KilnError('usage', `--set ${kv}: expected key=value`, 'e.g. --set nEmbd=128');
-    setField(spec.config, kv.slice(0, eq), kv.slice(eq + 1), `--set ${kv}`);
+    if (eq <= 0) throw new KilnError('usage', `--set ${JSON.stringify(kv.slice(0, 40))}: expected key=value`, 'e.g. --set nEmbd=128');
+    setField(spec.config, kv.slice(0, eq), kv.slice(eq + 1), `--set ${kv.slice(0, eq).replace(/[^\w.-]/g, '?').slice(0, 40)}=`);
   }
   if (flags.steps !== undefined) setField(spec.config, 'steps', flags.steps, '--steps');
   if (flags.seed !== undefined) setField(spec.config, 'seed', flags.seed, '--seed');

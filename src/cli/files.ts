@@ -1,9 +1,20 @@
 // File sinks for the CLI: atomic writes (temporary file, fsync, rename) so that a
 // crash, a full disk or Ctrl-C mid-write never leaves a half-written checkpoint in
 // place of a good one, and the metrics log.
-import { closeSync, existsSync, fsyncSync, openSync, readFileSync, renameSync, rmSync, writeSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, fsyncSync, openSync, readFileSync, renameSync, rmSync, writeSync, writeFileSync } from 'node:fs';
 import { dirname, basename, join } from 'node:path';
 import { KilnError } from '../core/errors.ts';
+
+/** Creates an output folder, or says plainly why it cannot (a file in the way, no permission). */
+export function ensureDir(path: string, flag: string): void {
+  try {
+    mkdirSync(path, { recursive: true });
+  } catch (e) {
+    const err = e as NodeJS.ErrnoException;
+    const why = err.code === 'EEXIST' || err.code === 'ENOTDIR' ? 'a file of that name is in the way' : err.code === 'EACCES' ? 'permission denied' : err.message;
+    throw new KilnError('usage', `cannot use ${path} as the ${flag} folder: ${why}`, `give ${flag} a folder path (it is created if missing)`);
+  }
+}
 
 export function writeFileAtomic(path: string, data: Uint8Array | string): void {
   const tmp = join(dirname(path), `.${basename(path)}.${process.pid}.tmp`);

@@ -1,7 +1,7 @@
 // `kiln train`: config + data -> trainer -> files (metrics.jsonl, checkpoint.safetensors,
 // best.safetensors) and the terminal. Saves on Ctrl-C; --resume continues the same
 // curve (same parameters, optimizer moments, data order and schedule).
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { basename, join } from 'node:path';
 import type { Backend } from '../backends/backend.ts';
@@ -16,7 +16,7 @@ import { initialState, prepareData } from '../train/prepare.ts';
 import { train } from '../train/trainer.ts';
 import { createBackend, parseBackendName } from './backends.ts';
 import { resolveRunSpec, type ConfigFlags } from './config-source.ts';
-import { MetricsLog, writeFileAtomic } from './files.ts';
+import { ensureDir, MetricsLog, writeFileAtomic } from './files.ts';
 import { Progress } from './progress.ts';
 
 export interface TrainFlags extends ConfigFlags {
@@ -64,6 +64,10 @@ export async function trainCommand(flags: TrainFlags): Promise<number> {
   if (flags.resume) {
     if (!existsSync(ckptPath)) throw new KilnError('usage', `nothing to resume: ${ckptPath} does not exist`, 'start the run without --resume');
     resume = await loadResume(ckptPath);
+    const ignored = (['link', 'config', 'seed'] as const).filter((k) => flags[k] !== undefined);
+    if (flags.set?.length) ignored.push('set' as never);
+    if (ignored.length)
+      process.stderr.write(`kiln: note: --resume continues the run saved in ${ckptPath} with its own config; ignoring ${ignored.map((k) => `--${k}`).join(', ')}\n`);
     const saved = resume.checkpoint.config;
     // The checkpoint's config wins (it is what was trained); only how far to go may change.
     spec = { preset: flags.preset ?? 'tiny', config: { ...saved }, data: resume.dataset };
@@ -95,7 +99,7 @@ export async function trainCommand(flags: TrainFlags): Promise<number> {
   const startStep = resume?.checkpoint.step ?? 0;
   try {
     await backend.load(model, resume ? resume.checkpoint.state : initialState(model, config.seed));
-    mkdirSync(out, { recursive: true });
+    ensureDir(out, '--out');
     if (resume) metrics.truncateAfter(startStep);
     else metrics.reset();
     if (startStep >= config.steps) {

@@ -137,6 +137,13 @@ export interface ConfigIssue {
   message: string;
 }
 
+/** A value quoted for an error message: escaped (one line, no control characters) and cut short. */
+function show(v: unknown): string {
+  const text = typeof v === 'string' ? v : typeof v === 'number' && !Number.isFinite(v) ? String(v) : JSON.stringify(v) ?? String(v);
+  const cut = text.length > 40 ? `${text.slice(0, 40)}…` : text;
+  return typeof v === 'string' ? JSON.stringify(cut) : cut;
+}
+
 function describeRange(f: FieldSpec): string {
   if (f.min === f.max) return `${f.min}`;
   return `${f.min} to ${f.max}`;
@@ -146,14 +153,15 @@ function describeRange(f: FieldSpec): string {
 function checkField(f: FieldSpec, v: unknown): string | null {
   switch (f.kind) {
     case 'bool':
-      return typeof v === 'boolean' ? null : `${f.key} must be true or false, not ${JSON.stringify(v)}`;
+      return typeof v === 'boolean' ? null : `${f.key} must be true or false, not ${show(v)}`;
     case 'enum':
       return typeof v === 'string' && f.values!.includes(v)
         ? null
-        : `${f.key} must be one of ${f.values!.join(', ')}, not ${JSON.stringify(v)}`;
+        : `${f.key} must be one of ${f.values!.join(', ')}, not ${show(v)}`;
     case 'int':
     case 'float': {
-      if (typeof v !== 'number' || !Number.isFinite(v)) return `${f.key} must be a number, not ${JSON.stringify(v)}`;
+      if (typeof v !== 'number' || Number.isNaN(v)) return `${f.key} must be a number, not ${show(v)}`;
+      if (!Number.isFinite(v)) return `${f.key} ${show(v)} is out of range: use ${describeRange(f)}`;
       if (f.kind === 'int' && !Number.isInteger(v)) return `${f.key} must be a whole number, not ${v}`;
       if ((f.min !== undefined && v < f.min) || (f.max !== undefined && v > f.max))
         return `${f.key} ${v} is out of range: use ${describeRange(f)}`;
@@ -221,20 +229,20 @@ export function withDefaults(partial: Partial<RunConfig>, base: Readonly<RunConf
  */
 export function parseField(key: string, text: string): { value: RunConfig[FieldKey] } | { error: string } {
   const f = FIELD_BY_KEY.get(key);
-  if (!f) return { error: `unknown setting "${key.slice(0, 40)}"` };
+  if (!f) return { error: `unknown setting ${show(key)}` };
   const t = text.trim();
   let value: RunConfig[FieldKey];
   switch (f.kind) {
     case 'bool':
       if (t === 'true' || t === '1') value = true;
       else if (t === 'false' || t === '0') value = false;
-      else return { error: `${key} must be true or false, not "${t.slice(0, 40)}"` };
+      else return { error: `${key} must be true or false, not ${show(t)}` };
       break;
     case 'enum':
       value = t as TokenizerKind;
       break;
     default:
-      if (!/^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$/.test(t)) return { error: `${key} must be a number, not "${t.slice(0, 40)}"` };
+      if (!/^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$/.test(t)) return { error: `${key} must be a number, not ${show(t)}` };
       value = Number(t);
   }
   const msg = checkField(f, value);

@@ -5,13 +5,14 @@ import { KilnError } from './errors.ts';
 /** Decodes UTF-8 text (a BOM is dropped); rejects binary data and empty files with a readable error. */
 export function decodeText(bytes: Uint8Array, name = 'the data'): string {
   if (bytes.length === 0) throw new KilnError('data', `${name} is empty`, 'give a UTF-8 text file with some text in it');
+  const nul = bytes.indexOf(0);
+  if (nul >= 0) {
+    throw new KilnError('data', `${name} looks like a binary file, not text (it has a NUL byte at offset ${nul})`, 'give a UTF-8 text file (.txt)');
+  }
   const probe = bytes.subarray(0, 1 << 16);
   let control = 0;
   for (let i = 0; i < probe.length; i++) {
     const b = probe[i];
-    if (b === 0) {
-      throw new KilnError('data', `${name} looks like a binary file, not text (it has a NUL byte at offset ${i})`, 'give a UTF-8 text file (.txt)');
-    }
     if (b < 32 && b !== 9 && b !== 10 && b !== 13 && b !== 12) control++;
   }
   if (control > probe.length * 0.01 + 8) {

@@ -102,7 +102,7 @@ describe('validate', () => {
   it('non-integers in integer fields, and non-finite numbers, are refused by name', () => {
     expect(oneIssue({ nLayer: 2.5 })).toEqual({ field: 'nLayer', message: 'nLayer must be a whole number, not 2.5' });
     expect(oneIssue({ steps: 10.01 }).field).toBe('steps');
-    expect(oneIssue({ lr: Number.NaN })).toEqual({ field: 'lr', message: 'lr must be a number, not null' });
+    expect(oneIssue({ lr: Number.NaN })).toEqual({ field: 'lr', message: 'lr must be a number, not NaN' });
     expect(oneIssue({ seed: Infinity }).field).toBe('seed');
   });
 
