@@ -6,7 +6,8 @@
 import { describe, expect, it } from 'vitest';
 import type { Batch, StepHyper, TrainState } from '../../src/backends/backend.ts';
 import { CpuBackend } from '../../src/backends/cpu.ts';
-import { WebGpuBackend } from '../../src/backends/webgpu/backend.ts';
+import { buildChecked, WebGpuBackend } from '../../src/backends/webgpu/backend.ts';
+import { PipelineCache } from '../../src/backends/webgpu/kernel.ts';
 import { requestGpu } from '../../src/backends/webgpu/device.ts';
 import { KilnError } from '../../src/core/errors.ts';
 import { initParams, modelSpec, type ModelConfig } from '../../src/core/model-spec.ts';
@@ -169,6 +170,18 @@ describe('webgpu backend', () => {
       b.dispose();
     });
 
+    it('with 8 KiB bindings (the gradient fill walks the flat buffer in pieces) a run is bit-identical', async () => {
+      const data = batches(3, 1, 13);
+      const run = async (opts: Parameters<typeof WebGpuBackend.create>[0]) => {
+        const be = await newGpuBackend(initialState(2), opts);
+        const stats = [];
+        for (const b of data) stats.push(await be.step(b, hp));
+        be.dispose();
+        return stats;
+      };
+      expect(await run({ limits: { maxStorageBufferBindingSize: 8192 } })).toEqual(await run({}));
+    });
+
     it('two runs with the same inputs give bit-identical losses and parameters', async () => {
       const data = batches(6, 2, 9);
       const run = async () => {
@@ -207,6 +220,14 @@ describe('webgpu backend', () => {
       expect((err as KilnError).message).toMatch(/transformer\.h\.0\.attn\.c_attn\.weight.*1728 bytes.*maxStorageBufferBindingSize.*1024 bytes/);
       expect((err as KilnError).hint).toMatch(/--backend cuda/);
       be.dispose();
+    });
+
+    it('a pipeline that fails validation rejects with a device KilnError', async () => {
+      const broken = new PipelineCache(harnessGpu.device, { bad: '@compute @workgroup_size(1) fn main() { let x: f32 = undefined_thing; }' });
+      const err = await buildChecked(harnessGpu.device, 'a test graph', () => broken.pipeline({ shader: 'bad', entry: 'main' })).then(() => null, (e: unknown) => e);
+      expect(err).toBeInstanceOf(KilnError);
+      expect((err as KilnError).code).toBe('device');
+      expect((err as KilnError).message).toMatch(/building a test graph failed/);
     });
 
     it('tokens outside the vocabulary are a data error, not garbage', async () => {

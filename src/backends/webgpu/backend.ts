@@ -275,22 +275,7 @@ export class WebGpuBackend implements Backend {
   private async list(g: Graphs, key: string, make: () => Dispatch[]): Promise<Dispatch[]> {
     const hit = g.lists.get(key);
     if (hit) return hit;
-    this.device.pushErrorScope('internal');
-    this.device.pushErrorScope('validation');
-    let d: Dispatch[] = [];
-    let thrown: unknown = null;
-    try {
-      d = make();
-    } catch (e) {
-      thrown = e;
-    }
-    const invalid = await this.device.popErrorScope();
-    const internal = await this.device.popErrorScope();
-    if (thrown) throw thrown;
-    if (invalid || internal) {
-      throw new KilnError('device', `building the WebGPU ${key} graph failed: ${(invalid ?? internal)!.message}`,
-        'this is a bug in Kiln or the WebGPU implementation: please report it with the model config; meanwhile use --backend cpu');
-    }
+    const d = await buildChecked(this.device, `the WebGPU ${key} graph`, make);
     g.lists.set(key, d);
     return d;
   }
@@ -321,6 +306,31 @@ export class WebGpuBackend implements Backend {
     if (l) for (const b of [l.pb.params, l.pb.grads, l.pb.m, l.pb.v]) b.destroy();
     this.loaded = null;
   }
+}
+
+/**
+ * Runs `make` (pipeline and bind-group creation) inside validation and internal error
+ * scopes, so that a shader that does not compile or a binding that does not match
+ * rejects here as a KilnError instead of surfacing later as an uncaptured error.
+ */
+export async function buildChecked<R>(device: GPUDevice, what: string, make: () => R): Promise<R> {
+  device.pushErrorScope('internal');
+  device.pushErrorScope('validation');
+  let r: R | undefined;
+  let thrown: unknown = null;
+  try {
+    r = make();
+  } catch (e) {
+    thrown = e;
+  }
+  const invalid = await device.popErrorScope();
+  const internal = await device.popErrorScope();
+  if (thrown) throw thrown;
+  if (invalid || internal) {
+    throw new KilnError('device', `building ${what} failed: ${(invalid ?? internal)!.message}`,
+      'this is a bug in Kiln or the WebGPU implementation: please report it with the model config; meanwhile use --backend cpu');
+  }
+  return r as R;
 }
 
 function lostError(message: string): KilnError {
