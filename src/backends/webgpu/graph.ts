@@ -20,7 +20,7 @@ import { layernormBackward, layernormForward } from './ops/layernorm.ts';
 import { matmulBackward, matmulForward } from './ops/matmul.ts';
 import { residualForward } from './ops/residual.ts';
 import { fill, slice } from './ops/util.ts';
-import { BLOCK_ACTIVATIONS, bindingChunks, ioStrideBytes, type BlockActivation, type BufferPlan, type ParamLayout } from './plan.ts';
+import { BLOCK_ACTIVATIONS, bindingChunks, classifierChunkBytes, ioStrideBytes, type BlockActivation, type BufferPlan, type ParamLayout } from './plan.ts';
 
 const MAP_READ = 0x01;
 const COPY_DST = 0x08;
@@ -205,7 +205,7 @@ export function stepDispatches(g: GraphBuffers, microBatches: number, B: number,
   const layout = plan.params;
   const wte = weights(pb.params, layout, plan.model.nLayer).wte;
   const dwte = weights(pb.grads, layout, plan.model.nLayer).wte;
-  const rows = classifierRowsPerChunk(BT, V, plan.limits.maxStorageBufferBindingSize);
+  const rows = classifierRowsPerChunk(BT, V, classifierChunkBytes(plan.limits));
   const scale = 1 / (BT * microBatches);
   const d: Dispatch[] = [];
   for (const c of bindingChunks({ offset: 0, size: layout.floats }, plan.limits.maxStorageBufferBindingSize, layout.alignFloats)) {
@@ -237,7 +237,7 @@ export function evalDispatches(g: GraphBuffers, microBatches: number, B: number,
   const { nEmbd: C, vocabSize: V } = plan.model;
   const BT = B * T;
   const wte = weights(pb.params, plan.params, plan.model.nLayer).wte;
-  const rows = classifierRowsPerChunk(BT, V, plan.limits.maxStorageBufferBindingSize);
+  const rows = classifierRowsPerChunk(BT, V, classifierChunkBytes(plan.limits));
   const d: Dispatch[] = [];
   for (let mb = 0; mb < microBatches; mb++) {
     d.push(

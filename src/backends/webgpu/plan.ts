@@ -159,7 +159,7 @@ export function sharedScratchBytes(model: ModelConfig, B: number, T: number, par
  * the network and the scratch are shared by all blocks (the backward pass walks the
  * blocks one at a time).
  */
-export function activationTensors(model: ModelConfig, B: number, T: number, maxBinding: number, scratchBytes: number): TensorPlan[] {
+export function activationTensors(model: ModelConfig, B: number, T: number, classifierBytes: number, scratchBytes: number): TensorPlan[] {
   const { vocabSize: V, nLayer: L, nHead: NH, nEmbd: C } = model;
   const BT = B * T;
   const f = 4;
@@ -190,7 +190,7 @@ export function activationTensors(model: ModelConfig, B: number, T: number, maxB
   // The projections' output before the residual add (the backward pass never reads it),
   // the classifier's logits chunk, and the ops' shared scratch.
   add('projOut', BT * C * f, 'scratch');
-  add('logits', classifierScratch(BT, V, maxBinding).logits, 'scratch');
+  add('logits', classifierScratch(BT, V, classifierBytes).logits, 'scratch');
   add('scratch', scratchBytes, 'scratch');
   return out;
 }
@@ -211,6 +211,17 @@ export interface BufferPlan {
   /** The largest single binding a step needs, and whose it is. */
   largestBinding: number;
   largestName: string;
+}
+
+/**
+ * The most bytes the classifier's logits chunk may take. Its rows go in chunks that fit
+ * one binding; capping the chunk below the device's binding limit keeps GPT-2 at B=8
+ * from holding a 1 GiB logits buffer for a few fewer dispatches (4 per chunk).
+ */
+export const CLASSIFIER_CHUNK_CAP = 256 * 1024 * 1024;
+
+export function classifierChunkBytes(limits: PlanLimits): number {
+  return Math.min(limits.maxStorageBufferBindingSize, CLASSIFIER_CHUNK_CAP);
 }
 
 /** Bytes of one micro-batch's slice of the inputs/targets buffers (slices start at aligned offsets). */
@@ -254,7 +265,7 @@ function buildPlan(model: ModelConfig, B: number, limits: PlanLimits, opts: Plan
   const params = paramLayout(spec, limits.minStorageBufferOffsetAlignment);
   const paramBytes = params.floats * 4;
   const scratch = Math.max(sharedScratchBytes(model, B, T, params.floats), opts.minScratchBytes ?? 0);
-  const tensors = activationTensors(model, B, T, limits.maxStorageBufferBindingSize, scratch);
+  const tensors = activationTensors(model, B, T, classifierChunkBytes(limits), scratch);
   const bind = limits.maxStorageBufferBindingSize;
   const checks: Check[] = [];
   // A buffer must fit maxBufferSize; everything a kernel binds at once must fit a binding.
