@@ -47,7 +47,8 @@ export async function benchCommand(flags: BenchFlags): Promise<number> {
         for (let i = 0; i < steps; i++) await backend.step(batch(), stepHyper(config, i + 1));
         const ms = (performance.now() - t0) / steps;
         const tokensPerStep = config.batchSize * config.blockSize * config.gradAccum;
-        const stats = (backend as { stats?: () => Record<string, number> }).stats?.() ?? {};
+        const dispatches = (backend as { dispatchesPerStep?: number }).dispatchesPerStep;
+        const stats = dispatches !== undefined ? { dispatches_per_step: dispatches } : {};
         process.stdout.write(JSON.stringify({
           bench: 'train', backend: b, preset: name, params: modelSpec(model).numParams, device: backend.info.device,
           ms_per_step: +ms.toFixed(3), tokens_per_s: +((tokensPerStep * 1000) / ms).toFixed(1), steps, ...stats,

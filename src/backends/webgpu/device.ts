@@ -48,6 +48,9 @@ async function nodeGpu(): Promise<GPU> {
   } catch (e) {
     throw new KilnError('device', `cannot load the 'webgpu' package (Dawn): ${(e as Error).message}`, 'run `npm ci` in the Kiln folder');
   }
+  // Dawn's Vulkan/Wayland probing complains on every start without XDG_RUNTIME_DIR.
+  const env = (globalThis as unknown as { process: { env: Record<string, string | undefined> } }).process.env;
+  env.XDG_RUNTIME_DIR ??= '/tmp';
   // Dawn's enums and classes (GPUBufferUsage, ...) become globals, as in a browser.
   for (const [k, v] of Object.entries(mod.globals)) {
     if (!(k in globalThis)) (globalThis as Record<string, unknown>)[k] = v;
