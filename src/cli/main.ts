@@ -12,7 +12,7 @@ const USAGE = `kiln: train small GPT models (CPU, WebGPU through Dawn, CUDA)
 
 usage:
   kiln train  [--link URL | --config FILE | --preset NAME] --data FILE --out DIR
-              [--backend cpu|webgpu|cuda] [--steps N] [--seed N] [--set key=value]... [--resume]
+              [--backend auto|cpu|webgpu|cuda] [--steps N] [--seed N] [--set key=value]... [--resume]
   kiln eval   --checkpoint FILE --data FILE [--backend B]      prints {"loss": ...}
   kiln sample --checkpoint FILE [--prompt S] [--tokens N] [--temperature T] [--top-k K] [--top-p P] [--seed N]
   kiln export --checkpoint FILE --hf DIR                       Hugging Face GPT-2 folder
@@ -21,6 +21,8 @@ usage:
 
 presets:
 ${PRESETS.map((p) => `  ${p.name.padEnd(17)} ${p.description}`).join('\n')}
+
+--backend auto (the default) uses a hardware GPU through WebGPU when there is one, else the CPU.
 
 exit codes: 0 done, 1 bad usage or config, 2 bad data or checkpoint, 3 no usable device,
             4 numerical failure (NaN/Inf loss), 130 stopped by Ctrl-C (checkpoint saved)

@@ -92,10 +92,11 @@ export async function trainCommand(flags: TrainFlags): Promise<number> {
   progress.message(
     `kiln: ${nParams.toLocaleString('en-US')} parameters, vocab ${model.vocabSize} (${tokenizer.kind}), ` +
       `${split.train.length.toLocaleString('en-US')} train / ${split.val.length.toLocaleString('en-US')} val tokens, ` +
-      `~${formatBytes(mem.total)} to train on ${backendName}`,
+      `~${formatBytes(mem.total)} to train`,
   );
 
   const backend: Backend = await createBackend(backendName);
+  progress.message(`kiln: backend ${backend.kind} (${backend.info.device})`);
   const startStep = resume?.checkpoint.step ?? 0;
   try {
     await backend.load(model, resume ? resume.checkpoint.state : initialState(model, config.seed));
