@@ -1,0 +1,102 @@
+// Helpers for bench/gpu/webgpu.sh (plain Node, no dependencies).
+//   node report.mjs parity CPU_METRICS GPU_METRICS [TOL]   one JSON line: per-step loss agreement
+//   node report.mjs train METRICS [NAME]                     one JSON line: a training run's summary
+//   node report.mjs table RESULTS_JSONL                       the short table printed last
+import { readFileSync, existsSync } from 'node:fs';
+
+const lines = (path) =>
+  existsSync(path)
+    ? readFileSync(path, 'utf8').split('\n').filter((l) => l.trim().startsWith('{')).flatMap((l) => {
+        try {
+          return [JSON.parse(l)];
+        } catch {
+          return [];
+        }
+      })
+    : [];
+
+const [cmd, ...args] = process.argv.slice(2);
+
+if (cmd === 'parity') {
+  // DESIGN.md: loss curves over the first steps agree with the reference to ~1e-3 relative.
+  const [cpuPath, gpuPath, tolText] = args;
+  const tol = Number(tolText ?? 1e-3);
+  const cpu = new Map(lines(cpuPath).map((m) => [m.step, m]));
+  const gpu = lines(gpuPath);
+  let worst = 0;
+  let worstStep = null;
+  let worstGn = 0;
+  let n = 0;
+  for (const g of gpu) {
+    const c = cpu.get(g.step);
+    if (!c || typeof c.loss !== 'number') continue;
+    n++;
+    const rel = Math.abs(g.loss - c.loss) / Math.max(Math.abs(c.loss), 1e-12);
+    if (!(rel <= worst)) {
+      worst = rel;
+      worstStep = g.step;
+    }
+    if (typeof g.grad_norm === 'number' && typeof c.grad_norm === 'number') {
+      worstGn = Math.max(worstGn, Math.abs(g.grad_norm - c.grad_norm) / Math.max(Math.abs(c.grad_norm), 1e-12));
+    }
+  }
+  const last = gpu.at(-1);
+  const ok = n > 0 && n === cpu.size && worst <= tol;
+  process.stdout.write(JSON.stringify({
+    bench: 'parity', steps_compared: n, steps_cpu: cpu.size, max_rel_loss: worst, at_step: worstStep, max_rel_grad_norm: worstGn,
+    loss_cpu_last: cpu.get(last?.step)?.loss ?? null, loss_gpu_last: last?.loss ?? null, tol, ok,
+  }) + '\n');
+  process.exit(ok ? 0 : 1);
+} else if (cmd === 'train') {
+  const [path, name] = args;
+  const ms = lines(path);
+  const last = ms.at(-1);
+  const vals = ms.filter((m) => typeof m.val_loss === 'number');
+  const rates = ms.slice(Math.min(5, Math.floor(ms.length / 2))).map((m) => m.tokens_per_s).filter((x) => typeof x === 'number');
+  const med = rates.length ? rates.sort((a, b) => a - b)[Math.floor(rates.length / 2)] : null;
+  process.stdout.write(JSON.stringify({
+    bench: 'train_run', name: name ?? path, steps: last?.step ?? 0, first_loss: ms[0]?.loss ?? null, last_loss: last?.loss ?? null,
+    val_loss: vals.at(-1)?.val_loss ?? null, median_tokens_per_s: med, elapsed_s: last?.elapsed_s ?? null, mfu: last?.mfu ?? null,
+  }) + '\n');
+} else if (cmd === 'table') {
+  const rs = lines(args[0]);
+  const rows = [];
+  const row = (...c) => rows.push(c.map((x) => (x === undefined || x === null ? '-' : String(x))));
+  const f = (x, d = 1) => (typeof x === 'number' ? x.toFixed(d) : '-');
+  const e = (x) => (typeof x === 'number' ? x.toExponential(1) : '-');
+  for (const r of rs) {
+    switch (r.bench) {
+      case 'adapter':
+        if (r.error) row('adapter', r.flags?.join(' ') || 'default', r.error);
+        else row('adapter', r.flags?.length ? 'unsafe-apis' : 'default', r.name,
+          `f16 ${r.shader_f16 ? 'y' : 'n'} subgroups ${r.subgroups ? 'y' : 'n'} sg-matrix ${r.subgroup_matrix_feature ? 'y' : 'n'} configs ${r.subgroup_matrix_configs?.length ?? 0}${r.subgroup_matrix_pipeline ? ` pipeline: ${r.subgroup_matrix_pipeline}` : ''}`);
+        break;
+      case 'matmul':
+        row('matmul', `${r.kernel}${r.tile ? ` t${r.tile}` : ''} ${r.M}`, `${f(r.gflops)} GFLOP/s`, `${f(r.ms, 3)} ms x${r.iters}`);
+        break;
+      case 'train':
+        if (r.skipped) row('bench', `${r.preset} ${r.backend}`, 'skipped', String(r.skipped).slice(0, 60));
+        else row('bench', `${r.preset} ${r.backend}`, `${f(r.tokens_per_s, 0)} tok/s`, `${f(r.ms_per_step, 1)} ms/step${r.dispatches ? ` ${r.dispatches} disp` : ''}`);
+        break;
+      case 'train_run':
+        row('train', r.name, `${r.steps} steps loss ${f(r.first_loss, 3)}->${f(r.last_loss, 3)} val ${f(r.val_loss, 3)}`, `${f(r.median_tokens_per_s, 0)} tok/s`);
+        break;
+      case 'parity':
+        row('parity', 'tiny cpu vs webgpu', `${r.ok ? 'OK' : 'FAIL'} max rel loss ${e(r.max_rel_loss)} (tol ${e(r.tol)})`, `${r.steps_compared}/${r.steps_cpu} steps, gn ${e(r.max_rel_grad_norm)}`);
+        break;
+      case 'torch_reference':
+        row('torch', `${r.model?.nLayer}L ${r.model?.nEmbd}C on ${r.device}`, `${r.ok ? 'OK' : 'FAIL'} loss ${e(r.loss_rel_f32)} grad ${e(r.grad_max_rel_f32)} (f64 ${e(r.grad_max_rel_f64)})`,
+          r.loss_rel_transformers !== undefined ? `transformers ${e(r.loss_rel_transformers)}` : 'transformers skipped');
+        break;
+      case 'step':
+        if (r.status !== 'ok') row('step', r.name, r.status, `rc ${r.rc} ${f(r.seconds, 0)} s`);
+        break;
+    }
+  }
+  const w = [0, 1, 2, 3].map((i) => Math.max(...rows.map((r) => (r[i] ?? '').length), 0));
+  const out = rows.map((r) => r.map((c, i) => (i < 3 ? c.padEnd(Math.min(w[i], 40)) : c)).join('  ')).join('\n');
+  process.stdout.write(out + '\n');
+} else {
+  process.stderr.write('usage: node report.mjs parity CPU GPU [TOL] | train METRICS [NAME] | table RESULTS\n');
+  process.exit(1);
+}

@@ -1,0 +1,287 @@
+#!/usr/bin/env bash
+# Kiln's WebGPU (Dawn/Vulkan) checks and benchmarks on a GPU machine that has no Node,
+# npm or network: the one command a session with a device runs (docs/GPU.md).
+#
+#   here:   bash scripts/pack-device.sh                       (builds .tools/, ~30 MiB)
+#   device: run(command="bash bench/gpu/webgpu.sh", carry=[".tools"], timeout_s=540)
+#
+# Steps, most important first, each under its own timeout and all inside BUDGET_S
+# (default 420 s, so the script ends well within 8 minutes; a step that would not fit
+# is reported as skipped):
+#   setup     node and dawn.node unpacked into $KILN_RUN_DIR (/tmp/kiln-run); the Vulkan
+#             loader from .tools/deb only if the machine lacks libvulkan.so.1; the ICD:
+#             NVIDIA's if found, else SwiftShader's, else whatever the loader finds
+#   adapter   name, info, features (subgroup matrix + its configs), limits; again with
+#             Dawn's allow_unsafe_apis (the experimental subgroup-matrix feature needs it)
+#   parity    `kiln train --preset tiny` 20 steps, seed 1, on cpu and on webgpu: per-step
+#             losses must agree to 1e-3 relative (DESIGN.md)
+#   torch     Kiln's reference gradients (dump-grads) vs PyTorch f64 (torch_reference.py),
+#             on the parity run's CPU checkpoint and on `names` at init; only if python3
+#             has torch and safetensors
+#   matmul    bench/matmul.ts, tiled vs naive at 1024, 2048, 4096; tiles 32 and 64
+#   bench     `kiln bench` on webgpu: tiny, names, char-shakespeare; cpu: tiny, names
+#   train     `kiln train --preset char-shakespeare --backend webgpu` on tinyshakespeare
+#             (or generated text) for up to 120 s (stopped by SIGINT: Kiln saves), then
+#             `kiln sample` from its checkpoint
+#   gpt2      `kiln bench --preset gpt2-124m` on webgpu, if time is left
+# Everything lands in $OUT: log.txt (all output), results.jsonl (every JSON line),
+# train-metrics.jsonl, parity-cpu.jsonl, parity-webgpu.jsonl. A short table is printed last.
+#
+# Environment: OUT (default /tmp/kiln-gpu-out); SMALL=1 shrinks every size (simulation on
+# SwiftShader); BUDGET_S; KILN_TOOLS (default .tools beside bench/); KILN_PYTHON (default
+# python3); KILN_VK_ICD (an ICD json to use); KILN_FORCE_VK_DEB=1 (use the carried loader
+# even where the machine has one: tests that path).
+set -uo pipefail
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+ROOT=$(cd "$HERE/../.." && pwd)
+TOOLS=${KILN_TOOLS:-$ROOT/.tools}
+OUT=${OUT:-/tmp/kiln-gpu-out}
+SMALL=${SMALL:-0}
+BUDGET_S=${BUDGET_S:-420}
+RUN=${KILN_RUN_DIR:-/tmp/kiln-run}
+PY=${KILN_PYTHON:-python3}
+T0=$(date +%s)
+
+mkdir -p "$OUT"
+rm -rf "$RUN" && mkdir -p "$RUN"
+LOG=$OUT/log.txt
+RES=$OUT/results.jsonl
+: > "$LOG"
+: > "$RES"
+
+say() { echo "$*" | tee -a "$LOG"; }
+left() { echo $((T0 + BUDGET_S - $(date +%s))); }
+record() { echo "{\"bench\":\"step\",\"name\":\"$1\",\"status\":\"$2\",\"rc\":$3,\"seconds\":$4}" >> "$RES"; }
+
+# step NAME LIMIT_S CMD...: CMD's stdout and stderr go to the log, its stdout's JSON lines
+# to results.jsonl. The timeout sends SIGINT (kiln train saves its checkpoint on it), then
+# SIGKILL 15 s later. Returns CMD's exit code (124 timed out, 125 skipped). With
+# TIMEOUT_OK=1 a timeout is the planned end (status "stopped", return 0).
+step() {
+  local name=$1 limit=$2
+  shift 2
+  local rem
+  rem=$(left)
+  if ((rem < 25)); then
+    say "[skipped: no time left] $name"
+    record "$name" skipped-no-time 125 0
+    return 125
+  fi
+  ((limit > rem - 15)) && limit=$((rem - 15))
+  echo "=== $name (limit ${limit}s): $*" >> "$LOG"
+  local s e rc status
+  s=$(date +%s.%N)
+  timeout -k 15 -s INT "$limit" "$@" > "$RUN/step.out" 2> "$RUN/step.err"
+  rc=$?
+  e=$(date +%s.%N)
+  cat "$RUN/step.out" >> "$LOG"
+  sed 's/^/  [stderr] /' "$RUN/step.err" >> "$LOG"
+  grep '^{' "$RUN/step.out" >> "$RES" || true
+  case $rc in
+    0) status=ok ;;
+    124) if [ "${TIMEOUT_OK:-0}" = 1 ]; then status=stopped; rc=0; else status=timeout; fi ;;
+    137) status=killed ;;
+    *) status=failed ;;
+  esac
+  local secs
+  secs=$(awk -v s="$s" -v e="$e" 'BEGIN { printf "%.1f", e - s }')
+  record "$name" "$status" "$rc" "$secs"
+  say "[$status ${secs}s] $name"
+  [ "$status" != ok ] && [ "$status" != stopped ] && grep -v '^\s*$' "$RUN/step.err" | tail -n 3 | cut -c1-300 | sed 's/^/    /'
+  return "$rc"
+}
+skip() { say "[skipped] $1: $2"; record "$1" "skipped: $2" 125 0; }
+
+# Unpack a .deb's files under a folder (dpkg-deb where there is one, else ar + tar).
+undeb() {
+  local deb=$1 dest=$2
+  mkdir -p "$dest"
+  if command -v dpkg-deb > /dev/null; then dpkg-deb -x "$deb" "$dest"
+  elif command -v ar > /dev/null; then (cd "$dest" && ar p "$deb" "$(ar t "$deb" | grep '^data.tar')" | tar -x -J -f - 2> /dev/null || ar p "$deb" "$(ar t "$deb" | grep '^data.tar')" | tar -x -f -)
+  else return 1; fi
+}
+
+say "kiln gpu: $(date -u +%Y-%m-%dT%H:%M:%SZ) small=$SMALL budget=${BUDGET_S}s tools=$TOOLS out=$OUT"
+[ -f "$TOOLS/MANIFEST" ] && sed 's/^/  manifest: /' "$TOOLS/MANIFEST" | tee -a "$LOG"
+{ uname -a; nvidia-smi -L 2> /dev/null || echo "no nvidia-smi"; } >> "$LOG" 2>&1
+
+# --- setup: node, the bundles, the webgpu package --------------------------------------
+if [ -f "$TOOLS/node.xz" ]; then
+  xz -dc "$TOOLS/node.xz" > "$RUN/node" && chmod +x "$RUN/node"
+  NODE=$RUN/node
+elif command -v node > /dev/null; then
+  NODE=$(command -v node)
+else
+  say "kiln gpu: no $TOOLS/node.xz and no node: run scripts/pack-device.sh and carry .tools"
+  exit 1
+fi
+cp "$TOOLS"/*.mjs "$HERE/adapter.mjs" "$HERE/report.mjs" "$RUN/"
+W=$RUN/node_modules/webgpu
+mkdir -p "$W/dist/linux-x64"
+cp "$TOOLS/node_modules/webgpu/index.js" "$TOOLS/node_modules/webgpu/package.json" "$W/"
+xz -dc "$TOOLS/node_modules/webgpu/dist/linux-x64/dawn.node.xz" > "$W/dist/linux-x64/dawn.node"
+export KILN_SHADER_DIR=$TOOLS/shaders
+export XDG_RUNTIME_DIR=${XDG_RUNTIME_DIR:-$RUN/xdg}
+mkdir -p "$XDG_RUNTIME_DIR" && chmod 700 "$XDG_RUNTIME_DIR" 2> /dev/null
+say "node $("$NODE" --version) ($NODE); setup took $(($(date +%s) - T0)) s"
+KILN=("$NODE" "$RUN/kiln.mjs")
+# scripts/pack-device.sh records whether src/backends/webgpu/backend.ts was in the bundle.
+BACKEND_OK=1
+grep -q '^webgpu_backend missing' "$TOOLS/MANIFEST" 2> /dev/null && BACKEND_OK=0
+
+# --- setup: Vulkan -----------------------------------------------------------------------
+has_lib() { ldconfig -p 2> /dev/null | grep -q "$1" || ls /usr/local/nvidia/lib64/"$1"* > /dev/null 2>&1; }
+LIBDIRS=""
+VKLIB=$RUN/vk/usr/lib/x86_64-linux-gnu
+for d in /usr/local/nvidia/lib64 /usr/local/nvidia/lib; do [ -d "$d" ] && LIBDIRS="$LIBDIRS:$d"; done
+if [ "${KILN_FORCE_VK_DEB:-0}" = 1 ] || ! has_lib libvulkan.so.1; then
+  deb=$(ls "$TOOLS"/deb/libvulkan1_*.deb 2> /dev/null | head -n 1)
+  if [ -n "$deb" ] && undeb "$deb" "$RUN/vk"; then
+    LIBDIRS="$VKLIB$LIBDIRS"
+    say "vulkan: loader from $(basename "$deb") (unpacked in $RUN/vk)"
+  else
+    say "vulkan: WARNING: no libvulkan.so.1 on this machine and no usable .tools/deb/libvulkan1_*.deb"
+  fi
+else
+  say "vulkan: the machine's loader: $(ldconfig -p 2> /dev/null | grep -m1 libvulkan.so.1 | sed 's/.*=> //')"
+fi
+if ! has_lib libGLdispatch.so.0; then
+  deb=$(ls "$TOOLS"/deb/libglvnd0_*.deb 2> /dev/null | head -n 1)
+  if [ -n "$deb" ] && undeb "$deb" "$RUN/vk"; then
+    case ":$LIBDIRS:" in *":$VKLIB:"*) ;; *) LIBDIRS="$VKLIB:$LIBDIRS" ;; esac
+    say "vulkan: libGLdispatch from $(basename "$deb")"
+  fi
+fi
+LIBDIRS=${LIBDIRS#:}
+LIBDIRS=${LIBDIRS%:}
+[ -n "$LIBDIRS" ] && export LD_LIBRARY_PATH="${LIBDIRS}${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+ICD=${KILN_VK_ICD:-}
+if [ -z "$ICD" ]; then
+  for f in /usr/local/nvidia/share/vulkan/icd.d/nvidia_icd*.json /usr/share/vulkan/icd.d/nvidia_icd*.json \
+    /etc/vulkan/icd.d/nvidia_icd*.json /usr/local/share/vulkan/icd.d/nvidia_icd*.json; do
+    [ -f "$f" ] && { ICD=$f; break; }
+  done
+fi
+if [ -z "$ICD" ] && [ -f /usr/lib/chromium/vk_swiftshader_icd.json ]; then ICD=/usr/lib/chromium/vk_swiftshader_icd.json; fi
+if [ -n "$ICD" ]; then
+  export VK_DRIVER_FILES=$ICD VK_ICD_FILENAMES=$ICD
+  say "vulkan: ICD $ICD"
+  cat "$ICD" >> "$LOG" 2>&1
+else
+  say "vulkan: no NVIDIA or SwiftShader ICD file found; the loader searches its default folders"
+  ls /usr/share/vulkan/icd.d /etc/vulkan/icd.d /usr/local/nvidia/share/vulkan/icd.d >> "$LOG" 2>&1
+fi
+echo "LD_LIBRARY_PATH=${LD_LIBRARY_PATH:-}" >> "$LOG"
+ldconfig -p 2> /dev/null | grep -E 'libvulkan|libGLX_nvidia|libGLdispatch|libnvidia-glcore' >> "$LOG"
+
+# --- adapter ------------------------------------------------------------------------------
+cd "$RUN" || exit 1
+GPU_OK=1
+if ! step adapter 60 "$NODE" adapter.mjs && [ -n "$ICD" ] && [ -z "${KILN_VK_ICD:-}" ]; then
+  # The ICD file found may not be the one that works: let the loader search its defaults.
+  say "vulkan: no adapter with $ICD; trying the loader's default ICD search"
+  unset VK_DRIVER_FILES VK_ICD_FILENAMES
+  ICD=""
+  step adapter-default-icd 60 "$NODE" adapter.mjs
+fi
+if ! grep -q '"bench":"adapter","flags":\[\],"name"' "$RES"; then
+  GPU_OK=0
+  # Once more with the loader's own messages, for the log.
+  VK_LOADER_DEBUG=error,warn,driver timeout 60 "$NODE" adapter.mjs >> "$LOG" 2>&1
+  say "kiln gpu: no WebGPU adapter: the WebGPU steps are skipped (see log.txt for the Vulkan loader's messages)"
+else
+  grep '"bench":"adapter"' "$RUN/step.out" | "$NODE" -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{const a=JSON.parse(s);console.log(`adapter: ${a.name} | subgroup-matrix ${a.subgroup_matrix_feature} | f16 ${a.shader_f16} | maxStorageBufferBindingSize ${a.limits.maxStorageBufferBindingSize} | maxBufferSize ${a.limits.maxBufferSize} | wg mem ${a.limits.maxComputeWorkgroupStorageSize}`)})' | tee -a "$LOG"
+  step adapter-unsafe-apis 60 "$NODE" adapter.mjs enable-dawn-features=allow_unsafe_apis
+fi
+
+# kiln's own WebGPU steps need an adapter and the backend in the bundle.
+KGPU=$((GPU_OK && BACKEND_OK))
+((BACKEND_OK)) || say "kiln gpu: the bundle has no WebGPU backend (packed before src/backends/webgpu/backend.ts existed): kiln --backend webgpu steps are skipped"
+WHY="no adapter"
+((BACKEND_OK)) || WHY="no webgpu backend in the bundle"
+
+# --- data -------------------------------------------------------------------------------
+if [ -f "$TOOLS/data/tinyshakespeare.txt.xz" ]; then
+  xz -dc "$TOOLS/data/tinyshakespeare.txt.xz" > "$RUN/input.txt"
+else
+  # Seeded pseudo-text (~1 MB): enough for throughput and for the loss to fall.
+  "$NODE" -e 'let x=7,o=[];const w="the of and to a in that is was he for it with as his on be at by i this had not are but from or have an they which one you were her all she there would their we him been has when who will more no if out so said what up its about into than them can only other new some could time these two may then do first any my now such like our over man me even most made after also did many before must through back years where much your way well down should because each just those people mr how too little state good very make world still own see men work long get here between both life being under never day same another know while last might us great old year off come since against go came right used take three".split(" ");while(o.length<200000){x=(x*1103515245+12345)%2147483648;o.push(w[x%w.length]);if(x%13==0)o.push(".\n")}require("fs").writeFileSync(process.argv[1],o.join(" "))' "$RUN/input.txt"
+fi
+say "data: $(wc -c < "$RUN/input.txt") bytes"
+
+# --- parity: tiny, 20 steps, cpu vs webgpu ------------------------------------------------
+PSTEPS=20
+step parity-cpu 60 "${KILN[@]}" train --preset tiny --backend cpu --steps $PSTEPS --seed 1 --data input.txt --out "$RUN/tiny-cpu"
+cp "$RUN/tiny-cpu/metrics.jsonl" "$OUT/parity-cpu.jsonl" 2> /dev/null
+if ((KGPU)); then
+  if step parity-webgpu 90 "${KILN[@]}" train --preset tiny --backend webgpu --steps $PSTEPS --seed 1 --data input.txt --out "$RUN/tiny-webgpu"; then
+    cp "$RUN/tiny-webgpu/metrics.jsonl" "$OUT/parity-webgpu.jsonl"
+    step parity-compare 30 "$NODE" report.mjs parity "$RUN/tiny-cpu/metrics.jsonl" "$RUN/tiny-webgpu/metrics.jsonl" 1e-3
+  fi
+else
+  skip parity-webgpu "$WHY"
+fi
+
+# --- torch: the reference against PyTorch -------------------------------------------------
+if "$PY" -c 'import torch, safetensors' > /dev/null 2>&1; then
+  if [ -f "$RUN/tiny-cpu/checkpoint.safetensors" ]; then
+    step dump-grads-tiny 60 "$NODE" dump-grads.mjs --checkpoint "$RUN/tiny-cpu/checkpoint.safetensors" --out "$RUN/grads-tiny" --batch 4 --seed 2 &&
+      step torch-tiny 120 env PYTHONUNBUFFERED=1 "$PY" "$HERE/torch_reference.py" --dir "$RUN/grads-tiny" --checkpoint "$RUN/tiny-cpu/checkpoint.safetensors"
+  fi
+  step dump-grads-names 60 "$NODE" dump-grads.mjs --preset names --vocab 65 --out "$RUN/grads-names" --batch 4 --seed 3 &&
+    step torch-names 120 env PYTHONUNBUFFERED=1 "$PY" "$HERE/torch_reference.py" --dir "$RUN/grads-names"
+else
+  skip torch "$PY has no torch + safetensors"
+fi
+
+# --- matmul -------------------------------------------------------------------------------
+if ((GPU_OK)); then
+  if ((SMALL)); then
+    step matmul 90 "$NODE" bench-matmul.mjs --sizes 64,128 --kernels tiled,naive --seconds 0.2
+    step matmul-tile64 60 "$NODE" bench-matmul.mjs --sizes 128 --kernels tiled --tile 64 --seconds 0.2
+  else
+    step matmul 120 "$NODE" bench-matmul.mjs --sizes 1024,2048,4096 --kernels tiled,naive --seconds 1
+    step matmul-tile32 60 "$NODE" bench-matmul.mjs --sizes 2048,4096 --kernels tiled --tile 32 --seconds 1
+    step matmul-tile64 60 "$NODE" bench-matmul.mjs --sizes 2048,4096 --kernels tiled --tile 64 --seconds 1
+  fi
+else
+  skip matmul "no adapter"
+fi
+
+# --- kiln bench -----------------------------------------------------------------------------
+if ((SMALL)); then
+  ((KGPU)) && step bench-webgpu 120 "${KILN[@]}" bench --backend webgpu --preset tiny --steps 2
+  step bench-cpu 60 "${KILN[@]}" bench --backend cpu --preset tiny --steps 2
+else
+  ((KGPU)) && step bench-webgpu 150 "${KILN[@]}" bench --backend webgpu --preset tiny,names,char-shakespeare --steps 10
+  step bench-cpu 60 "${KILN[@]}" bench --backend cpu --preset tiny,names --steps 3
+fi
+
+# --- train char-shakespeare on webgpu, then sample -----------------------------------------
+if ((KGPU)); then
+  if ((SMALL)); then
+    TRAIN=(--steps 20 --set nLayer=1 --set nHead=2 --set nEmbd=32 --set blockSize=32 --set batchSize=4 --set evalEvery=10 --set evalBatches=2)
+    TLIM=${KILN_TRAIN_S:-120}
+  else
+    TRAIN=(--steps 2000 --set evalEvery=100 --set evalBatches=4 --set checkpointEvery=1000)
+    TLIM=${KILN_TRAIN_S:-120}
+  fi
+  TIMEOUT_OK=1 step train "$TLIM" "${KILN[@]}" train --preset char-shakespeare --backend webgpu --seed 1 --data input.txt --out "$RUN/cs" "${TRAIN[@]}"
+  cp "$RUN/cs/metrics.jsonl" "$OUT/train-metrics.jsonl" 2> /dev/null
+  [ -s "$RUN/cs/metrics.jsonl" ] && "$NODE" report.mjs train "$RUN/cs/metrics.jsonl" char-shakespeare >> "$RES" 2>> "$LOG"
+  if [ -f "$RUN/cs/checkpoint.safetensors" ]; then
+    step sample 45 "${KILN[@]}" sample --checkpoint "$RUN/cs/checkpoint.safetensors" --backend webgpu --tokens 200 --seed 1 --prompt "ROMEO:"
+    sed 's/^/    | /' "$RUN/step.out" | head -n 12
+  fi
+else
+  skip train "$WHY"
+fi
+
+# --- gpt2-124m throughput, if time is left ---------------------------------------------------
+if ((KGPU)) && ((!SMALL)); then
+  step bench-gpt2-124m 150 "${KILN[@]}" bench --backend webgpu --preset gpt2-124m --steps 2
+fi
+
+# --- table ------------------------------------------------------------------------------
+say "kiln gpu: done in $(($(date +%s) - T0)) s; results in $OUT"
+"$NODE" report.mjs table "$RES" | tee "$OUT/summary.txt"
