@@ -11,7 +11,8 @@
 #   dump-grads.mjs              bench/gpu/dump-grads.ts, bundled the same way
 #   node_modules/webgpu/        index.js, package.json, dist/linux-x64/dawn.node.xz
 #   shaders/*.wgsl              read through KILN_SHADER_DIR (src/backends/webgpu/shader-source.ts)
-#   deb/*.deb                   libvulkan1 + libglvnd0 (Debian 12), unpacked there only if missing
+#   deb/*.deb                   libvulkan1, libglvnd0 (+ EGL/GL libs as a fallback), Debian 12; unpacked
+#                               there into /tmp only if the machine lacks them
 #   data/tinyshakespeare.txt.xz when /work/shared/datasets has it (else the GPU script makes text)
 #   MANIFEST                    commit, date, whether the WebGPU backend was in the bundle
 # and the sizes are printed. node.xz is rebuilt only when the node binary changed.
@@ -72,9 +73,14 @@ rm -rf "$T/shaders" && mkdir -p "$T/shaders" && cp shaders/*.wgsl "$T/shaders/"
 
 # 5. Vulkan loader (+ libglvnd's libGLdispatch, which NVIDIA's ICD library links) for a
 #    machine whose image lacks them; the GPU script unpacks them into /tmp only if missing.
+#    The rest of the device README's set (EGL/GL/GLX) is a fallback the script tries
+#    only if no adapter is found with these two.
 mkdir -p "$T/deb"
-if ! ls "$T"/deb/libvulkan1_*.deb >/dev/null 2>&1 || ! ls "$T"/deb/libglvnd0_*.deb >/dev/null 2>&1; then
-  (cd "$T/deb" && apt-get download libvulkan1 libglvnd0 2>&1 | grep -v '^W: Download is performed unsandboxed' || true)
+DEBS=(libvulkan1 libglvnd0 libegl1 libopengl0 libgl1 libglx0 libgles2)
+MISSING=()
+for p in "${DEBS[@]}"; do ls "$T"/deb/"${p}"_*.deb >/dev/null 2>&1 || MISSING+=("$p"); done
+if [ ${#MISSING[@]} -gt 0 ]; then
+  (cd "$T/deb" && apt-get download "${MISSING[@]}" 2>&1 | grep -v '^W: Download is performed unsandboxed' || true)
 fi
 ls "$T"/deb/libvulkan1_*.deb >/dev/null 2>&1 || echo "pack-device: WARNING: could not download libvulkan1 (apt-get update first?)" >&2
 

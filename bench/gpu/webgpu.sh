@@ -177,14 +177,23 @@ ldconfig -p 2> /dev/null | grep -E 'libvulkan|libGLX_nvidia|libGLdispatch|libnvi
 # --- adapter ------------------------------------------------------------------------------
 cd "$RUN" || exit 1
 GPU_OK=1
-if ! step adapter 60 "$NODE" adapter.mjs && [ -n "$ICD" ] && [ -z "${KILN_VK_ICD:-}" ]; then
+has_adapter() { grep -q '"bench":"adapter","flags":\[\],"name"' "$RES"; }
+step adapter 60 "$NODE" adapter.mjs
+if ! has_adapter && ls "$TOOLS"/deb/*.deb > /dev/null 2>&1; then
+  # Perhaps the driver's library needs more of libglvnd: unpack the whole carried set.
+  say "vulkan: no adapter; unpacking all of .tools/deb into $RUN/vk and trying again"
+  for deb in "$TOOLS"/deb/*.deb; do undeb "$deb" "$RUN/vk"; done
+  case ":${LD_LIBRARY_PATH:-}:" in *":$VKLIB:"*) ;; *) export LD_LIBRARY_PATH="$VKLIB${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" ;; esac
+  step adapter-more-libs 60 "$NODE" adapter.mjs
+fi
+if ! has_adapter && [ -n "$ICD" ] && [ -z "${KILN_VK_ICD:-}" ]; then
   # The ICD file found may not be the one that works: let the loader search its defaults.
   say "vulkan: no adapter with $ICD; trying the loader's default ICD search"
   unset VK_DRIVER_FILES VK_ICD_FILENAMES
   ICD=""
   step adapter-default-icd 60 "$NODE" adapter.mjs
 fi
-if ! grep -q '"bench":"adapter","flags":\[\],"name"' "$RES"; then
+if ! has_adapter; then
   GPU_OK=0
   # Once more with the loader's own messages, for the log.
   VK_LOADER_DEBUG=error,warn,driver timeout 60 "$NODE" adapter.mjs >> "$LOG" 2>&1
