@@ -1,6 +1,8 @@
 // `kiln bench`: training throughput per backend and preset, one JSON line per
 // measurement. Data are random tokens (throughput does not depend on them), so the
 // benchmark needs no files; speed is never asserted in tests, only recorded.
+// --profile adds, per backend and preset, one more step timed dispatch by dispatch
+// (WebGpuBackend.profileStep) and one JSON line per kernel family, then a total line.
 import { KilnError } from '../core/errors.ts';
 import { modelSpec, resolveModel } from '../core/model-spec.ts';
 import { findPreset, PRESET_NAMES } from '../core/presets.ts';
@@ -8,6 +10,8 @@ import { Rng } from '../core/rng.ts';
 import { BatchSampler } from '../core/data.ts';
 import { stepHyper } from '../train/trainer.ts';
 import { initialState } from '../train/prepare.ts';
+import type { Backend, Batch, StepHyper } from '../backends/backend.ts';
+import type { StepProfile } from '../backends/webgpu/backend.ts';
 import { createBackend, parseBackendName } from './backends.ts';
 
 export interface BenchFlags {
@@ -15,7 +19,10 @@ export interface BenchFlags {
   preset?: string;
   steps?: string;
   vocab?: string;
+  profile?: boolean;
 }
+
+type Profiler = Backend & { profileStep(batch: Batch, hp: StepHyper): Promise<StepProfile> };
 
 export async function benchCommand(flags: BenchFlags): Promise<number> {
   const backends = (flags.backend ?? 'cpu,webgpu').split(',').map((b) => parseBackendName(b.trim()));
@@ -53,10 +60,38 @@ export async function benchCommand(flags: BenchFlags): Promise<number> {
           bench: 'train', backend: b, preset: name, params: modelSpec(model).numParams, device: backend.info.device,
           ms_per_step: +ms.toFixed(3), tokens_per_s: +((tokensPerStep * 1000) / ms).toFixed(1), steps, ...stats,
         }) + '\n');
+        if (flags.profile) await profileLines(backend, b, name, () => profiler(backend).profileStep(batch(), stepHyper(config, steps + 1)));
       } finally {
         backend.dispose();
       }
     }
   }
   return 0;
+}
+
+function profiler(backend: Backend): Profiler {
+  if (!('profileStep' in backend)) throw new KilnError('usage', `the ${backend.kind} backend has no profiler`, '--profile times WebGPU kernels');
+  return backend as Profiler;
+}
+
+/** One JSON line per kernel family of one profiled step, then a total; a skip line if it cannot be profiled. */
+async function profileLines(backend: Backend, b: string, preset: string, run: () => Promise<StepProfile>): Promise<void> {
+  const head = { bench: 'profile', backend: b, preset };
+  let p: StepProfile;
+  try {
+    p = await run();
+  } catch (e) {
+    if (!(e instanceof KilnError)) throw e;
+    process.stdout.write(JSON.stringify({ ...head, skipped: e.message }) + '\n');
+    return;
+  }
+  const r = (x: number, d = 4) => +x.toFixed(d);
+  for (const f of p.families) {
+    process.stdout.write(JSON.stringify({ ...head, family: f.family, ms: r(f.ms), share: r(f.share), dispatches: f.dispatches }) + '\n');
+  }
+  // Per-pass overhead makes gpu ms an upper bound (src/backends/webgpu/profile.ts); step_ms is a normal step's wall time.
+  process.stdout.write(JSON.stringify({
+    ...head, family: 'total', ms: r(p.gpuMs), share: 1, dispatches: p.dispatches.length, device: backend.info.device,
+    profiled_wall_ms: r(p.wallMs, 3), step_ms: p.stepWallMs === null ? null : r(p.stepWallMs, 3), timer_resolution_ns: p.timerResolutionNs,
+  }) + '\n');
 }

@@ -17,7 +17,8 @@ usage:
   kiln sample --checkpoint FILE [--prompt S] [--tokens N] [--temperature T] [--top-k K] [--top-p P] [--seed N]
   kiln export --checkpoint FILE --hf DIR                       Hugging Face GPT-2 folder
   kiln import --hf DIR --out FILE                              back to a Kiln checkpoint
-  kiln bench  [--backend cpu,webgpu] [--preset tiny,names] [--steps N]   JSON lines
+  kiln bench  [--backend cpu,webgpu] [--preset tiny,names] [--steps N] [--profile]   JSON lines
+              (--profile: GPU time per kernel family of one more step, where timestamp-query exists)
 
 presets:
 ${PRESETS.map((p) => `  ${p.name.padEnd(17)} ${p.description}`).join('\n')}
@@ -44,7 +45,7 @@ const COMMANDS: Record<string, { options: Record<string, Opt>; run: (v: Record<s
   },
   export: { options: { checkpoint: S, hf: S }, run: (v) => exportCommand(v) },
   import: { options: { hf: S, out: S, set: { type: 'string', multiple: true } }, run: (v) => importCommand(v) },
-  bench: { options: { backend: S, preset: S, steps: S, vocab: S }, run: (v) => benchCommand(v) },
+  bench: { options: { backend: S, preset: S, steps: S, vocab: S, profile: B }, run: (v) => benchCommand(v) },
 };
 
 function report(e: unknown): number {

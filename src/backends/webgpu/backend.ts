@@ -12,13 +12,14 @@ import type { Backend, BackendInfo, Batch, StepHyper, StepStats, TrainState } fr
 import { requestGpu, type GpuContext, type RequestOptions } from './device.ts';
 import {
   evalDispatches, hyperBytes, ioBuffers, logitsDispatches, readbackBuffer, readFloats, statsOf, STATS_READ_BYTES,
-  stepDispatches, submitGraph, Workspace, writeTokens, type GraphBuffers, type ParamBuffers,
+  stepDispatches, submitGraph, Workspace, writeTokens, type GraphBuffers, type ParamBuffers, type Recorder,
 } from './graph.ts';
 import { PipelineCache, readBuffer, storageBuffer, type Dispatch } from './kernel.ts';
 import {
   bufferPlan, ioStrideBytes, paramLayout, planLimits, sharedScratchBytes, toPlanLayout, toSpecLayout,
   type BufferPlan, type ParamLayout, type PlanLimits,
 } from './plan.ts';
+import { familyTotals, kernelFamily, PassTimer, type DispatchTime, type FamilyTime } from './profile.ts';
 import { shaderSources } from './shader-source.ts';
 
 export interface WebGpuBackendOptions extends RequestOptions {
@@ -32,6 +33,24 @@ export interface WebGpuBackendOptions extends RequestOptions {
 
 // Pipelines compile once per device, whichever backend on it asks first.
 const caches = new WeakMap<GPUDevice, PipelineCache>();
+
+/** One optimizer step timed dispatch by dispatch (WebGpuBackend.profileStep). */
+export interface StepProfile {
+  /** The step's loss and gradient norm, as step() returns them. */
+  stats: StepStats;
+  /** Every dispatch of the step, in recording order, with its GPU time. */
+  dispatches: DispatchTime[];
+  /** Totals per kernel family, largest first; their ms add up to gpuMs. */
+  families: FamilyTime[];
+  /** Sum of the dispatches' GPU times (an upper bound: see profile.ts). */
+  gpuMs: number;
+  /** Wall time of this profiled step, submit to readback (inflated by one pass per dispatch). */
+  wallMs: number;
+  /** Wall time of the last normal step() on this backend; null before the first. */
+  stepWallMs: number | null;
+  /** The timestamps' apparent resolution (PassTimer.read): 65536 means quantized, and small kernels read 0. */
+  timerResolutionNs: number;
+}
 
 interface Loaded {
   model: ModelConfig;
@@ -56,6 +75,8 @@ export class WebGpuBackend implements Backend {
   readonly info: BackendInfo;
   /** Dispatches in the last step() (one compute pass, one submit). */
   dispatchesPerStep = 0;
+  /** Wall time of the last step(), from the token upload to the stats readback. */
+  lastStepMs: number | null = null;
   private readonly device: GPUDevice;
   private readonly limits: PlanLimits;
   private loaded: Loaded | null = null;
@@ -127,14 +148,45 @@ export class WebGpuBackend implements Backend {
       checkBatch(batch, l.model);
       const g = await this.ensureGraphs(batch.B, batch.T, batch.microBatches, true);
       const d = await this.list(g, `step ${batch.microBatches}x${batch.B}x${batch.T}`, () => stepDispatches(g.buffers, batch.microBatches, batch.B, batch.T));
-      const t = l.t + 1;
-      writeTokens(this.device, g.buffers.inputs, batch.inputs, batch.microBatches, batch.B, batch.T);
-      writeTokens(this.device, g.buffers.targets, batch.targets, batch.microBatches, batch.B, batch.T);
-      this.device.queue.writeBuffer(g.buffers.hyper, 0, hyperBytes(hp, t));
-      const stats = statsOf(await this.run(d, 'step', g.buffers.stats, g.statsRead, STATS_READ_BYTES));
-      l.t = t;
+      const t0 = performance.now();
+      const stats = await this.runStep(l, g, d, batch, hp);
+      this.lastStepMs = performance.now() - t0;
       this.dispatchesPerStep = d.length;
       return stats;
+    });
+  }
+
+  /**
+   * One optimizer step exactly as step() takes it (same dispatches, same results), but
+   * with every dispatch in its own compute pass between two timestamps, so the result
+   * says where the step's GPU time goes. Needs the 'timestamp-query' feature. The
+   * per-pass overhead makes the times upper bounds (profile.ts); compare gpuMs with
+   * stepWallMs, the wall time of a normal step, to see what dispatch overhead costs.
+   */
+  profileStep(batch: Batch, hp: StepHyper): Promise<StepProfile> {
+    return this.serial(async () => {
+      if (!this.gpu.hasTimestamps) {
+        throw new KilnError('device', `profiling needs the WebGPU feature 'timestamp-query', which ${this.info.device} does not offer`,
+          'profile on a device that has it (Chrome needs chrome://flags/#enable-webgpu-developer-features), or leave out --profile');
+      }
+      const l = this.need();
+      checkBatch(batch, l.model);
+      const g = await this.ensureGraphs(batch.B, batch.T, batch.microBatches, true);
+      const d = await this.list(g, `step ${batch.microBatches}x${batch.B}x${batch.T}`, () => stepDispatches(g.buffers, batch.microBatches, batch.B, batch.T));
+      const timer = await this.allocate(`the timestamp queries for ${d.length} dispatches`, () => new PassTimer(this.device, d.length));
+      try {
+        const t0 = performance.now();
+        const stats = await this.runStep(l, g, d, batch, hp, (enc, list, label) => timer.record(enc, list, label));
+        const { ms, resolutionNs } = await this.guard(timer.read());
+        const wallMs = performance.now() - t0;
+        const dispatches = d.map((x, i) => ({ label: x.label, family: kernelFamily(x.label), ms: ms[i] }));
+        return {
+          stats, dispatches, families: familyTotals(dispatches), gpuMs: ms.reduce((a, b) => a + b, 0), wallMs, stepWallMs: this.lastStepMs,
+          timerResolutionNs: resolutionNs,
+        };
+      } finally {
+        timer.destroy();
+      }
     });
   }
 
@@ -280,10 +332,21 @@ export class WebGpuBackend implements Backend {
     return d;
   }
 
+  /** Uploads the batch and the step's hyperparameters, runs the step graph, advances t. */
+  private async runStep(l: Loaded, g: Graphs, d: Dispatch[], batch: Batch, hp: StepHyper, record?: Recorder): Promise<StepStats> {
+    const t = l.t + 1;
+    writeTokens(this.device, g.buffers.inputs, batch.inputs, batch.microBatches, batch.B, batch.T);
+    writeTokens(this.device, g.buffers.targets, batch.targets, batch.microBatches, batch.B, batch.T);
+    this.device.queue.writeBuffer(g.buffers.hyper, 0, hyperBytes(hp, t));
+    const stats = statsOf(await this.run(d, 'step', g.buffers.stats, g.statsRead, STATS_READ_BYTES, record));
+    l.t = t;
+    return stats;
+  }
+
   /** Records, submits once and reads back `bytes` of `src`; validation errors become KilnErrors. */
-  private async run(d: Dispatch[], label: string, src: GPUBuffer, readback: GPUBuffer, bytes: number): Promise<Float32Array> {
+  private async run(d: Dispatch[], label: string, src: GPUBuffer, readback: GPUBuffer, bytes: number, record?: Recorder): Promise<Float32Array> {
     this.device.pushErrorScope('validation');
-    submitGraph(this.device, d, label, src, readback, bytes);
+    submitGraph(this.device, d, label, src, readback, bytes, record);
     const invalid = await this.guard(this.device.popErrorScope());
     if (invalid) {
       throw new KilnError('device', `the WebGPU ${label} graph was rejected: ${invalid.message}`,

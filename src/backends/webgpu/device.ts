@@ -55,7 +55,9 @@ async function nodeGpu(): Promise<GPU> {
   for (const [k, v] of Object.entries(mod.globals)) {
     if (!(k in globalThis)) (globalThis as Record<string, unknown>)[k] = v;
   }
-  const gpu = mod.create([]);
+  // Dawn quantizes timestamp queries to 65.5 us by default (a browser's timing-attack
+  // guard); in Node they only serve profiling (WebGpuBackend.profileStep), which needs them exact.
+  const gpu = mod.create(['disable-dawn-features=timestamp_quantization']);
   keepAlive.push(gpu);
   return gpu;
 }

@@ -295,10 +295,15 @@ export function readbackBuffer(device: GPUDevice, label: string, bytes: number):
   return device.createBuffer({ label, size: Math.ceil(bytes / 4) * 4, usage: MAP_READ | COPY_DST });
 }
 
-/** Encodes `dispatches` in one compute pass, then copies `bytes` from `src` into `readback`; one submit. */
-export function submitGraph(device: GPUDevice, dispatches: readonly Dispatch[], label: string, src: GPUBuffer, readback: GPUBuffer, bytes: number): void {
+/** Records dispatches into a command encoder: recordPass (one compute pass), or PassTimer.record when profiling. */
+export type Recorder = (encoder: GPUCommandEncoder, dispatches: readonly Dispatch[], label: string) => void;
+
+/** Encodes `dispatches` (in one compute pass unless `record` says otherwise), then copies `bytes` from `src` into `readback`; one submit. */
+export function submitGraph(
+  device: GPUDevice, dispatches: readonly Dispatch[], label: string, src: GPUBuffer, readback: GPUBuffer, bytes: number, record: Recorder = recordPass,
+): void {
   const enc = device.createCommandEncoder({ label });
-  recordPass(enc, dispatches, label);
+  record(enc, dispatches, label);
   enc.copyBufferToBuffer(src, 0, readback, 0, bytes);
   device.queue.submit([enc.finish()]);
 }
