@@ -4,7 +4,7 @@
 // --profile adds, per backend and preset, one more step timed dispatch by dispatch
 // (WebGpuBackend.profileStep) and one JSON line per kernel family, then a total line.
 import { KilnError } from '../core/errors.ts';
-import { modelSpec, resolveModel } from '../core/model-spec.ts';
+import { flopsPerToken, modelSpec, resolveModel } from '../core/model-spec.ts';
 import { findPreset, PRESET_NAMES } from '../core/presets.ts';
 import { Rng } from '../core/rng.ts';
 import { BatchSampler } from '../core/data.ts';
@@ -56,9 +56,12 @@ export async function benchCommand(flags: BenchFlags): Promise<number> {
         const tokensPerStep = config.batchSize * config.blockSize * config.gradAccum;
         const dispatches = (backend as { dispatchesPerStep?: number }).dispatchesPerStep;
         const stats = dispatches !== undefined ? { dispatches_per_step: dispatches } : {};
+        // MFU against the device's FP32 peak, where Kiln knows it (src/backends/webgpu/peaks.ts).
+        const peak = backend.info.peakFlops;
+        const mfu = peak ? { mfu: +((tokensPerStep * 1000 * flopsPerToken(model)) / ms / peak).toPrecision(4), peak_tflops: peak / 1e12 } : {};
         process.stdout.write(JSON.stringify({
           bench: 'train', backend: b, preset: name, params: modelSpec(model).numParams, device: backend.info.device,
-          ms_per_step: +ms.toFixed(3), tokens_per_s: +((tokensPerStep * 1000) / ms).toFixed(1), steps, ...stats,
+          ms_per_step: +ms.toFixed(3), tokens_per_s: +((tokensPerStep * 1000) / ms).toFixed(1), steps, ...stats, ...mfu,
         }) + '\n');
         if (flags.profile) await profileLines(backend, b, name, () => profiler(backend).profileStep(batch(), stepHyper(config, steps + 1)));
       } finally {

@@ -19,6 +19,7 @@ import {
   bufferPlan, ioStrideBytes, paramLayout, planLimits, sharedScratchBytes, toPlanLayout, toSpecLayout,
   type BufferPlan, type ParamLayout, type PlanLimits,
 } from './plan.ts';
+import { fp32Peak } from './peaks.ts';
 import { familyTotals, kernelFamily, PassTimer, type DispatchTime, type FamilyTime } from './profile.ts';
 import { shaderSources } from './shader-source.ts';
 
@@ -99,7 +100,9 @@ export class WebGpuBackend implements Backend {
       maxBufferSize: Math.min(dev.maxBufferSize, cap.maxBufferSize ?? Infinity),
       minStorageBufferOffsetAlignment: Math.max(dev.minStorageBufferOffsetAlignment, cap.minStorageBufferOffsetAlignment ?? 0),
     };
-    this.info = { device: gpu.adapterName, features: [...gpu.features].sort(), limits: { ...gpu.limits } };
+    // MFU needs the FP32 peak: only where the adapter names one known configuration (peaks.ts).
+    const peak = gpu.isSoftware ? null : fp32Peak(gpu.adapterName);
+    this.info = { device: gpu.adapterName, features: [...gpu.features].sort(), limits: { ...gpu.limits }, ...(peak ? { peakFlops: peak.flops } : {}) };
     void this.device.lost.then((info) => {
       if (!this.disposed) this.lostMessage = info.message || String(info.reason);
     });
