@@ -76,8 +76,19 @@ if (cmd === 'parity') {
         break;
       case 'train':
         if (r.skipped) row('bench', `${r.preset} ${r.backend}`, 'skipped', String(r.skipped).slice(0, 60));
-        else row('bench', `${r.preset} ${r.backend}`, `${f(r.tokens_per_s, 0)} tok/s`, `${f(r.ms_per_step, 1)} ms/step${r.dispatches ? ` ${r.dispatches} disp` : ''}`);
+        else row('bench', `${r.preset} ${r.backend}`, `${f(r.tokens_per_s, 0)} tok/s`, `${f(r.ms_per_step, 1)} ms/step${r.dispatches_per_step ?? r.dispatches ? ` ${r.dispatches_per_step ?? r.dispatches} disp` : ''}`);
         break;
+      case 'profile': {
+        if (r.skipped) row('profile', `${r.preset} ${r.backend}`, 'skipped', String(r.skipped).slice(0, 60));
+        else if (r.family === 'total') row('profile', `${r.preset} total`, `${f(r.ms, 3)} gpu ms`, `${r.dispatches} disp, step ${f(r.step_ms, 2)} ms`);
+        else {
+          // The three largest kernel families of each preset.
+          const fam = rs.filter((x) => x.bench === 'profile' && x.preset === r.preset && x.backend === r.backend && x.family && x.family !== 'total');
+          const top = fam.sort((a, b) => b.ms - a.ms).slice(0, 3);
+          if (top.includes(r)) row('profile', `${r.preset} ${r.family}`, `${f(r.ms, 3)} gpu ms (${f(100 * r.share, 0)}%)`, `${r.dispatches} disp`);
+        }
+        break;
+      }
       case 'train_run':
         row('train', r.name, `${r.steps} steps loss ${f(r.first_loss, 3)}->${f(r.last_loss, 3)} val ${f(r.val_loss, 3)}`, `${f(r.median_tokens_per_s, 0)} tok/s`);
         break;

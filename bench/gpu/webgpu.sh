@@ -19,7 +19,8 @@
 #             on the parity run's CPU checkpoint and on `names` at init; only if python3
 #             has torch and safetensors
 #   matmul    bench/matmul.ts, tiled vs naive at 1024, 2048, 4096; tiles 32 and 64
-#   bench     `kiln bench` on webgpu: tiny, names, char-shakespeare; cpu: tiny, names
+#   bench     `kiln bench --profile` on webgpu: tiny, names, char-shakespeare (GPU ms per
+#             kernel family of one more step, where timestamp-query exists); cpu: tiny, names
 #   train     `kiln train --preset char-shakespeare --backend webgpu` on tinyshakespeare
 #             (or generated text) for up to 120 s (stopped by SIGINT: Kiln saves), then
 #             `kiln sample` from its checkpoint
@@ -259,10 +260,10 @@ fi
 
 # --- kiln bench -----------------------------------------------------------------------------
 if ((SMALL)); then
-  ((KGPU)) && step bench-webgpu 120 "${KILN[@]}" bench --backend webgpu --preset tiny --steps 2
+  ((KGPU)) && step bench-webgpu 120 "${KILN[@]}" bench --backend webgpu --preset tiny --steps 2 --profile
   step bench-cpu 60 "${KILN[@]}" bench --backend cpu --preset tiny --steps 2
 else
-  ((KGPU)) && step bench-webgpu 150 "${KILN[@]}" bench --backend webgpu --preset tiny,names,char-shakespeare --steps 10
+  ((KGPU)) && step bench-webgpu 150 "${KILN[@]}" bench --backend webgpu --preset tiny,names,char-shakespeare --steps 10 --profile
   step bench-cpu 60 "${KILN[@]}" bench --backend cpu --preset tiny,names --steps 3
 fi
 
@@ -288,7 +289,7 @@ fi
 
 # --- gpt2-124m throughput, if time is left ---------------------------------------------------
 if ((KGPU)) && ((!SMALL)); then
-  step bench-gpt2-124m 150 "${KILN[@]}" bench --backend webgpu --preset gpt2-124m --steps 2
+  step bench-gpt2-124m 150 "${KILN[@]}" bench --backend webgpu --preset gpt2-124m --steps 2 --profile
 fi
 
 # --- table ------------------------------------------------------------------------------
