@@ -102,13 +102,19 @@ undeb() {
   else return 1; fi
 }
 
+# xz -dc FILE > OUT, or Python's lzma where the image has no xz (check which on the device).
+unxz_to() {
+  if command -v xz > /dev/null && [ "${KILN_NO_XZ:-0}" != 1 ]; then xz -dc "$1" > "$2"
+  else "${PYTHON_FOR_XZ:-python3}" -c 'import lzma, shutil, sys; shutil.copyfileobj(lzma.open(sys.argv[1]), open(sys.argv[2], "wb"), 1 << 20)' "$1" "$2"; fi
+}
+
 say "kiln gpu: $(date -u +%Y-%m-%dT%H:%M:%SZ) small=$SMALL budget=${BUDGET_S}s tools=$TOOLS out=$OUT"
 [ -f "$TOOLS/MANIFEST" ] && sed 's/^/  manifest: /' "$TOOLS/MANIFEST" | tee -a "$LOG"
 { uname -a; nvidia-smi -L 2> /dev/null || echo "no nvidia-smi"; } >> "$LOG" 2>&1
 
 # --- setup: node, the bundles, the webgpu package --------------------------------------
 if [ -f "$TOOLS/node.xz" ]; then
-  xz -dc "$TOOLS/node.xz" > "$RUN/node" && chmod +x "$RUN/node"
+  unxz_to "$TOOLS/node.xz" "$RUN/node" && chmod +x "$RUN/node"
   NODE=$RUN/node
 elif command -v node > /dev/null; then
   NODE=$(command -v node)
@@ -120,11 +126,11 @@ cp "$TOOLS"/*.mjs "$HERE/adapter.mjs" "$HERE/report.mjs" "$RUN/"
 W=$RUN/node_modules/webgpu
 mkdir -p "$W/dist/linux-x64"
 cp "$TOOLS/node_modules/webgpu/index.js" "$TOOLS/node_modules/webgpu/package.json" "$W/"
-xz -dc "$TOOLS/node_modules/webgpu/dist/linux-x64/dawn.node.xz" > "$W/dist/linux-x64/dawn.node"
+unxz_to "$TOOLS/node_modules/webgpu/dist/linux-x64/dawn.node.xz" "$W/dist/linux-x64/dawn.node"
 export KILN_SHADER_DIR=$TOOLS/shaders
 export XDG_RUNTIME_DIR=${XDG_RUNTIME_DIR:-$RUN/xdg}
 mkdir -p "$XDG_RUNTIME_DIR" && chmod 700 "$XDG_RUNTIME_DIR" 2> /dev/null
-say "node $("$NODE" --version) ($NODE); setup took $(($(date +%s) - T0)) s"
+say "node $("$NODE" --version) ($NODE, xz: $(command -v xz || echo none)); setup took $(($(date +%s) - T0)) s"
 KILN=("$NODE" "$RUN/kiln.mjs")
 # scripts/pack-device.sh records whether src/backends/webgpu/backend.ts was in the bundle.
 BACKEND_OK=1
@@ -212,7 +218,7 @@ WHY="no adapter"
 
 # --- data -------------------------------------------------------------------------------
 if [ -f "$TOOLS/data/tinyshakespeare.txt.xz" ]; then
-  xz -dc "$TOOLS/data/tinyshakespeare.txt.xz" > "$RUN/input.txt"
+  unxz_to "$TOOLS/data/tinyshakespeare.txt.xz" "$RUN/input.txt"
 else
   # Seeded pseudo-text (~1 MB): enough for throughput and for the loss to fall.
   "$NODE" -e 'let x=7,o=[];const w="the of and to a in that is was he for it with as his on be at by i this had not are but from or have an they which one you were her all she there would their we him been has when who will more no if out so said what up its about into than them can only other new some could time these two may then do first any my now such like our over man me even most made after also did many before must through back years where much your way well down should because each just those people mr how too little state good very make world still own see men work long get here between both life being under never day same another know while last might us great old year off come since against go came right used take three".split(" ");while(o.length<200000){x=(x*1103515245+12345)%2147483648;o.push(w[x%w.length]);if(x%13==0)o.push(".\n")}require("fs").writeFileSync(process.argv[1],o.join(" "))' "$RUN/input.txt"
