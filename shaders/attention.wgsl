@@ -18,6 +18,7 @@ override HS: u32 = 1;
 override WG: u32 = 64;      // invocations per workgroup (a power of two)
 override BR: u32 = 16;      // flash: query rows per tile
 override BC: u32 = 16;      // flash: key rows per tile
+override ACCUMULATE: bool = true;  // backward: dqkv += (true) or dqkv = (false: a fresh gradient, no zero-fill needed)
 
 const NEG_BIG: f32 = -3.0e38;  // "minus infinity" that stays finite under exp and subtraction
 
@@ -156,7 +157,7 @@ fn attention_softmax_backward(@builtin(workgroup_id) wid: vec3u, @builtin(local_
 @group(0) @binding(4) var<storage, read> qb_qkv: array<f32>;
 
 // dqkv, qkv are (B,T,3C); ds, att are (B,NH,T,T); dout is (B,T,C). One invocation per
-// (b,t,c), c < C, accumulating (+=) the three gradients of token t, channel c:
+// (b,t,c), c < C, accumulating (+=; = without ACCUMULATE) the three gradients of token t, channel c:
 // dq_t = sum_{t2<=t} ds[t,t2] k_t2;  dk_t = sum_{t1>=t} ds[t1,t] q_t1;  dv_t = sum_{t1>=t} att[t1,t] dout_t1.
 @compute @workgroup_size(WG)
 fn attention_qkv_backward(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
@@ -179,9 +180,14 @@ fn attention_qkv_backward(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgr
     dv += qb_att[mat + t1 * T + t] * qb_dout[(b * T + t1) * C + c];
   }
   let o = (b * T + t) * 3u * C + c;
-  qb_dqkv[o] += dq;
-  qb_dqkv[o + C] += dk;
-  qb_dqkv[o + 2u * C] += dv;
+  if (ACCUMULATE) {
+    dq += qb_dqkv[o];
+    dk += qb_dqkv[o + C];
+    dv += qb_dqkv[o + 2u * C];
+  }
+  qb_dqkv[o] = dq;
+  qb_dqkv[o + C] = dk;
+  qb_dqkv[o + 2u * C] = dv;
 }
 
 // ---------------------------------------------------------------------------------
@@ -322,7 +328,8 @@ fn attention_flash_delta(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgro
 
 // dqkv, qkv are (B,T,3C); dout is (B,T,C); lse, delta are (B,NH,T). Grid
 // (ceil(T/BR), B*NH): one workgroup per query block; recomputes p = exp(score - lse)
-// and ds = p (dout . v - delta) key block by key block, and adds dq = ds k / sqrt(HS).
+// and ds = p (dout . v - delta) key block by key block, and adds dq = ds k / sqrt(HS)
+// (writes it, without ACCUMULATE).
 @compute @workgroup_size(WG)
 fn attention_flash_backward_dq(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) tid: u32) {
   let bh = wid.y;
@@ -398,15 +405,19 @@ fn attention_flash_backward_dq(@builtin(workgroup_id) wid: vec3u, @builtin(local
     let t = r0 + e / HS;
     if (t < T) {
       let o = (b * T + t) * 3u * C + h * HS + e % HS;
-      fq_dqkv[o] += acc[e] * scale();
+      var dq = acc[e] * scale();
+      if (ACCUMULATE) {
+        dq += fq_dqkv[o];
+      }
+      fq_dqkv[o] = dq;
     }
   }
 }
 
 // dqkv, qkv are (B,T,3C); dout is (B,T,C); lse, delta are (B,NH,T). Grid
 // (ceil(T/BC), B*NH): one workgroup per key block; loops over the query blocks from
-// the diagonal to the end and adds dk = sum_t1 ds q_t1 / sqrt(HS), dv = sum_t1 p dout_t1.
-// Uses the same bindings as the dq kernel.
+// the diagonal to the end and adds dk = sum_t1 ds q_t1 / sqrt(HS), dv = sum_t1 p dout_t1
+// (writes them, without ACCUMULATE). Uses the same bindings as the dq kernel.
 @compute @workgroup_size(WG)
 fn attention_flash_backward_dkv(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) tid: u32) {
   let bh = wid.y;
@@ -490,8 +501,14 @@ fn attention_flash_backward_dkv(@builtin(workgroup_id) wid: vec3u, @builtin(loca
     let t = c0 + e / HS;
     if (t < T) {
       let o = (b * T + t) * 3u * C + h * HS + e % HS;
-      fq_dqkv[o + C] += acc2[e] * scale();
-      fq_dqkv[o + 2u * C] += acc3[e];
+      var dk = acc2[e] * scale();
+      var dv = acc3[e];
+      if (ACCUMULATE) {
+        dk += fq_dqkv[o + C];
+        dv += fq_dqkv[o + 2u * C];
+      }
+      fq_dqkv[o + C] = dk;
+      fq_dqkv[o + 2u * C] = dv;
     }
   }
 }

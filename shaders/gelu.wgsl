@@ -3,6 +3,7 @@
 
 override N: u32 = 1;
 override WG: u32 = 256;
+override ACCUMULATE: bool = true;  // backward: dinp += (true) or dinp = (false: a fresh gradient, no zero-fill needed)
 
 const SCALE: f32 = 0.7978845608028654;  // sqrt(2/pi)
 const CUBE: f32 = 0.044715;
@@ -34,7 +35,7 @@ fn gelu_forward(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg:
 @group(0) @binding(1) var<storage, read> binp: array<f32>;
 @group(0) @binding(2) var<storage, read> dout: array<f32>;
 
-// dinp, inp and dout are (N). dinp += gelu'(inp) * dout.
+// dinp, inp and dout are (N). dinp += gelu'(inp) * dout (dinp = ... without ACCUMULATE).
 @compute @workgroup_size(WG)
 fn gelu_backward(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
   let i = flat_index(wid, nwg, lid);
@@ -43,6 +44,10 @@ fn gelu_backward(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg
     let th = gelu_tanh(x);
     // sech^2 = 1 - tanh^2 (finite for every x, unlike 1/cosh^2)
     let local = 0.5 * (1.0 + th) + 0.5 * x * (1.0 - th * th) * SCALE * (1.0 + 3.0 * CUBE * x * x);
-    dinp[i] += local * dout[i];
+    var d = local * dout[i];
+    if (ACCUMULATE) {
+      d += dinp[i];
+    }
+    dinp[i] = d;
   }
 }

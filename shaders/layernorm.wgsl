@@ -9,6 +9,7 @@ override C: u32 = 1;
 override WG: u32 = 64;         // invocations per row (a power of two)
 override ROW_CHUNK: u32 = 64;  // backward: rows per dweight/dbias partial sum
 override CHUNKS: u32 = 1;      // backward: ceil(N / ROW_CHUNK)
+override ACCUMULATE: bool = true;  // backward dinp: += (true) or = (false: a fresh gradient, no zero-fill needed)
 
 const EPS: f32 = 1e-5;
 
@@ -78,7 +79,8 @@ fn layernorm_forward(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups)
 @group(0) @binding(5) var<storage, read> brstd: array<f32>;
 
 // dinp, dout and inp are (N,C); weight is (C); mean and rstd are (N) from the forward pass.
-// dinp += rstd * (dnorm - mean(dnorm) - norm * mean(dnorm * norm)), dnorm = weight * dout.
+// dinp += rstd * (dnorm - mean(dnorm) - norm * mean(dnorm * norm)), dnorm = weight * dout
+// (dinp = ... without ACCUMULATE).
 // One workgroup per row (2-D grid).
 @compute @workgroup_size(WG)
 fn layernorm_backward_dinp(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
@@ -100,7 +102,11 @@ fn layernorm_backward_dinp(@builtin(workgroup_id) wid: vec3u, @builtin(num_workg
   let dnorm_norm_mean = workgroup_sum(lid, sdn) / f32(C);
   for (var i = lid; i < C; i += WG) {
     let norm = (binp[x + i] - m) * r;
-    dinp[x + i] += (bweight[i] * dout[x + i] - dnorm_mean - norm * dnorm_norm_mean) * r;
+    var d = (bweight[i] * dout[x + i] - dnorm_mean - norm * dnorm_norm_mean) * r;
+    if (ACCUMULATE) {
+      d += dinp[x + i];
+    }
+    dinp[x + i] = d;
   }
 }
 

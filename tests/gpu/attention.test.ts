@@ -1,9 +1,10 @@
 // Causal self-attention kernels (both the fused flash path and the multi-kernel path)
-// against src/reference/attention.ts, forward and backward, on shapes off the tile size.
+// against src/reference/attention.ts, forward and backward (dqkv accumulated, or
+// overwriting garbage), on shapes off the tile size.
 import { describe, expect, it } from 'vitest';
 import { gpuHarness } from '../helpers/gpu.ts';
 import { expectClose } from '../helpers/expect-close.ts';
-import { download, randomFloats, runDispatches, upload } from '../helpers/gpu-tensors.ts';
+import { download, garbageFloats, randomFloats, runDispatches, upload } from '../helpers/gpu-tensors.ts';
 import { attentionBackward, attentionForward } from '../../src/reference/attention.ts';
 import * as gpuAttention from '../../src/backends/webgpu/ops/attention.ts';
 import type { AttentionImpl } from '../../src/backends/webgpu/ops/attention.ts';
@@ -80,6 +81,13 @@ describe.each(IMPLS)('attention (%s)', (impl) => {
     device.queue.writeBuffer(gDqkv, 0, dqkv0);
     await runDispatches(device, bwd);
     expect(new Uint32Array((await download(device, gDqkv, B * T * 3 * C)).buffer)).toEqual(new Uint32Array(got.buffer));
+
+    // accumulate: false writes every element of dqkv, whatever it held.
+    const fresh = new Float64Array(B * T * 3 * C);
+    attentionBackward(fresh, new Float64Array(att.length), new Float64Array(att.length), f64(dout), f64(qkv), att, B, T, C, NH);
+    device.queue.writeBuffer(gDqkv, 0, garbageFloats(B * T * 3 * C, seed + 6));
+    await runDispatches(device, gpuAttention.attentionBackward(k, gDqkv, gDout, gQkv, gOut, gSaved, gTemp, B, T, C, NH, impl, { accumulate: false }));
+    expectClose(await download(device, gDqkv, B * T * 3 * C), fresh, { rtol: 1e-4, atol: 2e-5 }, 'dqkv (=, over garbage)');
 
     for (const b of [gQkv, gOut, gSaved, gTemp, gDout, gDqkv]) b.destroy();
   });

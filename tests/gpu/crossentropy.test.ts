@@ -1,10 +1,10 @@
 // The chunked, fused classifier (logits, softmax + cross-entropy, dlogits in place,
-// dx and dwte) against src/reference/crossentropy.ts, plus the loss-only path, the
-// sampling row logits and the mean-loss reduction.
+// dx (accumulated, or overwriting garbage) and dwte) against src/reference/crossentropy.ts,
+// plus the loss-only path, the sampling row logits and the mean-loss reduction.
 import { describe, expect, it } from 'vitest';
 import { gpuHarness } from '../helpers/gpu.ts';
 import { expectClose } from '../helpers/expect-close.ts';
-import { download, randomFloats, randomInts, runDispatches, upload } from '../helpers/gpu-tensors.ts';
+import { download, garbageFloats, randomFloats, randomInts, runDispatches, upload } from '../helpers/gpu-tensors.ts';
 import {
   logitsBackward, logitsForward, softmaxCrossEntropyBackward, softmaxCrossEntropyForward,
 } from '../../src/reference/crossentropy.ts';
@@ -78,6 +78,16 @@ describe('classifier (fused softmax + cross-entropy)', () => {
     device.queue.writeBuffer(gDwte, 0, dwte0);
     await runDispatches(device, fb);
     expect(new Uint32Array((await download(device, gDwte, V * C)).buffer)).toEqual(new Uint32Array(gotDwte.buffer));
+
+    // accumulate: false overwrites dx (every chunk's rows) whatever it held; dwte still accumulates.
+    const fresh = new Float64Array(N * C);
+    const dwte2 = Float64Array.from(dwte0);
+    logitsBackward(fresh, dwte2, ref.dlogits, Float64Array.from(x), Float64Array.from(wte), N, C, V);
+    device.queue.writeBuffer(gDx, 0, garbageFloats(N * C, seed + 8));
+    device.queue.writeBuffer(gDwte, 0, dwte0);
+    await runDispatches(device, classifierForwardBackward(k, gLosses, gDx, gDwte, gX, gWte, gTargets, gLogits, N, C, V, scale, rowsPerChunk, { accumulate: false }));
+    expectClose(await download(device, gDx, N * C), fresh, { rtol: 1e-4, atol: 1e-5 }, 'dx (=, over garbage)');
+    expectClose(await download(device, gDwte, V * C), dwte2, { rtol: 1e-4, atol: 1e-5 }, 'dwte (+=, dx overwritten)');
 
     // Loss only (evaluation).
     device.queue.writeBuffer(gLosses, 0, randomFloats(N, seed + 6));

@@ -1,9 +1,10 @@
-// GELU (tanh approximation) forward and backward (accumulated onto non-zero values)
-// against src/reference/gelu.ts, including large |x| where a naive tanh overflows.
+// GELU (tanh approximation) forward and backward (accumulated onto non-zero values, and
+// overwriting garbage with accumulate: false) against src/reference/gelu.ts, including
+// large |x| where a naive tanh overflows.
 import { describe, it } from 'vitest';
 import { gpuHarness } from '../helpers/gpu.ts';
 import { expectClose } from '../helpers/expect-close.ts';
-import { download, randomFloats, runDispatches, upload } from '../helpers/gpu-tensors.ts';
+import { download, garbageFloats, randomFloats, runDispatches, upload } from '../helpers/gpu-tensors.ts';
 import { geluBackward, geluForward } from '../../src/reference/gelu.ts';
 import * as gpu from '../../src/backends/webgpu/ops/gelu.ts';
 
@@ -39,5 +40,12 @@ describe('gelu', () => {
     const gDinp = upload(device, dinp0);
     await runDispatches(device, gpu.geluBackward(k, gDinp, gInp, upload(device, dout), N));
     expectClose(await download(device, gDinp, N), dinp, { rtol: 1e-4, atol: 1e-5 }, 'dinp (+=)');
+
+    // Overwrite: a fresh gradient, whatever dinp held.
+    const fresh = new Float64Array(N);
+    geluBackward(fresh, f64(inp), f64(dout), N);
+    device.queue.writeBuffer(gDinp, 0, garbageFloats(N, N + 4));
+    await runDispatches(device, gpu.geluBackward(k, gDinp, gInp, upload(device, dout), N, { accumulate: false }));
+    expectClose(await download(device, gDinp, N), fresh, { rtol: 1e-4, atol: 1e-5 }, 'dinp (=, over garbage)');
   });
 });

@@ -1,9 +1,9 @@
 // LayerNorm forward (out, mean, rstd) and backward (dinp, dweight, dbias, accumulated
-// onto non-zero values) against src/reference/layernorm.ts.
+// onto non-zero values; dinp also overwriting garbage) against src/reference/layernorm.ts.
 import { describe, expect, it } from 'vitest';
 import { gpuHarness } from '../helpers/gpu.ts';
 import { expectClose } from '../helpers/expect-close.ts';
-import { download, randomFloats, runDispatches, upload } from '../helpers/gpu-tensors.ts';
+import { download, garbageFloats, randomFloats, runDispatches, upload } from '../helpers/gpu-tensors.ts';
 import { layernormBackward, layernormForward } from '../../src/reference/layernorm.ts';
 import * as gpu from '../../src/backends/webgpu/ops/layernorm.ts';
 
@@ -74,5 +74,16 @@ describe('layernorm', () => {
       const again = await download(device, buf, n);
       expect(Buffer.from(again.buffer).equals(Buffer.from(got[name].buffer)), `${name} bit-identical`).toBe(true);
     }
+
+    // accumulate: false overwrites dinp whatever it held; dweight and dbias still accumulate.
+    const [fresh, dweight2, dbias2] = [new Float64Array(N * C), f64(dweight0), f64(dbias0)];
+    layernormBackward(fresh, dweight2, dbias2, f64(dout), f64(inp), f64(weight), mean, rstd, N, C);
+    device.queue.writeBuffer(gDinp, 0, garbageFloats(N * C, seed + 11));
+    device.queue.writeBuffer(gDw, 0, dweight0);
+    device.queue.writeBuffer(gDb, 0, dbias0);
+    await runDispatches(device, gpu.layernormBackward(k, gDinp, gDw, gDb, gDout, gInp, gW, gMean, gRstd, N, C, scratch, { accumulate: false }));
+    expectClose(await download(device, gDinp, N * C), fresh, tol, 'dinp (=, over garbage)');
+    expectClose(await download(device, gDw, C), dweight2, tol, 'dweight (+=, dinp overwritten)');
+    expectClose(await download(device, gDb, C), dbias2, tol, 'dbias (+=, dinp overwritten)');
   });
 });

@@ -1,11 +1,12 @@
 // The matmul kernels (tiled, split-K, naive) against a CPU triple loop over every
 // transpose combination, accumulate and bias, on shapes off the tile size that reach
 // every load path (scalar and vec4 for each operand); and matmulForward/matmulBackward
-// against src/reference/matmul.ts, with and without the split-K / bias scratch.
+// against src/reference/matmul.ts, with and without the split-K / bias scratch, dinp
+// accumulated or overwriting garbage.
 import { describe, expect, it } from 'vitest';
 import { gpuHarness } from '../helpers/gpu.ts';
 import { expectClose } from '../helpers/expect-close.ts';
-import { download, randomFloats, runDispatches, upload } from '../helpers/gpu-tensors.ts';
+import { download, garbageFloats, randomFloats, runDispatches, upload } from '../helpers/gpu-tensors.ts';
 import { matmulBackward, matmulForward } from '../../src/reference/matmul.ts';
 import * as gpu from '../../src/backends/webgpu/ops/matmul.ts';
 
@@ -29,8 +30,8 @@ function cpuMatmul(
   return out;
 }
 
-// [M, N, K]: 1x1x1, odd shapes, shapes past a 64 tile in each dimension, and multiples
-// of 4 (vec4 loads on both operands in every transpose combination).
+// [M, N, K]: 1x1x1, odd shapes, shapes past a 64 tile in each dimension, multiples
+// of 4 (vec4 loads on both operands in every transpose combination), and mixed.
 const SHAPES: Array<[number, number, number]> = [
   [1, 1, 1],
   [3, 7, 5],
@@ -38,6 +39,9 @@ const SHAPES: Array<[number, number, number]> = [
   [70, 9, 130],
   [36, 68, 20],
   [68, 132, 36],
+  // One operand vec4-loadable and the other not, both ways round (a1_b4, a4_b1 when untransposed).
+  [33, 68, 17],
+  [36, 65, 20],
 ];
 const TRANS: Array<[boolean, boolean]> = [
   [false, false],
@@ -182,6 +186,17 @@ describe('matmulForward / matmulBackward', () => {
       const gDw2 = upload(device, dweight0);
       await runDispatches(device, gpu.matmulBackward(k, gDinp2, gDw2, null, gDout, gInp, gW, N, C, OC, scratch));
       expectClose(await download(device, gDw2, C * OC), dweight, tol, 'dweight without bias');
+
+      // accumulate: false overwrites dinp whatever it held; dweight and dbias still accumulate.
+      const [fresh, dweight3, dbias3] = [new Float64Array(N * C), f64(dweight0), f64(dbias0)];
+      matmulBackward(fresh, dweight3, dbias3, f64(dout), f64(inp), f64(weight), N, C, OC);
+      device.queue.writeBuffer(gDinp, 0, garbageFloats(N * C, seed + 8));
+      device.queue.writeBuffer(gDw, 0, dweight0);
+      device.queue.writeBuffer(gDb, 0, dbias0);
+      await runDispatches(device, gpu.matmulBackward(k, gDinp, gDw, gDb, gDout, gInp, gW, N, C, OC, scratch, { accumulate: false }));
+      expectClose(await download(device, gDinp, N * C), fresh, tol, 'dinp (=, over garbage)');
+      expectClose(await download(device, gDw, C * OC), dweight3, tol, 'dweight (+=, dinp overwritten)');
+      expectClose(await download(device, gDb, OC), dbias3, tol, 'dbias (+=, dinp overwritten)');
     });
   });
 });

@@ -37,3 +37,14 @@ export function randomInts(n: number, seed: number, max: number): Int32Array<Arr
   for (let i = 0; i < n; i++) out[i] = rng.int(max);
   return out;
 }
+
+/**
+ * `n` floats no kernel should ever read: huge values with NaN and Infinity among them.
+ * An output a kernel overwrites starts as these, so any read of it (a += where an = was
+ * asked for) or any element left unwritten shows in the result.
+ */
+export function garbageFloats(n: number, seed: number): Float32Array<ArrayBuffer> {
+  const out = randomFloats(n, seed, 1e6);
+  for (let i = 0; i < n; i += 3) out[i] = i % 2 ? NaN : -Infinity;
+  return out;
+}

@@ -9,6 +9,7 @@
 //   naive: saved = att (B,NH,T,T) probabilities;          temp = ds (B,NH,T,T)
 import type { Bind, Dispatch, PipelineCache } from '../kernel.ts';
 import { grid1d } from './grid.ts';
+import type { InputGradOptions } from './util.ts';
 
 export type AttentionImpl = 'flash' | 'naive';
 
@@ -63,15 +64,17 @@ export function attentionForward(
 }
 
 // dqkv and qkv are (B,T,3C); dout and out (the forward's output) are (B,T,C); saved as the
-// forward wrote it; temp is attentionScratch().temp bytes. Accumulates (+=) into dqkv.
+// forward wrote it; temp is attentionScratch().temp bytes. Accumulates (+=) into dqkv
+// (overwrites it with accumulate: false).
 export function attentionBackward(
   k: PipelineCache, dqkv: Bind, dout: Bind, qkv: Bind, out: Bind, saved: Bind, temp: Bind,
-  B: number, T: number, C: number, NH: number, impl: AttentionImpl = 'flash',
+  B: number, T: number, C: number, NH: number, impl: AttentionImpl = 'flash', o: InputGradOptions = {},
 ): Dispatch[] {
   const HS = checkShape(T, C, NH);
+  const ACCUMULATE = +(o.accumulate ?? true);
   if (impl === 'flash') {
     const n = flashTile(k, HS);
-    const c = constants(B, T, C, NH, { BR: n, BC: n });
+    const c = constants(B, T, C, NH, { BR: n, BC: n, ACCUMULATE });
     const grid: [number, number] = [Math.ceil(T / n), B * NH];
     const bufs = [dqkv, dout, qkv, saved, temp];
     return [
@@ -83,6 +86,6 @@ export function attentionBackward(
   const c = constants(B, T, C, NH);
   return [
     k.dispatch('attention_softmax_backward', { shader: SHADER, entry: 'attention_softmax_backward', constants: c }, [temp, saved, dout, qkv], [T, B * NH]),
-    k.dispatch('attention_qkv_backward', { shader: SHADER, entry: 'attention_qkv_backward', constants: c }, [dqkv, temp, saved, dout, qkv], grid1d(B * T * C, WG)),
+    k.dispatch('attention_qkv_backward', { shader: SHADER, entry: 'attention_qkv_backward', constants: { ...c, ACCUMULATE } }, [dqkv, temp, saved, dout, qkv], grid1d(B * T * C, WG)),
   ];
 }

@@ -11,7 +11,7 @@
 import type { Bind, Dispatch, PipelineCache } from '../kernel.ts';
 import { grid1d } from './grid.ts';
 import { matmul } from './matmul.ts';
-import { slice } from './util.ts';
+import { slice, type InputGradOptions } from './util.ts';
 
 const SHADER = 'crossentropy';
 const WG = 256;
@@ -55,10 +55,11 @@ function chunkLogits(k: PipelineCache, logits: Bind, x: Bind, wte: Bind, r0: num
 // (i32/u32); logitsScratch holds rowsPerChunk*V floats (classifierScratch). scale is
 // d(total loss)/d(losses[n]) (1/(B*T*microBatches) for the mean). Writes losses;
 // accumulates (+=) dx += dlogits @ wte and dwte += dlogits^T @ x, where
-// dlogits = (softmax(x @ wte^T) - onehot(targets)) * scale.
+// dlogits = (softmax(x @ wte^T) - onehot(targets)) * scale. With accumulate: false,
+// dx = dlogits @ wte (dwte still accumulates).
 export function classifierForwardBackward(
   k: PipelineCache, losses: Bind, dx: Bind, dwte: Bind, x: Bind, wte: Bind, targets: Bind, logitsScratch: Bind,
-  N: number, C: number, V: number, scale: number, rowsPerChunk: number,
+  N: number, C: number, V: number, scale: number, rowsPerChunk: number, o: InputGradOptions = {},
 ): Dispatch[] {
   const out: Dispatch[] = [];
   for (const [r0, R] of chunks(N, rowsPerChunk)) {
@@ -66,7 +67,7 @@ export function classifierForwardBackward(
     const xc = slice(x, r0 * C * 4, R * C * 4);
     out.push(...chunkLogits(k, logits, x, wte, r0, R, C, V));
     out.push(softmaxDispatch(k, logits, slice(losses, r0 * 4, R * 4), slice(targets, r0 * 4, R * 4), R, V, true, scale));
-    out.push(...matmul(k, slice(dx, r0 * C * 4, R * C * 4), logits, wte, null, { M: R, N: C, K: V, accumulate: true }));
+    out.push(...matmul(k, slice(dx, r0 * C * 4, R * C * 4), logits, wte, null, { M: R, N: C, K: V, accumulate: o.accumulate ?? true }));
     out.push(...matmul(k, dwte, logits, xc, null, { M: V, N: C, K: R, transA: true, accumulate: true }));
   }
   return out;

@@ -4,6 +4,7 @@
 // dbias inside one layernormBackward call; every layer can share it.
 import { ceilDiv, type Bind, type Dispatch, type PipelineCache } from '../kernel.ts';
 import { grid1d } from './grid.ts';
+import type { InputGradOptions } from './util.ts';
 
 const SHADER = 'layernorm';
 const WG = 64;
@@ -25,15 +26,15 @@ export function layernormForward(
 
 // dinp, dout and inp are (N,C); dweight, dbias and weight are (C); mean and rstd are (N) from
 // the forward pass; scratch is layernormScratch(N, C).partials bytes.
-// Accumulates (+=) into dinp, dweight and dbias.
+// Accumulates (+=) into dinp, dweight and dbias (overwrites dinp with accumulate: false).
 export function layernormBackward(
   k: PipelineCache, dinp: Bind, dweight: Bind, dbias: Bind, dout: Bind, inp: Bind, weight: Bind, mean: Bind, rstd: Bind,
-  N: number, C: number, scratch: Bind,
+  N: number, C: number, scratch: Bind, o: InputGradOptions = {},
 ): Dispatch[] {
   const chunks = ceilDiv(N, ROW_CHUNK);
-  const desc = (entry: string) => ({ shader: SHADER, entry, constants: { N, C, WG, ROW_CHUNK, CHUNKS: chunks } });
+  const desc = (entry: string, extra = {}) => ({ shader: SHADER, entry, constants: { N, C, WG, ROW_CHUNK, CHUNKS: chunks, ...extra } });
   return [
-    k.dispatch('layernorm_backward_dinp', desc('layernorm_backward_dinp'), [dinp, dout, inp, weight, mean, rstd], grid1d(N, 1)),
+    k.dispatch('layernorm_backward_dinp', desc('layernorm_backward_dinp', { ACCUMULATE: +(o.accumulate ?? true) }), [dinp, dout, inp, weight, mean, rstd], grid1d(N, 1)),
     k.dispatch('layernorm_backward_partial', desc('layernorm_backward_partial'), [scratch, dout, inp, mean, rstd], [ceilDiv(C, WG), chunks]),
     k.dispatch('layernorm_backward_reduce', desc('layernorm_backward_reduce'), [dweight, dbias, scratch], [ceilDiv(C, WG)]),
   ];

@@ -9,7 +9,7 @@
 // (correct, slower).
 import { ceilDiv, type Bind, type Dispatch, type PipelineCache } from '../kernel.ts';
 import { grid1d } from './grid.ts';
-import { bindBytes } from './util.ts';
+import { bindBytes, type InputGradOptions } from './util.ts';
 
 const SHADER = 'matmul';
 /** K step held in workgroup memory. 2 tiles * TILE_K * 64 floats = 8 KiB for 64x64 output tiles. */
@@ -131,14 +131,15 @@ export function matmulForward(k: PipelineCache, out: Bind, inp: Bind, weight: Bi
 
 // dinp and inp are (N,C); dweight and weight are (C,OC); dbias is (OC) or null; dout is (N,OC);
 // scratch is matmulScratch(N, C, OC).partials bytes (optional, see the top of this file).
-// Accumulates: dinp += dout @ weight^T; dweight += inp^T @ dout; dbias += column sums of dout.
+// Accumulates: dinp += dout @ weight^T; dweight += inp^T @ dout; dbias += column sums of dout
+// (with accumulate: false, dinp = dout @ weight^T; dweight and dbias still accumulate).
 export function matmulBackward(
   k: PipelineCache, dinp: Bind, dweight: Bind, dbias: Bind | null, dout: Bind, inp: Bind, weight: Bind,
-  N: number, C: number, OC: number, scratch?: Bind,
+  N: number, C: number, OC: number, scratch?: Bind, o: InputGradOptions = {},
 ): Dispatch[] {
   const out: Dispatch[] = [];
   if (dbias) out.push(...biasBackward(k, dbias, dout, N, OC, scratch));
-  out.push(...matmul(k, dinp, dout, weight, null, { M: N, N: C, K: OC, transB: true, accumulate: true, scratch }));
+  out.push(...matmul(k, dinp, dout, weight, null, { M: N, N: C, K: OC, transB: true, accumulate: o.accumulate ?? true, scratch }));
   out.push(...matmul(k, dweight, inp, dout, null, { M: C, N: OC, K: N, transA: true, accumulate: true, scratch }));
   return out;
 }

@@ -11,6 +11,17 @@ export function fill(k: PipelineCache, buf: Bind, n: number, value: number): Dis
   return [k.dispatch('fill', { shader: 'util', entry: 'fill', constants: { N: n, VALUE: value, WG } }, [buf], grid1d(n, WG))];
 }
 
+/**
+ * Options of a backward op for the activation gradient it writes (dinp, dx, dqkv).
+ * accumulate (default true, the reference's +=) adds into it; false overwrites it, for a
+ * gradient the step graph writes fresh, so it needs no zero-fill before. Set as a WGSL
+ * override constant: each mode is its own pipeline, with no branch at run time.
+ * Parameter gradients (dweight, dbias, dwte) always accumulate.
+ */
+export interface InputGradOptions {
+  accumulate?: boolean;
+}
+
 /** Storage bindings must start at multiples of this (minStorageBufferOffsetAlignment is at most 256). */
 export const BIND_ALIGN = 256;
 
