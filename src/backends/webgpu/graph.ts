@@ -149,7 +149,9 @@ function forward(g: GraphBuffers, inputs: Bind, B: number, T: number): Dispatch[
 // Backward from d(ln_f output) (in dbtc, written by the classifier) down to the
 // embeddings, accumulating into the gradient buffer. dresidual carries the residual
 // stream's gradient: a residual add passes its gradient unchanged to both inputs, so each
-// branch reads dresidual as its dout and each LayerNorm backward adds into it.
+// branch reads dresidual as its dout and each LayerNorm backward adds into it. Every
+// other activation gradient (and dresidual's first value, from ln_f) is written fresh by
+// the op that produces it (fresh: { accumulate: false }), so none needs a zero-fill.
 function backward(g: GraphBuffers, inputs: Bind, B: number, T: number): Dispatch[] {
   const { k, ws, plan } = g;
   const { nLayer: L, nHead: NH, nEmbd: C, vocabSize: V } = plan.model;
@@ -157,11 +159,10 @@ function backward(g: GraphBuffers, inputs: Bind, B: number, T: number): Dispatch
   const w = weights(g.pb.params, plan.params, L);
   const dw = weights(g.pb.grads, plan.params, L);
   const [dres, dbtc, dqkv, dfch, dfchGelu, scratch] = ['dresidual', 'dbtc', 'dqkv', 'dfch', 'dfchGelu', 'scratch'].map((n) => ws.get(n));
-  const zero = (b: GPUBuffer, n: number) => fill(k, b, n, 0);
+  const fresh = { accumulate: false };
   const xOf = (l: number) => (l > 0 ? ws.get(`h${l - 1}.residual3`) : ws.get('encoded'));
   const d: Dispatch[] = [
-    ...zero(dres, BT * C),
-    ...layernormBackward(k, dres, dw.lnfw, dw.lnfb, dbtc, xOf(L), w.lnfw, ws.get('lnfMean'), ws.get('lnfRstd'), BT, C, scratch),
+    ...layernormBackward(k, dres, dw.lnfw, dw.lnfb, dbtc, xOf(L), w.lnfw, ws.get('lnfMean'), ws.get('lnfRstd'), BT, C, scratch, fresh),
   ];
   for (let l = L - 1; l >= 0; l--) {
     const p = w.blocks[l];
@@ -169,20 +170,14 @@ function backward(g: GraphBuffers, inputs: Bind, B: number, T: number): Dispatch
     const a = ws.block(l);
     d.push(
       // MLP: residual3 = residual2 + c_proj(gelu(c_fc(ln_2(residual2))))
-      ...zero(dfchGelu, BT * 4 * C),
-      ...matmulBackward(k, dfchGelu, gp.fcprojw, gp.fcprojb, dres, a.fchGelu, p.fcprojw, BT, 4 * C, C, scratch),
-      ...zero(dfch, BT * 4 * C),
-      ...geluBackward(k, dfch, a.fch, dfchGelu, BT * 4 * C),
-      ...zero(dbtc, BT * C),
-      ...matmulBackward(k, dbtc, gp.fcw, gp.fcb, dfch, a.ln2, p.fcw, BT, C, 4 * C, scratch),
+      ...matmulBackward(k, dfchGelu, gp.fcprojw, gp.fcprojb, dres, a.fchGelu, p.fcprojw, BT, 4 * C, C, scratch, fresh),
+      ...geluBackward(k, dfch, a.fch, dfchGelu, BT * 4 * C, fresh),
+      ...matmulBackward(k, dbtc, gp.fcw, gp.fcb, dfch, a.ln2, p.fcw, BT, C, 4 * C, scratch, fresh),
       ...layernormBackward(k, dres, gp.ln2w, gp.ln2b, dbtc, a.residual2, p.ln2w, a.ln2Mean, a.ln2Rstd, BT, C, scratch),
       // attention: residual2 = x + c_proj(attn(c_attn(ln_1(x))))
-      ...zero(dbtc, BT * C),
-      ...matmulBackward(k, dbtc, gp.attprojw, gp.attprojb, dres, a.atty, p.attprojw, BT, C, C, scratch),
-      ...zero(dqkv, BT * 3 * C),
-      ...attentionBackward(k, dqkv, dbtc, a.qkv, a.atty, a.attSaved, scratch, B, T, C, NH),
-      ...zero(dbtc, BT * C),
-      ...matmulBackward(k, dbtc, gp.qkvw, gp.qkvb, dqkv, a.ln1, p.qkvw, BT, C, 3 * C, scratch),
+      ...matmulBackward(k, dbtc, gp.attprojw, gp.attprojb, dres, a.atty, p.attprojw, BT, C, C, scratch, fresh),
+      ...attentionBackward(k, dqkv, dbtc, a.qkv, a.atty, a.attSaved, scratch, B, T, C, NH, 'flash', fresh),
+      ...matmulBackward(k, dbtc, gp.qkvw, gp.qkvb, dqkv, a.ln1, p.qkvw, BT, C, 3 * C, scratch, fresh),
       ...layernormBackward(k, dres, gp.ln1w, gp.ln1b, dbtc, xOf(l), p.ln1w, a.ln1Mean, a.ln1Rstd, BT, C, scratch),
     );
   }
@@ -217,8 +212,8 @@ export function stepDispatches(g: GraphBuffers, microBatches: number, B: number,
     const dlnf = ws.get('dbtc');
     d.push(
       ...forward(g, inputs, B, T),
-      ...fill(k, dlnf, BT * C, 0),
-      ...classifierForwardBackward(k, ws.get('losses'), dlnf, dwte, ws.get('lnf'), wte, targets, ws.get('logits'), BT, C, V, scale, rows),
+      // dlnf is written fresh (no zero-fill); dwte accumulates onto the zeroed gradients.
+      ...classifierForwardBackward(k, ws.get('losses'), dlnf, dwte, ws.get('lnf'), wte, targets, ws.get('logits'), BT, C, V, scale, rows, { accumulate: false }),
       ...meanLoss(k, statsLoss(g), ws.get('losses'), BT, scale, mb > 0),
       ...backward(g, inputs, B, T),
     );
