@@ -11,6 +11,7 @@
 import { KilnError } from '../errors.ts';
 import { outOfVocab } from './char.ts';
 import type { Tokenizer, TokenizerJSON } from './tokenizer.ts';
+import { decodeTokenBytes } from './byte-decode.ts';
 
 /** GPT-2's pre-tokenizer (openai/gpt-2 encoder.py), with Unicode property escapes. */
 export const BPE_SPLIT_PATTERN = /'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+/gu;
@@ -20,7 +21,6 @@ export const BPE_MAX_VOCAB = 1 << 20;
 
 const ENCODER = new TextEncoder();
 // Non-fatal: invalid or truncated UTF-8 becomes U+FFFD. ignoreBOM keeps a leading U+FEFF.
-const DECODER = new TextDecoder('utf-8', { ignoreBOM: true });
 
 // Min-heap of (p, q) entries ordered by p, then q. Training uses p = -count, q = pair key
 // (most frequent pair first, ties to the smallest pair: the same merges on every machine);
@@ -375,15 +375,7 @@ export class BpeTokenizer implements Tokenizer {
   }
 
   decode(ids: ArrayLike<number>): string {
-    let total = 0;
-    for (let i = 0; i < ids.length; i++) total += this.tokenBytes(ids[i]).length;
-    const buf = new Uint8Array(total);
-    for (let i = 0, o = 0; i < ids.length; i++) {
-      const b = this.bytes[ids[i]];
-      buf.set(b, o);
-      o += b.length;
-    }
-    return DECODER.decode(buf);
+    return decodeTokenBytes(this.bytes, ids, 'bpe');
   }
 
   toJSON(): TokenizerJSON {

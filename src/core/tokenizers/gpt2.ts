@@ -10,6 +10,7 @@
 import { KilnError } from '../errors.ts';
 import { outOfVocab } from './char.ts';
 import type { Tokenizer, TokenizerJSON } from './tokenizer.ts';
+import { decodeTokenBytes } from './byte-decode.ts';
 
 export const GPT2_VOCAB_SIZE = 50257;
 /** `<|endoftext|>` in the text encodes as this id, as in Hugging Face's GPT2Tokenizer. */
@@ -17,7 +18,6 @@ export const GPT2_EOT = '<|endoftext|>';
 export const GPT2_EOT_ID = 50256;
 
 const ENCODER = new TextEncoder();
-const DECODER = new TextDecoder('utf-8', { ignoreBOM: true }); // invalid bytes -> U+FFFD
 
 export class Gpt2Tokenizer implements Tokenizer {
   readonly kind = 'gpt2' as const;
@@ -42,19 +42,7 @@ export class Gpt2Tokenizer implements Tokenizer {
   }
 
   decode(ids: ArrayLike<number>): string {
-    let total = 0;
-    for (let i = 0; i < ids.length; i++) {
-      const b = this.bytes[ids[i]];
-      if (b === undefined) throw outOfVocab(ids[i], this.vocabSize, 'gpt2');
-      total += b.length;
-    }
-    const buf = new Uint8Array(total);
-    for (let i = 0, o = 0; i < ids.length; i++) {
-      const b = this.bytes[ids[i]];
-      buf.set(b, o);
-      o += b.length;
-    }
-    return DECODER.decode(buf);
+    return decodeTokenBytes(this.bytes, ids, 'gpt2');
   }
 
   toJSON(): TokenizerJSON {
