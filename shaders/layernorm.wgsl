@@ -1,8 +1,11 @@
 // LayerNorm over the last dimension (llm.c's layernorm_forward / layernorm_backward),
 // PyTorch semantics: biased variance, eps 1e-5 inside the square root.
-// Row kernels run one workgroup per row and reduce in workgroup memory along a fixed
-// tree; dweight and dbias (sums over all N rows) go through per-chunk partial sums in
-// scratch and a fixed-order reduce: every result is bit-identical run to run.
+// Row kernels run one workgroup per row and reduce across it in a fixed order: with
+// subgroups, subgroupAdd within each subgroup and the subgroup sums added in subgroup_id
+// order; without, a tree in workgroup memory (the two orders differ, so the two variants
+// differ in the last bits). dweight and dbias (sums over all N rows) go through per-chunk
+// partial sums in scratch and a fixed-order reduce: every result is bit-identical run to
+// run on one device.
 
 override N: u32 = 1;
 override C: u32 = 1;
@@ -15,8 +18,38 @@ const EPS: f32 = 1e-5;
 
 var<workgroup> red: array<f32, WG>;
 
+// The invocation's place in the workgroup (and, with subgroups, in its subgroup).
+// #if subgroups
+struct Lane {
+  @builtin(local_invocation_index) lid: u32,
+  @builtin(subgroup_invocation_id) sg_lane: u32,
+  @builtin(subgroup_id) sg_id: u32,
+  @builtin(num_subgroups) num_sg: u32,
+}
+
+// Sum of v over the workgroup, the same order every time (for one subgroup size): each
+// subgroup's sum, then those in subgroup_id order. Call from uniform control flow.
+fn workgroup_sum(lane: Lane, v: f32) -> f32 {
+  let s = subgroupAdd(v);
+  if (lane.sg_lane == 0u) {
+    red[lane.sg_id] = s;
+  }
+  workgroupBarrier();
+  var total = 0.0;
+  for (var i = 0u; i < lane.num_sg; i++) {
+    total += red[i];
+  }
+  workgroupBarrier();
+  return total;
+}
+// #else
+struct Lane {
+  @builtin(local_invocation_index) lid: u32,
+}
+
 // Sum of v over the workgroup, the same order every time. Call from uniform control flow.
-fn workgroup_sum(lid: u32, v: f32) -> f32 {
+fn workgroup_sum(lane: Lane, v: f32) -> f32 {
+  let lid = lane.lid;
   red[lid] = v;
   workgroupBarrier();
   for (var s = WG / 2u; s > 0u; s >>= 1u) {
@@ -29,6 +62,7 @@ fn workgroup_sum(lid: u32, v: f32) -> f32 {
   workgroupBarrier();
   return total;
 }
+// #endif
 
 fn row_index(wid: vec3u, nwg: vec3u) -> u32 {
   return wid.y * nwg.x + wid.x;
@@ -45,7 +79,8 @@ fn row_index(wid: vec3u, nwg: vec3u) -> u32 {
 // out = (inp - mean) * rstd * weight + bias, saving mean and rstd = 1/sqrt(var + eps).
 // One workgroup per row (2-D grid).
 @compute @workgroup_size(WG)
-fn layernorm_forward(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
+fn layernorm_forward(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, lane: Lane) {
+  let lid = lane.lid;
   let row = row_index(wid, nwg);
   if (row >= N) {
     return;
@@ -55,13 +90,13 @@ fn layernorm_forward(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups)
   for (var i = lid; i < C; i += WG) {
     s += inp[x + i];
   }
-  let m = workgroup_sum(lid, s) / f32(C);
+  let m = workgroup_sum(lane, s) / f32(C);
   var v = 0.0;
   for (var i = lid; i < C; i += WG) {
     let d = inp[x + i] - m;
     v += d * d;
   }
-  let r = 1.0 / sqrt(workgroup_sum(lid, v) / f32(C) + EPS);
+  let r = 1.0 / sqrt(workgroup_sum(lane, v) / f32(C) + EPS);
   for (var i = lid; i < C; i += WG) {
     out[x + i] = (inp[x + i] - m) * r * weight[i] + bias[i];
   }
@@ -83,7 +118,8 @@ fn layernorm_forward(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups)
 // (dinp = ... without ACCUMULATE).
 // One workgroup per row (2-D grid).
 @compute @workgroup_size(WG)
-fn layernorm_backward_dinp(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
+fn layernorm_backward_dinp(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, lane: Lane) {
+  let lid = lane.lid;
   let row = row_index(wid, nwg);
   if (row >= N) {
     return;
@@ -98,8 +134,8 @@ fn layernorm_backward_dinp(@builtin(workgroup_id) wid: vec3u, @builtin(num_workg
     sd += dnorm;
     sdn += dnorm * (binp[x + i] - m) * r;
   }
-  let dnorm_mean = workgroup_sum(lid, sd) / f32(C);
-  let dnorm_norm_mean = workgroup_sum(lid, sdn) / f32(C);
+  let dnorm_mean = workgroup_sum(lane, sd) / f32(C);
+  let dnorm_norm_mean = workgroup_sum(lane, sdn) / f32(C);
   for (var i = lid; i < C; i += WG) {
     let norm = (binp[x + i] - m) * r;
     var d = (bweight[i] * dout[x + i] - dnorm_mean - norm * dnorm_norm_mean) * r;

@@ -3,10 +3,23 @@
 import { requestGpu, type GpuContext } from '../../src/backends/webgpu/device.ts';
 import { shaderSources } from '../../src/backends/webgpu/shader-source.ts';
 import { PipelineCache } from '../../src/backends/webgpu/kernel.ts';
+import { shaderFeatures } from '../../src/backends/webgpu/shader-variants.ts';
+
+/** A shader variant (src/backends/webgpu/shader-variants.ts) and a cache compiling it. */
+export interface GpuVariant {
+  /** 'subgroups', or 'fallback' (no optional features). */
+  name: string;
+  cache: PipelineCache;
+}
 
 export interface GpuHarness {
   gpu: GpuContext;
+  /** The default variant: what WebGpuBackend uses on this device (subgroups unless KILN_NO_SUBGROUPS=1). */
   cache: PipelineCache;
+  /** Every variant to test: the fallback always, subgroups where the device has them (and KILN_NO_SUBGROUPS is unset). */
+  variants: GpuVariant[];
+  /** Why there is no subgroups variant (for an it.skip), or null when there is one. */
+  noSubgroups: string | null;
 }
 
 let harness: Promise<GpuHarness | string> | null = null;
@@ -26,7 +39,15 @@ export function gpuHarness(): Promise<GpuHarness | string> {
         gpu.device.addEventListener('uncapturederror', (e) => {
           console.error('WebGPU error:', (e as GPUUncapturedErrorEvent).error.message);
         });
-        return { gpu, cache: new PipelineCache(gpu.device, withNoopEntry(await shaderSources(), process.env.KILN_NOOP_ENTRY)) };
+        const sources = withNoopEntry(await shaderSources(), process.env.KILN_NOOP_ENTRY);
+        const variants: GpuVariant[] = [{ name: 'fallback', cache: new PipelineCache(gpu.device, sources) }];
+        const features = shaderFeatures(gpu);
+        if (features.size) variants.push({ name: [...features].sort().join('+'), cache: new PipelineCache(gpu.device, sources, features) });
+        const noSubgroups = features.has('subgroups') ? null
+          : !gpu.hasSubgroups ? 'subgroups: the device has no subgroups feature'
+            : !gpu.wgslFeatures.has('subgroup_id') ? 'subgroups: no WGSL subgroup_id language feature'
+              : 'subgroups: turned off (KILN_NO_SUBGROUPS)';
+        return { gpu, cache: variants[variants.length - 1].cache, variants, noSubgroups };
       } catch (e) {
         const why = `no WebGPU device: ${(e as Error).message}`;
         if (process.env.CI) throw new Error(`${why} (CI must run the GPU tests: is chromium installed?)`);

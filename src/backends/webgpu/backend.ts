@@ -22,8 +22,9 @@ import {
 import { fp32Peak } from './peaks.ts';
 import { familyTotals, kernelFamily, PassTimer, type DispatchTime, type FamilyTime } from './profile.ts';
 import { shaderSources } from './shader-source.ts';
+import { shaderFeatures, variantKey, type ShaderVariantOptions } from './shader-variants.ts';
 
-export interface WebGpuBackendOptions extends RequestOptions {
+export interface WebGpuBackendOptions extends RequestOptions, ShaderVariantOptions {
   /** A device to use instead of requesting one (tests and the lab share one); dispose() leaves it alive. */
   gpu?: GpuContext;
   /** Plan activations for this micro-batch size at load(), so a model that cannot fit fails there. */
@@ -32,8 +33,8 @@ export interface WebGpuBackendOptions extends RequestOptions {
   limits?: Partial<PlanLimits>;
 }
 
-// Pipelines compile once per device, whichever backend on it asks first.
-const caches = new WeakMap<GPUDevice, PipelineCache>();
+// Pipelines compile once per device and shader variant, whichever backend on it asks first.
+const caches = new WeakMap<GPUDevice, Map<string, PipelineCache>>();
 
 /** One optimizer step timed dispatch by dispatch (WebGpuBackend.profileStep). */
 export interface StepProfile {
@@ -108,12 +109,21 @@ export class WebGpuBackend implements Backend {
     });
   }
 
+  /** The shader variant this backend's kernels were compiled as: 'subgroups', or '' (the workgroup-memory fallback). */
+  get shaderVariant(): string {
+    return this.k.variant;
+  }
+
   static async create(opts: WebGpuBackendOptions = {}): Promise<WebGpuBackend> {
     const gpu = opts.gpu ?? (await requestGpu(opts));
-    let k = caches.get(gpu.device);
+    const features = shaderFeatures(gpu, opts);
+    let perDevice = caches.get(gpu.device);
+    if (!perDevice) caches.set(gpu.device, (perDevice = new Map()));
+    const variant = variantKey(features);
+    let k = perDevice.get(variant);
     if (!k) {
-      k = new PipelineCache(gpu.device, await shaderSources());
-      caches.set(gpu.device, k);
+      k = new PipelineCache(gpu.device, await shaderSources(), features);
+      perDevice.set(variant, k);
     }
     return new WebGpuBackend(gpu, k, !opts.gpu, opts);
   }

@@ -12,6 +12,8 @@ export interface GpuContext {
   hasF16: boolean;
   hasSubgroups: boolean;
   hasTimestamps: boolean;
+  /** WGSL language features (navigator.gpu.wgslLanguageFeatures), e.g. subgroup_id. */
+  wgslFeatures: ReadonlySet<string>;
   isSoftware: boolean;
 }
 
@@ -62,22 +64,25 @@ async function nodeGpu(): Promise<GPU> {
   return gpu;
 }
 
-async function findAdapter(powerPreference: GPUPowerPreference): Promise<GPUAdapter | null> {
+async function findAdapter(powerPreference: GPUPowerPreference): Promise<{ adapter: GPUAdapter; gpu: GPU } | null> {
   if (typeof navigator !== 'undefined' && navigator.gpu) {
-    return navigator.gpu.requestAdapter({ powerPreference });
+    const adapter = await navigator.gpu.requestAdapter({ powerPreference });
+    return adapter && { adapter, gpu: navigator.gpu };
   }
   if (!isNode()) return null;
-  let adapter = await (await nodeGpu()).requestAdapter({ powerPreference });
+  let gpu = await nodeGpu();
+  let adapter = await gpu.requestAdapter({ powerPreference });
   if (!adapter) {
     // No Vulkan driver found: fall back to SwiftShader where Chromium installed it.
     const env = (globalThis as unknown as { process: { env: Record<string, string | undefined> } }).process.env;
     const fs = await import(/* @vite-ignore */ 'node:fs' as string);
     if (!env.VK_ICD_FILENAMES && fs.existsSync(SWIFTSHADER_ICD)) {
       env.VK_ICD_FILENAMES = SWIFTSHADER_ICD;
-      adapter = await (await nodeGpu()).requestAdapter({ powerPreference });
+      gpu = await nodeGpu();
+      adapter = await gpu.requestAdapter({ powerPreference });
     }
   }
-  return adapter;
+  return adapter && { adapter, gpu };
 }
 
 export interface RequestOptions {
@@ -87,8 +92,8 @@ export interface RequestOptions {
 }
 
 export async function requestGpu(opts: RequestOptions = {}): Promise<GpuContext> {
-  const adapter = await findAdapter(opts.powerPreference ?? 'high-performance');
-  if (!adapter) {
+  const found = await findAdapter(opts.powerPreference ?? 'high-performance');
+  if (!found) {
     throw new KilnError(
       'device',
       'no WebGPU adapter found',
@@ -97,6 +102,7 @@ export async function requestGpu(opts: RequestOptions = {}): Promise<GpuContext>
         : 'use a browser with WebGPU (Chrome/Edge 113+, Safari 26, Firefox 141 on Windows) and make sure hardware acceleration is on',
     );
   }
+  const { adapter } = found;
   const requiredLimits: Record<string, number> = {};
   for (const k of WANTED_LIMITS) {
     const v = (adapter.limits as unknown as Record<string, number>)[k];
@@ -117,6 +123,7 @@ export async function requestGpu(opts: RequestOptions = {}): Promise<GpuContext>
     hasF16: feats.has('shader-f16'),
     hasSubgroups: feats.has('subgroups'),
     hasTimestamps: feats.has('timestamp-query'),
+    wgslFeatures: new Set<string>((found.gpu.wgslLanguageFeatures ?? []) as Iterable<string>),
     isSoftware: /swiftshader|llvmpipe|lavapipe/i.test(adapterName) || (info as { isFallbackAdapter?: boolean })?.isFallbackAdapter === true,
   };
 }

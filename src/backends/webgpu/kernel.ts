@@ -2,6 +2,12 @@
 // entry point, which override constants (tile and workgroup sizes, shapes baked in),
 // and how many workgroups to dispatch. Pipelines are compiled once per key and
 // reused every step; a dispatch is a pipeline, a bind group and a grid.
+//
+// Optional features (shader-variants.ts): a cache compiles every shader for one fixed
+// set of features (e.g. {subgroups}, or none: the fallback), running `// #if` blocks
+// through preprocess() before createShaderModule; module and pipeline keys carry the
+// variant. Made without features it compiles the fallback of every shader.
+import { preprocess, SHADER_FEATURES, variantKey } from './shader-variants.ts';
 
 export type Constants = Record<string, number>;
 
@@ -25,26 +31,39 @@ export interface Dispatch {
 export class PipelineCache {
   private readonly modules = new Map<string, GPUShaderModule>();
   private readonly pipelines = new Map<string, GPUComputePipeline>();
+  /** The shader features this cache compiles with (shaderFeatures() picks them for a device). */
+  readonly features: ReadonlySet<string>;
+  /** '' (the fallback) or the features joined by '+': part of every module and pipeline key. */
+  readonly variant: string;
 
   constructor(
     readonly device: GPUDevice,
     private readonly sources: Record<string, string>,
-  ) {}
+    features: Iterable<string> = [],
+  ) {
+    this.features = new Set(features);
+    for (const f of this.features) {
+      if (!(f in SHADER_FEATURES)) throw new Error(`PipelineCache: no shader feature ${f} (known: ${Object.keys(SHADER_FEATURES).join(', ')})`);
+      if (!device.features.has(f)) throw new Error(`PipelineCache: the device was not created with the ${f} feature`);
+    }
+    this.variant = variantKey(this.features);
+  }
 
   module(shader: string): GPUShaderModule {
-    let m = this.modules.get(shader);
+    const key = `${shader}[${this.variant}]`;
+    let m = this.modules.get(key);
     if (!m) {
-      const code = this.sources[shader];
-      if (code === undefined) throw new Error(`no shader named ${shader}.wgsl in shaders/`);
-      m = this.device.createShaderModule({ label: shader, code });
-      this.modules.set(shader, m);
+      const src = this.sources[shader];
+      if (src === undefined) throw new Error(`no shader named ${shader}.wgsl in shaders/`);
+      m = this.device.createShaderModule({ label: key, code: preprocess(src, this.features, shader) });
+      this.modules.set(key, m);
     }
     return m;
   }
 
   pipeline(desc: KernelDesc): GPUComputePipeline {
     const constants = desc.constants ?? {};
-    const key = `${desc.shader}:${desc.entry}:${Object.keys(constants).sort().map((k) => `${k}=${constants[k]}`).join(',')}`;
+    const key = `${desc.shader}[${this.variant}]:${desc.entry}:${Object.keys(constants).sort().map((k) => `${k}=${constants[k]}`).join(',')}`;
     let p = this.pipelines.get(key);
     if (!p) {
       p = this.device.createComputePipeline({

@@ -1,0 +1,97 @@
+// Shader variants for optional WebGPU features. A shader keeps its portable code as the
+// fallback and marks the feature-dependent parts with whole-line directives:
+//
+//   // #if subgroups
+//   ... code that uses subgroupAdd, @builtin(subgroup_id), ...
+//   // #else
+//   ... the same thing through workgroup memory (the fallback) ...
+//   // #endif
+//
+// preprocess() keeps one branch of each block and blanks the directive lines and the
+// dropped branch (line numbers in compiler messages stay those of the .wgsl file); when
+// a feature is on and the shader tests it, the feature's `enable` directive goes in
+// front of the first line. Blocks may nest; only the names in SHADER_FEATURES may be
+// tested, and an unknown name or an unbalanced block is an error.
+//
+// Which features a PipelineCache compiles with is fixed when it is made (shaderFeatures()
+// decides from the device); its pipeline keys name the variant. KILN_NO_SUBGROUPS=1 in the
+// environment (or noSubgroups: true) forces the fallback, so both paths can be tested and
+// timed on one device.
+//
+// `subgroups` needs two things: the device feature, and the WGSL language feature
+// `subgroup_id` (built-ins subgroup_id and num_subgroups). Without subgroup_id a shader
+// has no portable way to give each subgroup its own slot in workgroup memory
+// (local_invocation_index / subgroup_size is what most devices do, but no API promises
+// it), so such devices get the fallback.
+
+/** Features a shader may test with `// #if NAME`, and the directive each needs when on. */
+export const SHADER_FEATURES = { subgroups: 'enable subgroups;' } as const;
+export type ShaderFeature = keyof typeof SHADER_FEATURES;
+
+const DIRECTIVE = /^\s*\/\/\s*#(if|else|endif)\b\s*(\S*)\s*$/;
+
+/** The source with one branch of every `// #if` block kept, for the features that are on. */
+export function preprocess(source: string, features: ReadonlySet<string>, name = 'shader'): string {
+  const lines = source.split('\n');
+  // One entry per open block: is its current branch kept, and was its parent kept?
+  const stack: Array<{ feature: string; keep: boolean; parentKeeps: boolean; inElse: boolean }> = [];
+  const used = new Set<ShaderFeature>();
+  const keeping = () => stack.length === 0 || (stack[stack.length - 1].keep && stack[stack.length - 1].parentKeeps);
+  const out = lines.map((line, i) => {
+    const d = DIRECTIVE.exec(line);
+    const where = `${name}.wgsl:${i + 1}`;
+    if (!d) return keeping() ? line : '';
+    const [, op, arg] = d;
+    if (op === 'if') {
+      if (!(arg in SHADER_FEATURES)) throw new Error(`${where}: #if ${arg || '(nothing)'}: not one of ${Object.keys(SHADER_FEATURES).join(', ')}`);
+      used.add(arg as ShaderFeature);
+      stack.push({ feature: arg, keep: features.has(arg), parentKeeps: keeping(), inElse: false });
+    } else {
+      const top = stack[stack.length - 1];
+      if (!top) throw new Error(`${where}: #${op} without #if`);
+      if (arg) throw new Error(`${where}: #${op} takes nothing after it`);
+      if (op === 'else') {
+        if (top.inElse) throw new Error(`${where}: second #else for #if ${top.feature}`);
+        top.inElse = true;
+        top.keep = !top.keep;
+      } else {
+        stack.pop();
+      }
+    }
+    return '';
+  });
+  if (stack.length) throw new Error(`${name}.wgsl: #if ${stack[stack.length - 1].feature} without #endif`);
+  const enables = [...used].filter((f) => features.has(f)).map((f) => SHADER_FEATURES[f]);
+  if (enables.length) out[0] = `${enables.join(' ')} ${out[0]}`;
+  return out.join('\n');
+}
+
+/** A cache key part naming a feature set: '' for the fallback, else the sorted names joined by '+'. */
+export function variantKey(features: ReadonlySet<string>): string {
+  return [...features].sort().join('+');
+}
+
+export interface ShaderVariantOptions {
+  /** Compile the fallback even where the device has subgroups (also: KILN_NO_SUBGROUPS=1). */
+  noSubgroups?: boolean;
+}
+
+/** What shaderFeatures() needs to know of a device (GpuContext has it). */
+export interface VariantSupport {
+  hasSubgroups: boolean;
+  /** WGSL language features (navigator.gpu.wgslLanguageFeatures). */
+  wgslFeatures: ReadonlySet<string>;
+}
+
+function envNoSubgroups(): boolean {
+  const p = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process;
+  const v = p?.env?.KILN_NO_SUBGROUPS;
+  return !!v && v !== '0';
+}
+
+/** The shader features to compile with on this device: every one it supports unless turned off. */
+export function shaderFeatures(gpu: VariantSupport, opts: ShaderVariantOptions = {}): Set<ShaderFeature> {
+  const out = new Set<ShaderFeature>();
+  if (gpu.hasSubgroups && gpu.wgslFeatures.has('subgroup_id') && !opts.noSubgroups && !envNoSubgroups()) out.add('subgroups');
+  return out;
+}

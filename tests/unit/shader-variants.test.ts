@@ -1,0 +1,70 @@
+// The shader-variant preprocessor (src/backends/webgpu/shader-variants.ts): which lines
+// survive, the enable directive, line numbers kept, errors for malformed blocks; and
+// which features a device gets.
+import { describe, expect, it } from 'vitest';
+import { preprocess, shaderFeatures, variantKey } from '../../src/backends/webgpu/shader-variants.ts';
+
+const SRC = [
+  '// header',
+  'a;',
+  '// #if subgroups',
+  'sg;',
+  '// #else',
+  'wg;',
+  '// #endif',
+  'b;',
+].join('\n');
+
+describe('shader variants', () => {
+  it('keeps the #if branch and prepends enable when the feature is on', () => {
+    const out = preprocess(SRC, new Set(['subgroups']));
+    expect(out.split('\n')).toEqual(['enable subgroups; // header', 'a;', '', 'sg;', '', '', '', 'b;']);
+  });
+
+  it('keeps the #else branch and adds nothing when it is off', () => {
+    expect(preprocess(SRC, new Set()).split('\n')).toEqual(['// header', 'a;', '', '', '', 'wg;', '', 'b;']);
+  });
+
+  it('leaves a shader without directives untouched, feature on or off', () => {
+    const plain = '// x\n@compute @workgroup_size(1) fn main() {}\n';
+    expect(preprocess(plain, new Set(['subgroups']))).toBe(plain);
+    expect(preprocess(plain, new Set())).toBe(plain);
+  });
+
+  it('nests, and an #if without #else keeps nothing when off', () => {
+    const src = ['// #if subgroups', 'x;', '// #if subgroups', 'y;', '// #else', 'z;', '// #endif', '// #endif', 'w;'].join('\n');
+    expect(preprocess(src, new Set()).split('\n').filter(Boolean)).toEqual(['w;']);
+    expect(preprocess(src, new Set(['subgroups'])).split('\n').filter(Boolean)).toEqual(['enable subgroups; ', 'x;', 'y;', 'w;']);
+  });
+
+  it('rejects unknown features and unbalanced blocks, naming the line', () => {
+    expect(() => preprocess('// #if shader_f17\n// #endif', new Set(), 'foo')).toThrow(/foo\.wgsl:1: #if shader_f17/);
+    expect(() => preprocess('// #if subgroups\nx;', new Set(), 'foo')).toThrow(/without #endif/);
+    expect(() => preprocess('x;\n// #endif', new Set(), 'foo')).toThrow(/foo\.wgsl:2: #endif without #if/);
+    expect(() => preprocess('// #if subgroups\n// #else\n// #else\n// #endif', new Set(), 'foo')).toThrow(/second #else/);
+  });
+
+  it('names variants by their sorted features', () => {
+    expect(variantKey(new Set())).toBe('');
+    expect(variantKey(new Set(['subgroups']))).toBe('subgroups');
+  });
+
+  it('uses subgroups only with the device feature and the subgroup_id language feature, unless turned off', () => {
+    const yes = { hasSubgroups: true, wgslFeatures: new Set(['subgroup_id']) };
+    const prev = process.env.KILN_NO_SUBGROUPS;
+    delete process.env.KILN_NO_SUBGROUPS;
+    try {
+      expect([...shaderFeatures(yes)]).toEqual(['subgroups']);
+      expect([...shaderFeatures({ ...yes, hasSubgroups: false })]).toEqual([]);
+      expect([...shaderFeatures({ ...yes, wgslFeatures: new Set() })]).toEqual([]);
+      expect([...shaderFeatures(yes, { noSubgroups: true })]).toEqual([]);
+      process.env.KILN_NO_SUBGROUPS = '1';
+      expect([...shaderFeatures(yes)]).toEqual([]);
+      process.env.KILN_NO_SUBGROUPS = '0';
+      expect([...shaderFeatures(yes)]).toEqual(['subgroups']);
+    } finally {
+      if (prev === undefined) delete process.env.KILN_NO_SUBGROUPS;
+      else process.env.KILN_NO_SUBGROUPS = prev;
+    }
+  });
+});
