@@ -17,6 +17,23 @@ var<workgroup> red_m: array<f32, WG>;
 var<workgroup> red_s: array<f32, WG>;
 var<workgroup> target_logit: f32;
 
+// The invocation's place in the workgroup (and, with subgroups, in its subgroup).
+// Reductions across the workgroup are in a fixed order either way: with subgroups, within
+// each subgroup and then over the subgroups in subgroup_id order; without, a tree in
+// workgroup memory. The orders differ, so the two variants differ in the last bits.
+// #if subgroups
+struct Lane {
+  @builtin(local_invocation_index) tid: u32,
+  @builtin(subgroup_invocation_id) sg_lane: u32,
+  @builtin(subgroup_id) sg_id: u32,
+  @builtin(num_subgroups) num_sg: u32,
+}
+// #else
+struct Lane {
+  @builtin(local_invocation_index) tid: u32,
+}
+// #endif
+
 @group(0) @binding(0) var<storage, read_write> sm_logits: array<f32>;
 @group(0) @binding(1) var<storage, read_write> sm_losses: array<f32>;
 @group(0) @binding(2) var<storage, read> sm_targets: array<u32>;
@@ -25,10 +42,11 @@ var<workgroup> target_logit: f32;
 // row (a 2-D grid when R is large). losses[r] = logsumexp(logits[r]) - logits[r,target];
 // with GRAD, logits[r] is overwritten with (softmax(logits[r]) - onehot(target)) * SCALE.
 // Max and sum are reduced together (online softmax), each invocation over its own
-// strided columns and then in a fixed tree, so the row is read twice and written once.
+// strided columns and then across the workgroup in a fixed order (Lane above), so the
+// row is read twice and written once.
 @compute @workgroup_size(WG)
-fn classifier_softmax(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
-                      @builtin(local_invocation_index) tid: u32) {
+fn classifier_softmax(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, lane: Lane) {
+  let tid = lane.tid;
   let r = wid.y * nwg.x + wid.x;
   if (r >= R) { return; }
   let base = r * V;
@@ -44,6 +62,20 @@ fn classifier_softmax(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups
     s += exp(l - m);
     if (v == tgt) { target_logit = l; }
   }
+// #if subgroups
+  // Each subgroup's max and its sum rescaled to it; then the row's over the subgroups.
+  let sm = subgroupMax(m);
+  let ss = subgroupAdd(s * exp(m - sm));
+  if (lane.sg_lane == 0u) {
+    red_m[lane.sg_id] = sm;
+    red_s[lane.sg_id] = ss;
+  }
+  workgroupBarrier();
+  var mx = NEG_BIG;
+  for (var i = 0u; i < lane.num_sg; i++) { mx = max(mx, red_m[i]); }
+  var sum = 0.0;
+  for (var i = 0u; i < lane.num_sg; i++) { sum += red_s[i] * exp(red_m[i] - mx); }
+// #else
   red_m[tid] = m;
   red_s[tid] = s;
   workgroupBarrier();
@@ -60,6 +92,7 @@ fn classifier_softmax(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups
   }
   let mx = red_m[0];
   let sum = red_s[0];
+// #endif
   if (tid == 0u) { sm_losses[r] = log(sum) - (target_logit - mx); }
   if (GRAD) {
     let inv = 1.0 / sum;
@@ -93,20 +126,31 @@ fn classifier_row_logits(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgro
 @group(0) @binding(1) var<storage, read> ml_losses: array<f32>;
 
 // out is (1), losses is (R). One workgroup: out[0] = (ACCUMULATE ? out[0] : 0) + SCALE *
-// sum(losses), each invocation summing its strided losses in order, then a fixed tree.
+// sum(losses), each invocation summing its strided losses in order, then across the
+// workgroup in a fixed order (as classifier_softmax).
 @compute @workgroup_size(WG)
-fn mean_loss(@builtin(local_invocation_index) tid: u32) {
+fn mean_loss(lane: Lane) {
+  let tid = lane.tid;
   var s = 0.0;
   for (var i = tid; i < R; i += WG) { s += ml_losses[i]; }
+// #if subgroups
+  let ss = subgroupAdd(s);
+  if (lane.sg_lane == 0u) { red_s[lane.sg_id] = ss; }
+  workgroupBarrier();
+  var total = 0.0;
+  for (var i = 0u; i < lane.num_sg; i++) { total += red_s[i]; }
+// #else
   red_s[tid] = s;
   workgroupBarrier();
   for (var st = WG / 2u; st > 0u; st >>= 1u) {
     if (tid < st) { red_s[tid] += red_s[tid + st]; }
     workgroupBarrier();
   }
+  let total = red_s[0];
+// #endif
   if (tid == 0u) {
     var prev = 0.0;
     if (ACCUMULATE) { prev = ml_out[0]; }
-    ml_out[0] = prev + red_s[0] * SCALE;
+    ml_out[0] = prev + total * SCALE;
   }
 }
