@@ -15,7 +15,33 @@ override WG: u32 = 256;       // invocations per workgroup (a power of two)
 
 var<workgroup> red: array<f32, WG>;
 
-fn wg_sum(x: f32, tid: u32) -> f32 {
+// The invocation's place in the workgroup (and, with subgroups, in its subgroup), and
+// the sum of x over the workgroup in a fixed order: with subgroups, subgroupAdd within
+// each subgroup and the subgroup sums in subgroup_id order; without, a tree in workgroup
+// memory (the orders differ, so the two variants differ in the last bits).
+// #if subgroups
+struct Lane {
+  @builtin(local_invocation_index) tid: u32,
+  @builtin(subgroup_invocation_id) sg_lane: u32,
+  @builtin(subgroup_id) sg_id: u32,
+  @builtin(num_subgroups) num_sg: u32,
+}
+
+fn wg_sum(x: f32, lane: Lane) -> f32 {
+  let s = subgroupAdd(x);
+  if (lane.sg_lane == 0u) { red[lane.sg_id] = s; }
+  workgroupBarrier();
+  var total = 0.0;
+  for (var i = 0u; i < lane.num_sg; i++) { total += red[i]; }
+  return total;
+}
+// #else
+struct Lane {
+  @builtin(local_invocation_index) tid: u32,
+}
+
+fn wg_sum(x: f32, lane: Lane) -> f32 {
+  let tid = lane.tid;
   red[tid] = x;
   workgroupBarrier();
   for (var s = WG / 2u; s > 0u; s >>= 1u) {
@@ -24,16 +50,17 @@ fn wg_sum(x: f32, tid: u32) -> f32 {
   }
   return red[0];
 }
+// #endif
 
 @group(0) @binding(0) var<storage, read_write> gp_partials: array<f32>;
 @group(0) @binding(1) var<storage, read> gp_grads: array<f32>;
 
 // partials is (ceil(N/CHUNK)), grads is (N). Workgroup w: partials[w] = sum of grads[i]^2
 // over its CHUNK = WG*PER_THREAD elements (invocation j takes w*CHUNK + j + WG*e, in order
-// of e, then a fixed tree). 2-D grid of workgroups.
+// of e, then wg_sum). 2-D grid of workgroups.
 @compute @workgroup_size(WG)
-fn grad_norm_partial(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
-                     @builtin(local_invocation_index) tid: u32) {
+fn grad_norm_partial(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, lane: Lane) {
+  let tid = lane.tid;
   let w = wid.y * nwg.x + wid.x;
   let chunk = WG * PER_THREAD;
   if (w * chunk >= N) { return; }
@@ -45,7 +72,7 @@ fn grad_norm_partial(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups)
       s += g * g;
     }
   }
-  let total = wg_sum(s, tid);
+  let total = wg_sum(s, lane);
   if (tid == 0u) { gp_partials[w] = total; }
 }
 
@@ -54,10 +81,11 @@ fn grad_norm_partial(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups)
 
 // norm is (1), partials is (NPART). One workgroup: norm[0] = sqrt(sum of the partials).
 @compute @workgroup_size(WG)
-fn grad_norm_final(@builtin(local_invocation_index) tid: u32) {
+fn grad_norm_final(lane: Lane) {
+  let tid = lane.tid;
   var s = 0.0;
   for (var i = tid; i < NPART; i += WG) { s += gf_partials[i]; }
-  let total = wg_sum(s, tid);
+  let total = wg_sum(s, lane);
   if (tid == 0u) { gf_norm[0] = sqrt(total); }
 }
 
