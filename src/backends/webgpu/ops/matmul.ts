@@ -2,6 +2,12 @@
 // reference-named linear layer `matmulForward` / `matmulBackward`, and `matmulNaive`
 // (one invocation per output, for the benchmark only).
 //
+// Tiles (matmulTile): 32x32 and 64x64 output tiles (8x8 / 16x16 invocations, 4x4 outputs
+// each: matmul_a*_b*), and 128x128 (16x16 invocations, 8x8 outputs each, ping-pong
+// workgroup tiles: matmul_8x8_a*_b*) for large products. KILN_MATMUL_TILE=32|64|128 in
+// the environment forces one for every product that does not set `tile` (and
+// KILN_MATMUL_TILE_K=8|16 the 128 tile's K step): how a GPU visit compares candidates.
+//
 // Scratch (matmulScratch): matmulBackward uses one scratch buffer, in sequence, for the
 // split-K partial products of dweight (and dinp) and for the per-row-chunk partial
 // column sums of dbias. It is only read inside one matmulBackward, so every layer can
@@ -12,8 +18,12 @@ import { grid1d } from './grid.ts';
 import { bindBytes, type InputGradOptions } from './util.ts';
 
 const SHADER = 'matmul';
-/** K step held in workgroup memory. 2 tiles * TILE_K * 64 floats = 8 KiB for 64x64 output tiles. */
+/** K step held in workgroup memory (32 and 64 tiles). 2 tiles * TILE_K * 64 floats = 8 KiB for 64x64 output tiles. */
 const TILE_K = 16;
+/** WebGPU's guaranteed maxComputeWorkgroupStorageSize: what a device that reports nothing has. */
+const MIN_WORKGROUP_STORAGE = 16384;
+/** The 128 tile when that still gives at least this many workgroups (about two per SM on a 132-SM H200). */
+const TILE128_MIN_WORKGROUPS = 256;
 /** Split K until about this many workgroups run (a few per SM on big GPUs). */
 const SPLIT_TARGET_WORKGROUPS = 256;
 /** Each split-K layer walks at least this much K. */
@@ -35,23 +45,65 @@ export interface MatmulOptions {
   accumulate?: boolean;
   /** Split-K scratch of at least matmulSplitKBytes(M, N, K) bytes; without it K is not split. */
   scratch?: Bind;
-  /** Output tile edge: 64 (16x16 invocations) or 32 (8x8); default by size. */
-  tile?: 32 | 64;
+  /** Output tile edge: 128 (16x16 invocations, 8x8 outputs each), 64 (16x16, 4x4) or 32 (8x8, 4x4); default matmulTile(M, N). */
+  tile?: MatmulTile;
+  /**
+   * K step of the 128 tile (ignored by 32 and 64, which step 16): 16 needs 32 KiB of
+   * workgroup memory (two copies of two 128x16 tiles), 8 needs 16 KiB. Default
+   * matmulTileK: 16 where the device allows 32 KiB, else 8; 16 asked of a 16 KiB device gives 8.
+   */
+  tileK?: 8 | 16;
 }
 
-/** The output tile edge used for an (M,N) product unless told: 64 when that still gives enough workgroups. */
-export function matmulTile(M: number, N: number): 32 | 64 {
+export type MatmulTile = 32 | 64 | 128;
+
+function env(name: string): string | undefined {
+  const p = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process;
+  return p?.env?.[name] || undefined;
+}
+
+function envChoice<T extends number>(name: string, allowed: readonly T[]): T | undefined {
+  const v = env(name);
+  if (v === undefined) return undefined;
+  if (!allowed.includes(Number(v) as T)) throw new Error(`${name}=${v}: must be one of ${allowed.join(', ')}`);
+  return Number(v) as T;
+}
+
+/**
+ * The output tile edge used for an (M,N) product unless told: KILN_MATMUL_TILE if set;
+ * else 128 when that still gives TILE128_MIN_WORKGROUPS workgroups (large products:
+ * M*N >= ~4M), 64 when that gives 128, else 32. A function of the shape (and the
+ * environment) alone, so the buffer plan's scratch sizes agree with the kernels.
+ */
+export function matmulTile(M: number, N: number): MatmulTile {
+  const forced = envChoice('KILN_MATMUL_TILE', [32, 64, 128] as const);
+  if (forced) return forced;
+  if (ceilDiv(M, 128) * ceilDiv(N, 128) >= TILE128_MIN_WORKGROUPS) return 128;
   return ceilDiv(M, 64) * ceilDiv(N, 64) >= 128 ? 64 : 32;
 }
 
+/** Workgroup memory of the 128 tile with K step tileK: two copies of a 128 x tileK tile of each operand. */
+export function matmul128WorkgroupBytes(tileK: number): number {
+  return 2 * 2 * 128 * tileK * 4;
+}
+
+/**
+ * The 128 tile's K step on a device with maxWorkgroupStorage bytes of workgroup memory:
+ * `want`, else KILN_MATMUL_TILE_K, else 16; 8 where that does not fit (a 16 KiB device).
+ */
+export function matmulTileK(maxWorkgroupStorage: number, want?: 8 | 16): 8 | 16 {
+  const k = want ?? envChoice('KILN_MATMUL_TILE_K', [8, 16] as const) ?? 16;
+  return matmul128WorkgroupBytes(k) <= maxWorkgroupStorage ? k : 8;
+}
+
 /** How many K ranges an (M,N,K) product is split into when given scratch (1: no split). A function of the shape alone, so results are reproducible. */
-export function matmulSplits(M: number, N: number, K: number, tile: 32 | 64 = matmulTile(M, N)): number {
+export function matmulSplits(M: number, N: number, K: number, tile: MatmulTile = matmulTile(M, N)): number {
   const tiles = ceilDiv(M, tile) * ceilDiv(N, tile);
   let s = Math.min(MAX_SPLITS, Math.floor(SPLIT_TARGET_WORKGROUPS / tiles), Math.floor(K / MIN_K_CHUNK));
   // Keep the scratch (s partial products) within 64 MiB.
   s = Math.min(s, Math.floor((64 << 20) / (M * N * 4)));
   if (s <= 1) return 1;
-  // Whole TILE_K steps per layer; recount layers after rounding.
+  // Whole TILE_K steps per layer (also whole steps of the 128 tile's 8 or 16); recount layers after rounding.
   return ceilDiv(K, kChunk(K, s));
 }
 
@@ -60,7 +112,7 @@ function kChunk(K: number, splits: number): number {
 }
 
 /** Scratch bytes `matmul` uses to split K for this shape (0: it does not split). */
-export function matmulSplitKBytes(M: number, N: number, K: number, tile: 32 | 64 = matmulTile(M, N)): number {
+export function matmulSplitKBytes(M: number, N: number, K: number, tile: MatmulTile = matmulTile(M, N)): number {
   const s = matmulSplits(M, N, K, tile);
   return s > 1 ? s * M * N * 4 : 0;
 }
@@ -79,13 +131,18 @@ export function matmul(k: PipelineCache, out: Bind, a: Bind, b: Bind, bias: Bind
   const transA = !!o.transA;
   const transB = !!o.transB;
   const tile = o.tile ?? matmulTile(M, N);
-  const wg = tile / 4;
+  if (tile !== 32 && tile !== 64 && tile !== 128) throw new Error(`matmul: tile=${tile} must be 32, 64 or 128`);
+  const big = tile === 128;
+  const wg = big ? 16 : tile / 4;
   // vec4 loads need the operand's contiguous dimension to be a multiple of 4 (and 16-byte
   // aligned bindings, which 256-byte tensor offsets give).
   const a4 = (transA ? M : K) % 4 === 0;
   const b4 = (transB ? K : N) % 4 === 0;
-  const entry = `matmul_a${a4 ? 4 : 1}_b${b4 ? 4 : 1}`;
-  const base = { M, N, K, TRANS_A: +transA, TRANS_B: +transB, WG_X: wg, WG_Y: wg, TILE_K };
+  const entry = `matmul_${big ? '8x8_' : ''}a${a4 ? 4 : 1}_b${b4 ? 4 : 1}`;
+  const shape = { M, N, K, TRANS_A: +transA, TRANS_B: +transB, WG_X: wg, WG_Y: wg };
+  const base = big
+    ? { ...shape, TILE_K: matmulTileK(k.device.limits?.maxComputeWorkgroupStorageSize ?? MIN_WORKGROUP_STORAGE, o.tileK), BLOCK: 8, COPIES: 2 }
+    : { ...shape, TILE_K };
   const grid: [number, number] = [ceilDiv(N, tile), ceilDiv(M, tile)];
   const splits = o.scratch ? matmulSplits(M, N, K, tile) : 1;
   if (splits === 1) {
