@@ -110,7 +110,7 @@ describe('webgpu backend', () => {
         const [pa, pb] = [withoutKeyBias(a.params), withoutKeyBias(b.params)];
         const p = compareClose(pa.rest, pb.rest, { rtol: 1e-3, atol: 1e-5 });
         console.log(
-          `microBatches ${microBatches}: worst rel loss ${worstLoss.toExponential(2)}, grad norm ${worstNorm.toExponential(2)}, ` +
+          `microBatches ${microBatches} (shader variant '${gpu.shaderVariant}'): worst rel loss ${worstLoss.toExponential(2)}, grad norm ${worstNorm.toExponential(2)}, ` +
             `params worst abs ${p.absErr.toExponential(2)} rel ${p.relErr.toExponential(2)}; ${gpu.dispatchesPerStep} dispatches per step; ` +
             `loss ${(await cpu.loss(data[0])).toFixed(4)} after ${STEPS} steps`,
         );
@@ -193,6 +193,26 @@ describe('webgpu backend', () => {
         return stats;
       };
       expect(await run({ limits: { maxStorageBufferBindingSize: 8192 } })).toEqual(await run({}));
+    });
+
+    it('compiles subgroups where the device has them; noSubgroups: true compiles the fallback, which trains alike', async () => {
+      const data = batches(5, 2, 17);
+      const run = async (opts: Parameters<typeof WebGpuBackend.create>[0]) => {
+        const be = await newGpuBackend(initialState(5), opts);
+        const stats = [];
+        for (const b of data) stats.push(await be.step(b, hp));
+        be.dispose();
+        return { variant: be.shaderVariant, stats };
+      };
+      const [dflt, fallback] = [await run({}), await run({ noSubgroups: true })];
+      expect(dflt.variant).toBe(h.noSubgroups ? '' : 'subgroups');
+      expect(fallback.variant).toBe('');
+      // Different summation orders: close, not bit-identical.
+      for (const [s, x] of dflt.stats.entries()) {
+        const y = fallback.stats[s];
+        expect(rel(x.loss, y.loss), `loss at step ${s + 1}`).toBeLessThan(1e-5);
+        expect(rel(x.gradNorm, y.gradNorm), `grad norm at step ${s + 1}`).toBeLessThan(1e-5);
+      }
     });
 
     it('two runs with the same inputs give bit-identical losses and parameters', async () => {
