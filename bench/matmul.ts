@@ -1,20 +1,44 @@
-// WebGPU matmul speed: the tiled kernel against the naive one-output-per-invocation
-// kernel on square M=N=K products.
-//   npx tsx bench/matmul.ts [--sizes 1024,2048,4096] [--kernels tiled,naive] [--tile 32|64] [--seconds 1] [--rounds 3]
+// WebGPU matmul speed: the tiled kernel (one or several tile candidates) against the
+// naive one-output-per-invocation kernel on square M=N=K products.
+//   npx tsx bench/matmul.ts [--sizes 1024,2048,4096] [--kernels tiled,naive]
+//     [--tile 32|64|128 | --tiles 32,64,128,128k8] [--seconds 1] [--rounds 3]
 // Default sizes: 128,256,512 on a software adapter (SwiftShader), 1024,2048,4096 on a GPU.
-// Prints one JSON line per kernel and size. A timing records `iters` dispatches (about
+// Tile candidates: 32, 64 (4x4 outputs per invocation), 128 (8x8, its K step by
+// matmulTileK: 16 where the device has 32 KiB of workgroup memory), 128k8 / 128k16 (the
+// 128 tile with that K step). Without --tile/--tiles the tiled kernel runs matmulTile's
+// choice (or KILN_MATMUL_TILE's).
+// Prints one JSON line per kernel, candidate and size (`tile` is the candidate: a number,
+// or a string such as "128k8"; `tile_k` the K step it ran; `pct_peak` the share of the
+// adapter's FP32 peak when src/backends/webgpu/peaks.ts knows it), then one
+// `matmul_best` line per size naming the fastest candidate and matmulTile's default. A
+// candidate whose pipeline fails (a WebGPU validation or out-of-memory error) gets an
+// `error` line and the others still run. A timing records `iters` dispatches (about
 // --seconds worth) into one command buffer, submits it and awaits
 // queue.onSubmittedWorkDone, after a warm-up submit that also compiles the pipeline;
-// `rounds` timings alternate between the kernels. ms is the median wall time per
+// `rounds` timings alternate between all runs of a size. ms is the median wall time per
 // dispatch (ms_min the fastest round), gflops = 2*M*N*K / ms.
 import { requestGpu } from '../src/backends/webgpu/device.ts';
 import { PipelineCache, recordPass, storageBuffer, type Dispatch } from '../src/backends/webgpu/kernel.ts';
 import { shaderSources } from '../src/backends/webgpu/shader-source.ts';
-import { matmul, matmulNaive, matmulTile } from '../src/backends/webgpu/ops/matmul.ts';
+import { fp32Peak } from '../src/backends/webgpu/peaks.ts';
+import { matmul, matmulNaive, matmulTile, matmulTileK, type MatmulTile } from '../src/backends/webgpu/ops/matmul.ts';
 
 function flag(name: string): string | undefined {
   const i = process.argv.indexOf(`--${name}`);
   return i >= 0 ? process.argv[i + 1] : undefined;
+}
+
+interface Candidate {
+  /** As given: "64", "128k8". */
+  name: string;
+  tile: MatmulTile;
+  tileK?: 8 | 16;
+}
+
+function parseCandidate(s: string): Candidate {
+  const m = /^(32|64|128)(?:k(8|16))?$/.exec(s.trim());
+  if (!m || (m[2] && m[1] !== '128')) throw new Error(`bench/matmul: tile candidate "${s}": use 32, 64, 128, 128k8 or 128k16`);
+  return { name: s.trim(), tile: Number(m[1]) as MatmulTile, tileK: m[2] ? (Number(m[2]) as 8 | 16) : undefined };
 }
 
 async function timeDispatches(device: GPUDevice, dispatches: Dispatch[], iters: number): Promise<number> {
@@ -26,6 +50,22 @@ async function timeDispatches(device: GPUDevice, dispatches: Dispatch[], iters: 
   return (performance.now() - t0) / iters;
 }
 
+/** Runs f inside validation and out-of-memory error scopes: the first error's message, or null. */
+async function scoped<T>(device: GPUDevice, f: () => Promise<T>): Promise<{ value?: T; error: string | null }> {
+  device.pushErrorScope('validation');
+  device.pushErrorScope('out-of-memory');
+  let value: T | undefined;
+  let thrown: string | null = null;
+  try {
+    value = await f();
+  } catch (e) {
+    thrown = (e as Error).message;
+  }
+  const oom = await device.popErrorScope();
+  const invalid = await device.popErrorScope();
+  return { value, error: thrown ?? invalid?.message ?? oom?.message ?? null };
+}
+
 async function main(): Promise<void> {
   process.env.XDG_RUNTIME_DIR ??= '/tmp';
   const gpu = await requestGpu();
@@ -35,7 +75,10 @@ async function main(): Promise<void> {
   const kernels = (flag('kernels') ?? 'tiled,naive').split(',');
   const seconds = Number(flag('seconds') ?? 1);
   const rounds = Number(flag('rounds') ?? 3);
-  const tile = flag('tile') ? (Number(flag('tile')) as 32 | 64) : undefined;
+  const list = flag('tiles') ?? flag('tile');
+  const candidates: Array<Candidate | null> = list ? list.split(',').map(parseCandidate) : [null]; // null: matmulTile's choice
+  const wgMem = gpu.limits.maxComputeWorkgroupStorageSize;
+  const peak = fp32Peak(gpu.adapterName);
 
   for (const n of sizes) {
     const [M, N, K] = [n, n, n];
@@ -43,27 +86,50 @@ async function main(): Promise<void> {
     const a = storageBuffer(device, 'a', M * K * 4, fill(M * K));
     const b = storageBuffer(device, 'b', K * N * 4, fill(K * N));
     const out = storageBuffer(device, 'out', M * N * 4);
-    const runs = kernels.map((kernel) => {
-      const make = kernel === 'naive' ? matmulNaive : matmul;
-      return { kernel, dispatches: make(k, out, a, b, null, { M, N, K, tile }), iters: 0, ms: [] as number[] };
-    });
-    for (const r of runs) {
-      const once = await timeDispatches(device, r.dispatches, 1); // compiles and warms up
-      r.iters = Math.max(2, Math.min(200, Math.round((seconds * 1000) / Math.max(once, 0.01))));
+    interface Run { kernel: string; tile?: number | string; tile_k?: number; dispatches: Dispatch[]; iters: number; ms: number[] }
+    const runs: Run[] = [];
+    for (const kernel of kernels) {
+      for (const c of kernel === 'naive' ? [null] : candidates) {
+        const tile = c?.tile ?? matmulTile(M, N);
+        const label = {
+          kernel,
+          tile: kernel === 'naive' ? undefined : c?.tileK ? c.name : tile,
+          tile_k: kernel === 'naive' ? undefined : tile === 128 ? matmulTileK(wgMem, c?.tileK) : 16,
+        };
+        const make = kernel === 'naive' ? matmulNaive : matmul;
+        // Build and warm up (compiles the pipeline); time one dispatch to size the rounds.
+        const r = await scoped(device, async () => {
+          const dispatches = make(k, out, a, b, null, { M, N, K, tile: c?.tile, tileK: c?.tileK });
+          return { dispatches, once: await timeDispatches(device, dispatches, 1) };
+        });
+        if (r.error || !r.value) {
+          process.stdout.write(JSON.stringify({ bench: 'matmul', ...label, M, N, K, error: r.error, device: gpu.adapterName }) + '\n');
+          continue;
+        }
+        const iters = Math.max(2, Math.min(200, Math.round((seconds * 1000) / Math.max(r.value.once, 0.01))));
+        runs.push({ ...label, dispatches: r.value.dispatches, iters, ms: [] });
+      }
     }
-    // Kernels alternate within each round, so a load change on a shared machine hits both.
+    // All runs of a size alternate within each round, so a load change on a shared machine hits each.
     for (let round = 0; round < rounds; round++) {
       for (const r of runs) r.ms.push(await timeDispatches(device, r.dispatches, r.iters));
     }
+    let best: { tile?: number | string; gflops: number } | null = null;
     for (const r of runs) {
       const sorted = [...r.ms].sort((x, y) => x - y);
       const ms = sorted[Math.floor(sorted.length / 2)];
       const gflops = (2 * M * N * K) / (ms * 1e6);
+      if (r.kernel !== 'naive' && (!best || gflops > best.gflops)) best = { tile: r.tile, gflops };
       const line = {
-        bench: 'matmul', kernel: r.kernel, M, N, K, tile: r.kernel === 'naive' ? undefined : (tile ?? matmulTile(M, N)),
-        ms: +ms.toFixed(4), gflops: +gflops.toFixed(3), ms_min: +sorted[0].toFixed(4), iters: r.iters, rounds, device: gpu.adapterName,
+        bench: 'matmul', kernel: r.kernel, M, N, K, tile: r.tile, tile_k: r.tile_k,
+        ms: +ms.toFixed(4), gflops: +gflops.toFixed(3), ms_min: +sorted[0].toFixed(4), iters: r.iters, rounds,
+        pct_peak: peak ? +((100 * gflops * 1e9) / peak.flops).toFixed(2) : undefined, device: gpu.adapterName,
       };
       process.stdout.write(JSON.stringify(line) + '\n');
+    }
+    if (best) {
+      const pct = peak ? +((100 * best.gflops * 1e9) / peak.flops).toFixed(2) : undefined;
+      process.stdout.write(JSON.stringify({ bench: 'matmul_best', M, N, K, tile: best.tile, gflops: +best.gflops.toFixed(3), pct_peak: pct, default_tile: matmulTile(M, N), peak: peak?.name }) + '\n');
     }
     a.destroy();
     b.destroy();

@@ -18,7 +18,8 @@
 #   torch     Kiln's reference gradients (dump-grads) vs PyTorch f64 (torch_reference.py),
 #             on the parity run's CPU checkpoint and on `names` at init; only if python3
 #             has torch and safetensors
-#   matmul    bench/matmul.ts, tiled vs naive at 1024, 2048, 4096; tiles 32 and 64
+#   matmul    bench/matmul.ts, naive and the tile candidates 32, 64, 128 (K step 16 where
+#             the device has 32 KiB of workgroup memory) and 128k8 at 1024, 2048, 4096
 #   bench     `kiln bench --profile` on webgpu: tiny, names, char-shakespeare (GPU ms per
 #             kernel family of one more step, where timestamp-query exists); cpu: tiny, names
 #   train     `kiln train --preset char-shakespeare --backend webgpu` on tinyshakespeare
@@ -253,12 +254,10 @@ fi
 # --- matmul -------------------------------------------------------------------------------
 if ((GPU_OK)); then
   if ((SMALL)); then
-    step matmul 90 "$NODE" bench-matmul.mjs --sizes 64,128 --kernels tiled,naive --seconds 0.2
-    step matmul-tile64 60 "$NODE" bench-matmul.mjs --sizes 128 --kernels tiled --tile 64 --seconds 0.2
+    step matmul 90 "$NODE" bench-matmul.mjs --sizes 64,128 --kernels tiled,naive --tiles 32,64,128,128k8 --seconds 0.2
   else
-    step matmul 120 "$NODE" bench-matmul.mjs --sizes 1024,2048,4096 --kernels tiled,naive --seconds 1
-    step matmul-tile32 60 "$NODE" bench-matmul.mjs --sizes 2048,4096 --kernels tiled --tile 32 --seconds 1
-    step matmul-tile64 60 "$NODE" bench-matmul.mjs --sizes 2048,4096 --kernels tiled --tile 64 --seconds 1
+    # One run, all candidates alternating within each round (about a minute on a GPU).
+    step matmul 150 "$NODE" bench-matmul.mjs --sizes 1024,2048,4096 --kernels tiled,naive --tiles 32,64,128,128k8 --seconds 0.5
   fi
 else
   skip matmul "no adapter"
