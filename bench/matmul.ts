@@ -10,15 +10,19 @@
 // Prints one JSON line per kernel, candidate and size (`tile` is the candidate: a number,
 // or a string such as "128k8"; `tile_k` the K step it ran; `pct_peak` the share of the
 // adapter's FP32 peak when src/backends/webgpu/peaks.ts knows it), then one
-// `matmul_best` line per size naming the fastest candidate and matmulTile's default. A
-// candidate whose pipeline fails (a WebGPU validation or out-of-memory error) gets an
-// `error` line and the others still run. A timing records `iters` dispatches (about
+// `matmul_best` line per size naming the fastest candidate that passed its check and
+// matmulTile's default. Every kernel's first dispatch (the warm-up) is checked: out is
+// filled with NaN before it, read back after it, and 256 entries (the four corners and
+// seeded random ones) are compared with an f64 dot product on the CPU (`check`: "ok",
+// or how many were off; `max_err` the worst |diff| / (1e-4 |ref| + 2e-5 sqrt(K)), so
+// <= 1 passes, the tests' tolerance). A candidate whose pipeline fails (a WebGPU
+// validation or out-of-memory error) gets an `error` line and the others still run. A timing records `iters` dispatches (about
 // --seconds worth) into one command buffer, submits it and awaits
 // queue.onSubmittedWorkDone, after a warm-up submit that also compiles the pipeline;
 // `rounds` timings alternate between all runs of a size. ms is the median wall time per
 // dispatch (ms_min the fastest round), gflops = 2*M*N*K / ms.
 import { requestGpu } from '../src/backends/webgpu/device.ts';
-import { PipelineCache, recordPass, storageBuffer, type Dispatch } from '../src/backends/webgpu/kernel.ts';
+import { PipelineCache, readBuffer, recordPass, storageBuffer, type Dispatch } from '../src/backends/webgpu/kernel.ts';
 import { shaderSources } from '../src/backends/webgpu/shader-source.ts';
 import { fp32Peak } from '../src/backends/webgpu/peaks.ts';
 import { matmul, matmulNaive, matmulTile, matmulTileK, type MatmulTile } from '../src/backends/webgpu/ops/matmul.ts';
@@ -48,6 +52,35 @@ async function timeDispatches(device: GPUDevice, dispatches: Dispatch[], iters: 
   device.queue.submit([enc.finish()]);
   await device.queue.onSubmittedWorkDone();
   return (performance.now() - t0) / iters;
+}
+
+/** Entries of out (M,N) to check: the four corners and seeded random ones. */
+function samples(M: number, N: number, count: number): Array<[number, number]> {
+  const at: Array<[number, number]> = [[0, 0], [0, N - 1], [M - 1, 0], [M - 1, N - 1]];
+  let x = 12345;
+  while (at.length < count) {
+    x = (x * 1103515245 + 12345) % 2147483648;
+    const m = x % M;
+    x = (x * 1103515245 + 12345) % 2147483648;
+    at.push([m, x % N]);
+  }
+  return at;
+}
+
+/** Compares sampled entries of out (M,N) = a (M,K) @ b (K,N) with f64 dot products. */
+function check(out: Float32Array, a: Float32Array, b: Float32Array, M: number, N: number, K: number): { check: string; max_err: number } {
+  let bad = 0;
+  let worst = 0;
+  const at = samples(M, N, 256);
+  for (const [m, n] of at) {
+    let ref = 0;
+    for (let k = 0; k < K; k++) ref += a[m * K + k] * b[k * N + n];
+    const got = out[m * N + n];
+    const err = Number.isFinite(got) ? Math.abs(got - ref) / (1e-4 * Math.abs(ref) + 2e-5 * Math.sqrt(K)) : Infinity;
+    worst = Math.max(worst, err);
+    if (!(err <= 1)) bad++;
+  }
+  return { check: bad ? `FAIL ${bad}/${at.length}` : 'ok', max_err: Number.isFinite(worst) ? +worst.toFixed(3) : -1 };
 }
 
 /** Runs f inside validation and out-of-memory error scopes: the first error's message, or null. */
@@ -83,10 +116,12 @@ async function main(): Promise<void> {
   for (const n of sizes) {
     const [M, N, K] = [n, n, n];
     const fill = (len: number) => Float32Array.from({ length: len }, (_, i) => ((i * 7919) % 101) / 101 - 0.5);
-    const a = storageBuffer(device, 'a', M * K * 4, fill(M * K));
-    const b = storageBuffer(device, 'b', K * N * 4, fill(K * N));
+    const [ca, cb] = [fill(M * K), fill(K * N)];
+    const a = storageBuffer(device, 'a', M * K * 4, ca);
+    const b = storageBuffer(device, 'b', K * N * 4, cb);
     const out = storageBuffer(device, 'out', M * N * 4);
-    interface Run { kernel: string; tile?: number | string; tile_k?: number; dispatches: Dispatch[]; iters: number; ms: number[] }
+    const nan = new Float32Array(M * N).fill(NaN);
+    interface Run { kernel: string; tile?: number | string; tile_k?: number; dispatches: Dispatch[]; iters: number; ms: number[]; check: string; max_err: number }
     const runs: Run[] = [];
     for (const kernel of kernels) {
       for (const c of kernel === 'naive' ? [null] : candidates) {
@@ -97,17 +132,22 @@ async function main(): Promise<void> {
           tile_k: kernel === 'naive' ? undefined : tile === 128 ? matmulTileK(wgMem, c?.tileK) : 16,
         };
         const make = kernel === 'naive' ? matmulNaive : matmul;
-        // Build and warm up (compiles the pipeline); time one dispatch to size the rounds.
+        // Build and warm up (compiles the pipeline; out starts as NaN and the result is
+        // checked); time one dispatch to size the rounds.
         const r = await scoped(device, async () => {
           const dispatches = make(k, out, a, b, null, { M, N, K, tile: c?.tile, tileK: c?.tileK });
-          return { dispatches, once: await timeDispatches(device, dispatches, 1) };
+          device.queue.writeBuffer(out, 0, nan);
+          await device.queue.onSubmittedWorkDone();
+          const once = await timeDispatches(device, dispatches, 1);
+          const got = new Float32Array(await readBuffer(device, out, M * N * 4));
+          return { dispatches, once, ...check(got, ca, cb, M, N, K) };
         });
         if (r.error || !r.value) {
           process.stdout.write(JSON.stringify({ bench: 'matmul', ...label, M, N, K, error: r.error, device: gpu.adapterName }) + '\n');
           continue;
         }
         const iters = Math.max(2, Math.min(200, Math.round((seconds * 1000) / Math.max(r.value.once, 0.01))));
-        runs.push({ ...label, dispatches: r.value.dispatches, iters, ms: [] });
+        runs.push({ ...label, dispatches: r.value.dispatches, iters, ms: [], check: r.value.check, max_err: r.value.max_err });
       }
     }
     // All runs of a size alternate within each round, so a load change on a shared machine hits each.
@@ -119,10 +159,10 @@ async function main(): Promise<void> {
       const sorted = [...r.ms].sort((x, y) => x - y);
       const ms = sorted[Math.floor(sorted.length / 2)];
       const gflops = (2 * M * N * K) / (ms * 1e6);
-      if (r.kernel !== 'naive' && (!best || gflops > best.gflops)) best = { tile: r.tile, gflops };
+      if (r.kernel !== 'naive' && r.check === 'ok' && (!best || gflops > best.gflops)) best = { tile: r.tile, gflops };
       const line = {
         bench: 'matmul', kernel: r.kernel, M, N, K, tile: r.tile, tile_k: r.tile_k,
-        ms: +ms.toFixed(4), gflops: +gflops.toFixed(3), ms_min: +sorted[0].toFixed(4), iters: r.iters, rounds,
+        ms: +ms.toFixed(4), gflops: +gflops.toFixed(3), ms_min: +sorted[0].toFixed(4), iters: r.iters, rounds, check: r.check, max_err: r.max_err,
         pct_peak: peak ? +((100 * gflops * 1e9) / peak.flops).toFixed(2) : undefined, device: gpu.adapterName,
       };
       process.stdout.write(JSON.stringify(line) + '\n');
