@@ -56,12 +56,15 @@ export async function benchCommand(flags: BenchFlags): Promise<number> {
         const tokensPerStep = config.batchSize * config.blockSize * config.gradAccum;
         const dispatches = (backend as { dispatchesPerStep?: number }).dispatchesPerStep;
         const stats = dispatches !== undefined ? { dispatches_per_step: dispatches } : {};
+        // Which WGSL variant ran (shader-variants.ts): 'subgroups', or 'fallback' (also under KILN_NO_SUBGROUPS=1).
+        const variant = (backend as { shaderVariant?: string }).shaderVariant;
+        const shader = variant !== undefined ? { shader_variant: variant || 'fallback' } : {};
         // MFU against the device's FP32 peak, where Kiln knows it (src/backends/webgpu/peaks.ts).
         const peak = backend.info.peakFlops;
         const mfu = peak ? { mfu: +((tokensPerStep * 1000 * flopsPerToken(model)) / ms / peak).toPrecision(4), peak_tflops: peak / 1e12 } : {};
         process.stdout.write(JSON.stringify({
           bench: 'train', backend: b, preset: name, params: modelSpec(model).numParams, device: backend.info.device,
-          ms_per_step: +ms.toFixed(3), tokens_per_s: +((tokensPerStep * 1000) / ms).toFixed(1), steps, ...stats, ...mfu,
+          ms_per_step: +ms.toFixed(3), tokens_per_s: +((tokensPerStep * 1000) / ms).toFixed(1), steps, ...stats, ...shader, ...mfu,
         }) + '\n');
         if (flags.profile) await profileLines(backend, b, name, () => profiler(backend).profileStep(batch(), stepHyper(config, steps + 1)));
       } finally {
