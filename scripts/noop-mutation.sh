@@ -10,6 +10,7 @@ files=("$@")
 survivors=0
 for f in "${files[@]}"; do
   test="tests/gpu/$f.test.ts"
+  [ -f "$test" ] || test="tests/gpu/${f%%_*}.test.ts"   # attention_naive -> attention
   [ -f "$test" ] || { echo "{\"shader\":\"$f\",\"error\":\"no $test\"}"; survivors=$((survivors+1)); continue; }
   for e in $(grep -A3 '@compute' "shaders/$f.wgsl" | grep -oE 'fn [A-Za-z0-9_]+' | awk '{print $2}'); do
     if KILN_NOOP_ENTRY="$f:$e" npx vitest run "$test" >/tmp/noop-$f-$e.log 2>&1; then

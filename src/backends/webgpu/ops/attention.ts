@@ -14,7 +14,8 @@ import type { InputGradOptions } from './util.ts';
 export type AttentionImpl = 'flash' | 'naive';
 
 const WG = 64;
-const SHADER = 'attention';
+const SHADER = 'attention'; // the fused (flash) path
+const NAIVE = 'attention_naive'; // the multi-kernel path, kept as the GPU-side oracle
 
 /** Bytes of the scratch buffers: `saved` (one per layer) and `temp` (backward only, shareable). */
 export function attentionScratch(B: number, T: number, C: number, NH: number, impl: AttentionImpl = 'flash'): Record<'saved' | 'temp', number> {
@@ -58,8 +59,8 @@ export function attentionForward(
   }
   const c = constants(B, T, C, NH);
   return [
-    k.dispatch('attention_softmax_forward', { shader: SHADER, entry: 'attention_softmax_forward', constants: c }, [saved, qkv], [T, B * NH]),
-    k.dispatch('attention_value_forward', { shader: SHADER, entry: 'attention_value_forward', constants: c }, [out, saved, qkv], grid1d(B * T * C, WG)),
+    k.dispatch('attention_softmax_forward', { shader: NAIVE, entry: 'attention_softmax_forward', constants: c }, [saved, qkv], [T, B * NH]),
+    k.dispatch('attention_value_forward', { shader: NAIVE, entry: 'attention_value_forward', constants: c }, [out, saved, qkv], grid1d(B * T * C, WG)),
   ];
 }
 
@@ -85,7 +86,7 @@ export function attentionBackward(
   }
   const c = constants(B, T, C, NH);
   return [
-    k.dispatch('attention_softmax_backward', { shader: SHADER, entry: 'attention_softmax_backward', constants: c }, [temp, saved, dout, qkv], [T, B * NH]),
-    k.dispatch('attention_qkv_backward', { shader: SHADER, entry: 'attention_qkv_backward', constants: { ...c, ACCUMULATE } }, [dqkv, temp, saved, dout, qkv], grid1d(B * T * C, WG)),
+    k.dispatch('attention_softmax_backward', { shader: NAIVE, entry: 'attention_softmax_backward', constants: c }, [temp, saved, dout, qkv], [T, B * NH]),
+    k.dispatch('attention_qkv_backward', { shader: NAIVE, entry: 'attention_qkv_backward', constants: { ...c, ACCUMULATE } }, [dqkv, temp, saved, dout, qkv], grid1d(B * T * C, WG)),
   ];
 }
