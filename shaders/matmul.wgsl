@@ -21,7 +21,8 @@
 //
 // Split-K (weight gradients: small M,N, K = B*T): grid z picks a K range of K_CHUNK;
 // each layer writes its partial product to out + z*M*N (scratch), and
-// matmul_splitk_reduce adds the layers in z order.
+// matmul_splitk_reduce (matmul_sums.wgsl) adds the layers in z order. The untiled
+// baseline the benchmark compares with is matmul_naive.wgsl.
 
 override M: u32 = 1;
 override N: u32 = 1;
@@ -36,8 +37,6 @@ override TILE_K: u32 = 16;   // K step held in workgroup memory (a multiple of 4
 override BLOCK: u32 = 4;     // outputs per invocation along M and along N: 4 (matmul_*), 8 (matmul_8x8_*)
 override COPIES: u32 = 1;    // copies of each workgroup tile: 1, or 2 (matmul_8x8_*: ping-pong)
 override K_CHUNK: u32 = 0;   // split-K: K range per grid layer z (a multiple of TILE_K); 0: all of K
-override SPLITS: u32 = 1;    // split-K reduce: number of partial products
-override ROW_CHUNK: u32 = 1; // bias gradient: rows summed per partial
 
 @group(0) @binding(0) var<storage, read_write> out: array<f32>;
 @group(0) @binding(1) var<storage, read> a1: array<f32>;
@@ -534,80 +533,4 @@ fn matmul_8x8_a4_b4(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation
     c = 1u - c;
   }
   store8(m0, n0, l.x, l.y, wid.z);
-}
-
-// ---- split-K reduce and bias gradient ----
-
-@group(0) @binding(1) var<storage, read> partials: array<f32>;
-@group(0) @binding(2) var<storage, read> rbias: array<f32>;
-
-// out is (M,N); partials is (SPLITS,M,N); rbias is (N).
-// out = sum over z (in order) of partials[z] (+ rbias) (+ out with ACCUMULATE).
-// One invocation per element over a 2-D grid of WG_X*WG_Y-invocation workgroups.
-@compute @workgroup_size(WG_X * WG_Y)
-fn matmul_splitk_reduce(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
-  let i = (wid.y * nwg.x + wid.x) * WG_X * WG_Y + lid;
-  if (i >= M * N) {
-    return;
-  }
-  var s = 0.0;
-  for (var z = 0u; z < SPLITS; z++) {
-    s += partials[z * M * N + i];
-  }
-  if (HAS_BIAS) {
-    s += rbias[i % N];
-  }
-  if (ACCUMULATE) {
-    s = out[i] + s;
-  }
-  out[i] = s;
-}
-
-// out is (ceil(M / ROW_CHUNK), N) column sums; A (bound as a1) is (M,N), e.g. dout.
-// out[r, n] = sum of A[m, n] over rows m of chunk r, in row order (+ out with ACCUMULATE).
-// Grid: (ceil(N / (WG_X*WG_Y)), ceil(M / ROW_CHUNK)).
-@compute @workgroup_size(WG_X * WG_Y)
-fn matmul_colsum(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32) {
-  let n = wid.x * WG_X * WG_Y + lid;
-  if (n >= N) {
-    return;
-  }
-  let r = wid.y;
-  let m_end = min(M, (r + 1u) * ROW_CHUNK);
-  var s = 0.0;
-  for (var m = r * ROW_CHUNK; m < m_end; m++) {
-    s += a1[m * N + n];
-  }
-  let o = r * N + n;
-  if (ACCUMULATE) {
-    s = out[o] + s;
-  }
-  out[o] = s;
-}
-
-// out (M,N) = op(A) @ op(B) (+ bias) (+ out with ACCUMULATE); one invocation per element
-// with no tiling: the baseline the benchmark measures the tiled kernels against.
-@compute @workgroup_size(WG_X, WG_Y)
-fn matmul_naive(@builtin(global_invocation_id) g: vec3u) {
-  let n = g.x;
-  let m = g.y;
-  if (m >= M || n >= N) {
-    return;
-  }
-  var s = 0.0;
-  for (var k = 0u; k < K; k++) {
-    var a: f32;
-    var b: f32;
-    if (TRANS_A) { a = a1[k * M + m]; } else { a = a1[m * K + k]; }
-    if (TRANS_B) { b = b1[n * K + k]; } else { b = b1[k * N + n]; }
-    s = fma(a, b, s);
-  }
-  if (HAS_BIAS) {
-    s += bias[n];
-  }
-  let o = m * N + n;
-  if (ACCUMULATE) {
-    s = out[o] + s;
-  }
-  out[o] = s;
 }

@@ -18,6 +18,8 @@ import { grid1d } from './grid.ts';
 import { bindBytes, type InputGradOptions } from './util.ts';
 
 const SHADER = 'matmul';
+const SUMS = 'matmul_sums'; // split-K reduce, bias column sums
+const NAIVE = 'matmul_naive'; // the benchmark's untiled baseline
 /** K step held in workgroup memory (32 and 64 tiles). 2 tiles * TILE_K * 64 floats = 8 KiB for 64x64 output tiles. */
 const TILE_K = 16;
 /** WebGPU's guaranteed maxComputeWorkgroupStorageSize: what a device that reports nothing has. */
@@ -156,7 +158,7 @@ export function matmul(k: PipelineCache, out: Bind, a: Bind, b: Bind, bias: Bind
   const reduce = { M, N, SPLITS: splits, ACCUMULATE: +!!o.accumulate, HAS_BIAS: +!!bias, WG_X: REDUCE_WG, WG_Y: 1 };
   return [
     k.dispatch(`${entry} split-K`, { shader: SHADER, entry, constants: c }, [scratch, a, b, b], [grid[0], grid[1], splits]),
-    k.dispatch('matmul_splitk_reduce', { shader: SHADER, entry: 'matmul_splitk_reduce', constants: reduce }, [out, scratch, bias ?? scratch], grid1d(M * N, REDUCE_WG)),
+    k.dispatch('matmul_splitk_reduce', { shader: SUMS, entry: 'matmul_splitk_reduce', constants: reduce }, [out, scratch, bias ?? scratch], grid1d(M * N, REDUCE_WG)),
   ];
 }
 
@@ -165,7 +167,7 @@ export function matmulNaive(k: PipelineCache, out: Bind, a: Bind, b: Bind, bias:
   checkShape(o);
   const { M, N, K } = o;
   const c = { M, N, K, TRANS_A: +!!o.transA, TRANS_B: +!!o.transB, ACCUMULATE: +!!o.accumulate, HAS_BIAS: +!!bias, WG_X: 16, WG_Y: 16 };
-  return [k.dispatch('matmul_naive', { shader: SHADER, entry: 'matmul_naive', constants: c }, [out, a, b, bias ?? b], [ceilDiv(N, 16), ceilDiv(M, 16)])];
+  return [k.dispatch('matmul_naive', { shader: NAIVE, entry: 'matmul_naive', constants: c }, [out, a, b, bias ?? b], [ceilDiv(N, 16), ceilDiv(M, 16)])];
 }
 
 /** Bytes of matmulBackward's scratch buffer (shared by all layers: nothing in it outlives the call). */
@@ -209,12 +211,12 @@ function biasBackward(k: PipelineCache, dbias: Bind, dout: Bind, N: number, OC: 
   const sum = { M: N, N: OC, WG_X: REDUCE_WG, WG_Y: 1 };
   if (!scratch || chunks === 1) {
     const c = { ...sum, ROW_CHUNK: N, ACCUMULATE: 1 };
-    return [k.dispatch('matmul_colsum', { shader: SHADER, entry: 'matmul_colsum', constants: c }, [dbias, dout], [colGroups, 1])];
+    return [k.dispatch('matmul_colsum', { shader: SUMS, entry: 'matmul_colsum', constants: c }, [dbias, dout], [colGroups, 1])];
   }
   const partial = { ...sum, ROW_CHUNK: BIAS_ROW_CHUNK, ACCUMULATE: 0 };
   const reduce = { M: 1, N: OC, SPLITS: chunks, ACCUMULATE: 1, HAS_BIAS: 0, WG_X: REDUCE_WG, WG_Y: 1 };
   return [
-    k.dispatch('matmul_colsum partial', { shader: SHADER, entry: 'matmul_colsum', constants: partial }, [scratch, dout], [colGroups, chunks]),
-    k.dispatch('matmul_colsum reduce', { shader: SHADER, entry: 'matmul_splitk_reduce', constants: reduce }, [dbias, scratch, scratch], grid1d(OC, REDUCE_WG)),
+    k.dispatch('matmul_colsum partial', { shader: SUMS, entry: 'matmul_colsum', constants: partial }, [scratch, dout], [colGroups, chunks]),
+    k.dispatch('matmul_colsum reduce', { shader: SUMS, entry: 'matmul_splitk_reduce', constants: reduce }, [dbias, scratch, scratch], grid1d(OC, REDUCE_WG)),
   ];
 }
