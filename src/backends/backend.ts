@@ -46,6 +46,14 @@ export interface StepStats {
 export interface Backend {
   readonly kind: BackendKind;
   readonly info: BackendInfo;
+  /**
+   * How many step() calls a caller may have made and not yet seen settle: 1 (the
+   * default) unless the backend pipelines steps, as the WebGPU one does (it records and
+   * submits the next step while the GPU still runs this one and its stats are on their
+   * way back). Calls always take effect in call order, and loss, logits and save see
+   * every step called before them.
+   */
+  readonly maxStepsInFlight?: number;
   load(model: ModelConfig, state: TrainState): Promise<void>;
   step(batch: Batch, hp: StepHyper): Promise<StepStats>;
   /** Mean cross-entropy without gradients. */

@@ -50,29 +50,51 @@ export async function benchCommand(flags: BenchFlags): Promise<number> {
         const sampler = new BatchSampler(tokens, 1);
         const batch = () => sampler.next(config.batchSize, config.blockSize, config.gradAccum);
         await backend.step(batch(), stepHyper(config, 0)); // warm-up: pipelines, allocations
-        const t0 = performance.now();
-        for (let i = 0; i < steps; i++) await backend.step(batch(), stepHyper(config, i + 1));
-        const ms = (performance.now() - t0) / steps;
+        // Timed as the trainer runs steps: up to maxStepsInFlight issued ahead.
+        const ms = await timeSteps(steps, backend.maxStepsInFlight ?? 1, (i) => backend.step(batch(), stepHyper(config, i + 1)));
+        // A pipelining backend is timed once more one step at a time: the difference is
+        // what pipelining saves, and the last step's wall time (profileStep's stepWallMs) is
+        // then a lone step's.
+        const depth = backend.maxStepsInFlight ?? 1;
+        const sync = depth > 1
+          ? { in_flight: depth, sync_ms_per_step: +(await timeSteps(steps, 1, (i) => backend.step(batch(), stepHyper(config, steps + i + 1)))).toFixed(3) }
+          : {};
         const tokensPerStep = config.batchSize * config.blockSize * config.gradAccum;
         const dispatches = (backend as { dispatchesPerStep?: number }).dispatchesPerStep;
         const stats = dispatches !== undefined ? { dispatches_per_step: dispatches } : {};
         // Which WGSL variant ran (shader-variants.ts): 'subgroups', or 'fallback' (also under KILN_NO_SUBGROUPS=1).
         const variant = (backend as { shaderVariant?: string }).shaderVariant;
         const shader = variant !== undefined ? { shader_variant: variant || 'fallback' } : {};
+        const toggles = (backend as { gpu?: { dawnToggles?: readonly string[] } }).gpu?.dawnToggles ?? [];
+        const dawn = toggles.length ? { dawn_toggles: toggles.join(',') } : {};
         // MFU against the device's FP32 peak, where Kiln knows it (src/backends/webgpu/peaks.ts).
         const peak = backend.info.peakFlops;
         const mfu = peak ? { mfu: +((tokensPerStep * 1000 * flopsPerToken(model)) / ms / peak).toPrecision(4), peak_tflops: peak / 1e12 } : {};
         process.stdout.write(JSON.stringify({
           bench: 'train', backend: b, preset: name, params: modelSpec(model).numParams, device: backend.info.device,
-          ms_per_step: +ms.toFixed(3), tokens_per_s: +((tokensPerStep * 1000) / ms).toFixed(1), steps, ...stats, ...shader, ...mfu,
+          ms_per_step: +ms.toFixed(3), tokens_per_s: +((tokensPerStep * 1000) / ms).toFixed(1), steps, ...sync, ...stats, ...shader, ...dawn, ...mfu,
         }) + '\n');
-        if (flags.profile) await profileLines(backend, b, name, () => profiler(backend).profileStep(batch(), stepHyper(config, steps + 1)));
+        if (flags.profile) await profileLines(backend, b, name, () => profiler(backend).profileStep(batch(), stepHyper(config, 2 * steps + 1)));
       } finally {
         backend.dispose();
       }
     }
   }
   return 0;
+}
+
+/** Mean wall ms per step over `steps` calls of `step`, keeping up to `depth` of them in flight. */
+async function timeSteps(steps: number, depth: number, step: (i: number) => Promise<unknown>): Promise<number> {
+  const inFlight: Array<Promise<unknown>> = [];
+  const t0 = performance.now();
+  for (let i = 0; i < steps; i++) {
+    const p = step(i);
+    p.catch(() => undefined); // a rejection surfaces where it is awaited, in order
+    inFlight.push(p);
+    if (inFlight.length >= depth) await inFlight.shift();
+  }
+  await Promise.all(inFlight);
+  return (performance.now() - t0) / steps;
 }
 
 function profiler(backend: Backend): Profiler {

@@ -1,7 +1,7 @@
 // The training loop, backend-agnostic: learning-rate schedule, micro-batches, eval at
 // a fixed cadence on fixed validation batches, sampling, checkpoint cadence. It
 // reports through events; sinks (terminal, files, the lab's UI, IndexedDB) listen.
-import type { Backend, Batch, StepHyper } from '../backends/backend.ts';
+import type { Backend, Batch, StepHyper, StepStats } from '../backends/backend.ts';
 import type { RunConfig } from '../core/config.ts';
 import { BatchSampler, valBatches, type Split } from '../core/data.ts';
 import { KilnError } from '../core/errors.ts';
@@ -109,52 +109,84 @@ export async function train(o: TrainerOptions): Promise<TrainerResult> {
     reason,
   });
 
-  while (step < o.stopAt && !o.signal?.aborted) {
+  // Steps are issued ahead (up to the backend's maxStepsInFlight) so a pipelining
+  // backend records the next step while the GPU runs this one; never past a step whose
+  // end needs the model as it stands (eval, sample, checkpoint, the last step) or a
+  // stop request, so every event still sees exactly the state after its step.
+  const depth = Math.max(1, backend.maxStepsInFlight ?? 1);
+  const inFlight: Array<{ stats: Promise<StepStats>; issuedAt: number }> = [];
+  let issued = step;
+  // When the step before finished: a pipelined step's time starts there, not at its issue.
+  let lastDone = -Infinity;
+  const barrierAfter = (n: number): boolean =>
+    n >= o.stopAt || n % config.evalEvery === 0 || n % config.checkpointEvery === 0 || (config.sampleEvery > 0 && n % config.sampleEvery === 0);
+  const issue = (): void => {
     const batch = sampler.next(config.batchSize, config.blockSize, config.gradAccum);
-    const tStep = now();
-    const stats = await backend.step(batch, stepHyper(config, step));
-    windowSeconds += now() - tStep;
-    if (!Number.isFinite(stats.loss) || !Number.isFinite(stats.gradNorm)) {
-      throw new KilnError(
-        'numerical',
-        `the loss became ${stats.loss} at step ${step + 1} (gradient norm ${stats.gradNorm})`,
-        'lower the learning rate (lr), keep gradClip at 1, or resume from the last good checkpoint',
-      );
-    }
-    step++;
-    lastLoss = stats.loss;
-    windowTokens += tokensPerStep;
+    const issuedAt = now();
+    const stats = backend.step(batch, stepHyper(config, issued));
+    stats.catch(() => undefined); // rejections surface where the step is awaited
+    inFlight.push({ stats, issuedAt });
+    issued++;
+  };
+  const drain = async (): Promise<void> => {
+    for (const f of inFlight.splice(0)) await f.stats.catch(() => undefined);
+  };
 
-    const isLast = step === o.stopAt;
-    let val: number | undefined;
-    if (step % config.evalEvery === 0 || isLast) {
-      val = await evaluate(backend, o.split.val, config);
-      lastVal = val;
+  try {
+    while (step < o.stopAt && (inFlight.length > 0 || !o.signal?.aborted)) {
+      if (inFlight.length === 0) issue();
+      while (inFlight.length < depth && !o.signal?.aborted && !barrierAfter(issued)) issue();
+      const cur = inFlight.shift()!;
+      const stats = await cur.stats;
+      const tDone = now();
+      windowSeconds += tDone - Math.max(cur.issuedAt, lastDone);
+      lastDone = tDone;
+      if (!Number.isFinite(stats.loss) || !Number.isFinite(stats.gradNorm)) {
+        throw new KilnError(
+          'numerical',
+          `the loss became ${stats.loss} at step ${step + 1} (gradient norm ${stats.gradNorm})`,
+          'lower the learning rate (lr), keep gradClip at 1, or resume from the last good checkpoint',
+        );
+      }
+      step++;
+      lastLoss = stats.loss;
+      windowTokens += tokensPerStep;
+
+      const isLast = step === o.stopAt;
+      let val: number | undefined;
+      if (step % config.evalEvery === 0 || isLast) {
+        val = await evaluate(backend, o.split.val, config);
+        lastVal = val;
+      }
+      if (step % config.logEvery === 0 || val !== undefined || isLast) {
+        const t = now();
+        const tps = windowTokens / Math.max(windowSeconds, 1e-9);
+        windowSeconds = 0;
+        windowTokens = 0;
+        const m: StepMetrics = {
+          step,
+          loss: stats.loss,
+          ...(val !== undefined ? { val_loss: val } : {}),
+          lr: lrAt(step - 1, config),
+          grad_norm: stats.gradNorm,
+          tokens_per_s: tps,
+          ...(backend.info.peakFlops ? { mfu: (tps * flops) / backend.info.peakFlops } : {}),
+          elapsed_s: t - t0,
+        };
+        await events.onMetrics?.(m);
+      }
+      if (config.sampleEvery > 0 && step % config.sampleEvery === 0) await events.onSample?.(step);
+      if (val !== undefined && (best === null || val < best)) {
+        best = val;
+        await events.onCheckpoint?.(snapshot('best'));
+      }
+      if (isLast) await events.onCheckpoint?.(snapshot('end'));
+      else if (step % config.checkpointEvery === 0) await events.onCheckpoint?.(snapshot('cadence'));
     }
-    if (step % config.logEvery === 0 || val !== undefined || isLast) {
-      const t = now();
-      const tps = windowTokens / Math.max(windowSeconds, 1e-9);
-      windowSeconds = 0;
-      windowTokens = 0;
-      const m: StepMetrics = {
-        step,
-        loss: stats.loss,
-        ...(val !== undefined ? { val_loss: val } : {}),
-        lr: lrAt(step - 1, config),
-        grad_norm: stats.gradNorm,
-        tokens_per_s: tps,
-        ...(backend.info.peakFlops ? { mfu: (tps * flops) / backend.info.peakFlops } : {}),
-        elapsed_s: t - t0,
-      };
-      await events.onMetrics?.(m);
-    }
-    if (config.sampleEvery > 0 && step % config.sampleEvery === 0) await events.onSample?.(step);
-    if (val !== undefined && (best === null || val < best)) {
-      best = val;
-      await events.onCheckpoint?.(snapshot('best'));
-    }
-    if (isLast) await events.onCheckpoint?.(snapshot('end'));
-    else if (step % config.checkpointEvery === 0) await events.onCheckpoint?.(snapshot('cadence'));
+  } catch (e) {
+    // Whatever failed (a step, an event handler), no step outlives the trainer.
+    await drain();
+    throw e;
   }
   const stopped = step < o.stopAt;
   if (stopped) await events.onCheckpoint?.(snapshot('stopped'));

@@ -230,6 +230,31 @@ describe('webgpu backend', () => {
       expect(Buffer.from(y.params.buffer).equals(Buffer.from(x.params.buffer))).toBe(true);
     });
 
+    it('steps issued before the previous one settles (pipelined) give the same stats and state, in call order', async () => {
+      const data = batches(6, 1, 21);
+      const seq = await newGpuBackend(initialState(6));
+      const expected = [];
+      for (const b of data) expected.push(await seq.step(b, hp));
+      const expectedLoss = await seq.loss(data[0]);
+      const expectedState = await seq.save();
+      seq.dispose();
+
+      const pipe = await newGpuBackend(initialState(6));
+      expect(pipe.maxStepsInFlight).toBeGreaterThan(1);
+      // All six at once: each records and submits while the ones before it still run,
+      // and loss()/save() queued behind them see all six.
+      const pending = data.map((b) => pipe.step(b, hp));
+      const lossAfter = pipe.loss(data[0]);
+      const stateAfter = pipe.save();
+      expect(await Promise.all(pending)).toEqual(expected);
+      expect(await lossAfter).toBe(expectedLoss);
+      const st = await stateAfter;
+      expect(st.step).toBe(6);
+      expect(Buffer.from(st.params.buffer).equals(Buffer.from(expectedState.params.buffer))).toBe(true);
+      expect(Buffer.from(st.v!.buffer).equals(Buffer.from(expectedState.v!.buffer))).toBe(true);
+      pipe.dispose();
+    });
+
     it('counts its dispatches: one compute pass per step', async () => {
       const be = await newGpuBackend(initialState());
       const one = await be.countDispatches('step', B, 1);

@@ -104,6 +104,72 @@ class ClockedBackend implements Backend {
   }
 }
 
+/**
+ * A backend around the cpu one that behaves like a GPU queue on a virtual clock: a
+ * step() call costs the host `hostSeconds` (recording), the device then runs the steps
+ * back to back, `deviceSeconds` each, and a step's promise settles (in a later task, in
+ * call order) with the clock at its completion. It allows `maxStepsInFlight` pending
+ * steps and records how many were pending whenever anything else was called.
+ */
+class QueuedBackend implements Backend {
+  readonly kind = 'cpu' as const;
+  readonly info;
+  t = 100;
+  busyUntil = 0;
+  pending = 0;
+  maxPending = 0;
+  /** Steps pending at each loss(), logits() and save() call. */
+  pendingAtOtherCalls: number[] = [];
+  /** Makes the n-th step() (1-based) reject. */
+  failAt = 0;
+  private calls = 0;
+  constructor(
+    readonly inner: Backend,
+    readonly hostSeconds: number,
+    readonly deviceSeconds: number,
+    readonly maxStepsInFlight: number,
+  ) {
+    this.info = inner.info;
+  }
+  now = (): number => this.t;
+  load(model: ModelConfig, state: TrainState) {
+    return this.inner.load(model, state);
+  }
+  step(batch: Batch, hp: StepHyper): Promise<StepStats> {
+    const n = ++this.calls;
+    this.pending++;
+    this.maxPending = Math.max(this.maxPending, this.pending);
+    if (this.pending > this.maxStepsInFlight) throw new Error(`${this.pending} steps in flight, more than ${this.maxStepsInFlight}`);
+    this.t += this.hostSeconds;
+    const done = Math.max(this.t, this.busyUntil) + this.deviceSeconds;
+    this.busyUntil = done;
+    const stats = this.inner.step(batch, hp); // the cpu computes at once, in call order
+    return new Promise((resolve, reject) =>
+      setTimeout(() => {
+        this.t = Math.max(this.t, done);
+        this.pending--;
+        if (n === this.failAt) reject(new Error(`step ${n} failed`));
+        else resolve(stats);
+      }, 0),
+    );
+  }
+  loss(batch: Batch) {
+    this.pendingAtOtherCalls.push(this.pending);
+    return this.inner.loss(batch);
+  }
+  logits(c: Int32Array) {
+    this.pendingAtOtherCalls.push(this.pending);
+    return this.inner.logits(c);
+  }
+  save() {
+    this.pendingAtOtherCalls.push(this.pending);
+    return this.inner.save();
+  }
+  dispose() {
+    this.inner.dispose();
+  }
+}
+
 describe('train', () => {
   it('learns: the loss falls well below its start on a small repetitive text', async () => {
     const { config, data, backend } = await setup({ evalEvery: 10 });
@@ -310,6 +376,83 @@ describe('train', () => {
       // No checkpoint of the broken state.
       expect(checkpoints).toEqual([]);
     }
+  });
+});
+
+describe('train with a backend that pipelines steps', () => {
+  const fields = { evalEvery: 4, checkpointEvery: 5, sampleEvery: 6, logEvery: 1 };
+
+  it('gives the same metrics, checkpoints and samples as one step at a time, and events never see a step in flight', async () => {
+    const plain = await setup(fields);
+    const want = await run({ config: plain.config, model: plain.data.model, backend: plain.backend, split: plain.data.split, startStep: 0, stopAt: 13 });
+
+    const { config, data, backend: cpu } = await setup(fields);
+    const backend = new QueuedBackend(cpu, 0.1, 0.5, 2);
+    const states: TrainState[] = [];
+    const got = await run(
+      { config, model: data.model, backend, split: data.split, startStep: 0, stopAt: 13, now: backend.now },
+      { onCheckpoint: async () => void states.push(await backend.save()), onSample: async () => void (await backend.logits(new Int32Array([1]))) },
+    );
+    expect(backend.maxPending).toBe(2);
+    expect(backend.pendingAtOtherCalls.length).toBeGreaterThan(0);
+    expect(backend.pendingAtOtherCalls.every((n) => n === 0)).toBe(true);
+    const strip = (m: StepMetrics) => [m.step, m.loss, m.grad_norm, m.lr, m.val_loss];
+    expect(got.metrics.map(strip)).toEqual(want.metrics.map(strip));
+    expect(got.samples).toEqual(want.samples);
+    expect(got.checkpoints.map((c) => [c.step, c.reason, c.samplerState, c.bestValLoss])).toEqual(
+      want.checkpoints.map((c) => [c.step, c.reason, c.samplerState, c.bestValLoss]),
+    );
+    // Each checkpoint's backend state is the state after exactly its step.
+    expect(states.map((st) => st.step)).toEqual(got.checkpoints.map((c) => c.step));
+    expect(got.result).toEqual(want.result);
+  });
+
+  it('counts each step once in tokens/s: pipelined steps cost the device time, not host + device', async () => {
+    const tokensPerStep = (c: RunConfig) => c.batchSize * c.blockSize * c.gradAccum;
+    for (const depth of [1, 2]) {
+      const { config, data, backend: cpu } = await setup({ evalEvery: 100, checkpointEvery: 100, logEvery: 1 });
+      const backend = new QueuedBackend(cpu, 0.2, 0.5, depth);
+      const { metrics } = await run({ config, model: data.model, backend, split: data.split, startStep: 0, stopAt: 8, now: backend.now });
+      const seconds = metrics.map((m) => tokensPerStep(config) / m.tokens_per_s);
+      // One at a time: host and device alternate. Pipelined: the host records the next
+      // step while the device runs this one; only the first step pays for both.
+      const want = depth === 1 ? Array(8).fill(0.7) : [0.7, ...Array(7).fill(0.5)];
+      seconds.forEach((x, i) => expect(x, `depth ${depth}, step ${i + 1}`).toBeCloseTo(want[i], 9));
+      // Wall time still adds up: elapsed equals the summed step times (no evaluation here
+      // but the last step's, which costs no time on this clock).
+      expect(metrics[7].elapsed_s).toBeCloseTo(want.reduce((a, b) => a + b, 0), 9);
+    }
+  });
+
+  it('a stop request finishes the steps in flight and snapshots where the backend is', async () => {
+    const { config, data, backend: cpu } = await setup({ checkpointEvery: 100, evalEvery: 100 });
+    const backend = new QueuedBackend(cpu, 0.1, 0.5, 2);
+    const ac = new AbortController();
+    const { metrics, checkpoints, result } = await run(
+      { config, model: data.model, backend, split: data.split, startStep: 0, stopAt: 50, signal: ac.signal, now: backend.now },
+      { onMetrics: (m) => void (m.step === 3 && ac.abort()) },
+    );
+    // Step 4 was already issued when step 3's metrics asked to stop: it completes and counts.
+    expect(metrics.map((m) => m.step)).toEqual([1, 2, 3, 4]);
+    expect(checkpoints.map((c) => [c.step, c.reason])).toEqual([[4, 'stopped']]);
+    expect(result).toMatchObject({ step: 4, stopped: true });
+    expect((await backend.save()).step).toBe(4);
+    const sampler = new BatchSampler(data.split.train, config.seed);
+    for (let i = 0; i < 4; i++) sampler.next(config.batchSize, config.blockSize, config.gradAccum);
+    expect(checkpoints[0].samplerState).toEqual(sampler.state());
+  });
+
+  it('a failing step rejects train() only after the step behind it has settled', async () => {
+    const { config, data, backend: cpu } = await setup({ checkpointEvery: 100, evalEvery: 100 });
+    const backend = new QueuedBackend(cpu, 0.1, 0.5, 2);
+    backend.failAt = 3;
+    const checkpoints: TrainerSnapshot[] = [];
+    await expect(
+      train({ config, model: data.model, backend, split: data.split, startStep: 0, stopAt: 20, now: backend.now, events: { onCheckpoint: (c) => void checkpoints.push(c) } }),
+    ).rejects.toThrow('step 3 failed');
+    expect(backend.maxPending).toBe(2);
+    expect(backend.pending).toBe(0);
+    expect(checkpoints).toEqual([]);
   });
 });
 

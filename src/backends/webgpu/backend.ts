@@ -67,7 +67,6 @@ interface Graphs {
   /** Micro-batches the inputs/targets buffers hold. */
   microBatches: number;
   buffers: GraphBuffers;
-  statsRead: GPUBuffer;
   logitsRead: GPUBuffer;
   lists: Map<string, Dispatch[]>;
 }
@@ -77,8 +76,13 @@ export class WebGpuBackend implements Backend {
   readonly info: BackendInfo;
   /** Dispatches in the last step() (one compute pass, one submit). */
   dispatchesPerStep = 0;
-  /** Wall time of the last step(), from the token upload to the stats readback. */
+  /**
+   * Wall time of the last step() to settle, from its token upload to its stats
+   * readback; when steps are pipelined this includes the wait for the step before it.
+   */
   lastStepMs: number | null = null;
+  /** Two: step N+1 is recorded and submitted while step N runs and its stats come back. */
+  readonly maxStepsInFlight = 2;
   private readonly device: GPUDevice;
   private readonly limits: PlanLimits;
   private loaded: Loaded | null = null;
@@ -86,6 +90,8 @@ export class WebGpuBackend implements Backend {
   private lostMessage: string | null = null;
   private disposed = false;
   private queue: Promise<unknown> = Promise.resolve();
+  /** Free stats readback buffers: one is mapped per step in flight, so pipelined steps need several. */
+  private statsReads: GPUBuffer[] = [];
 
   private constructor(
     readonly gpu: GpuContext,
@@ -156,17 +162,24 @@ export class WebGpuBackend implements Backend {
   }
 
   step(batch: Batch, hp: StepHyper): Promise<StepStats> {
-    return this.serial(async () => {
+    // The serial part ends once the step is submitted, so the next call can record and
+    // submit its step while this one runs; its stats settle the returned promise later.
+    const submitted = this.serial(async () => {
       const l = this.need();
       checkBatch(batch, l.model);
       const g = await this.ensureGraphs(batch.B, batch.T, batch.microBatches, true);
       const d = await this.list(g, `step ${batch.microBatches}x${batch.B}x${batch.T}`, () => stepDispatches(g.buffers, batch.microBatches, batch.B, batch.T));
       const t0 = performance.now();
-      const stats = await this.runStep(l, g, d, batch, hp);
-      this.lastStepMs = performance.now() - t0;
+      const { stats } = await this.submitStep(l, g, d, batch, hp);
       this.dispatchesPerStep = d.length;
-      return stats;
+      return {
+        stats: stats.then((s) => {
+          this.lastStepMs = performance.now() - t0;
+          return s;
+        }),
+      };
     });
+    return submitted.then((s) => s.stats);
   }
 
   /**
@@ -189,7 +202,7 @@ export class WebGpuBackend implements Backend {
       const timer = await this.allocate(`the timestamp queries for ${d.length} dispatches`, () => new PassTimer(this.device, d.length));
       try {
         const t0 = performance.now();
-        const stats = await this.runStep(l, g, d, batch, hp, (enc, list, label) => timer.record(enc, list, label));
+        const stats = await (await this.submitStep(l, g, d, batch, hp, (enc, list, label) => timer.record(enc, list, label))).stats;
         const { ms, resolutionNs } = await this.guard(timer.read());
         const wallMs = performance.now() - t0;
         const dispatches = d.map((x, i) => ({ label: x.label, family: kernelFamily(x.label), ms: ms[i] }));
@@ -211,7 +224,7 @@ export class WebGpuBackend implements Backend {
       const d = await this.list(g, `eval ${batch.microBatches}x${batch.B}x${batch.T}`, () => evalDispatches(g.buffers, batch.microBatches, batch.B, batch.T));
       writeTokens(this.device, g.buffers.inputs, batch.inputs, batch.microBatches, batch.B, batch.T);
       writeTokens(this.device, g.buffers.targets, batch.targets, batch.microBatches, batch.B, batch.T);
-      return statsOf(await this.run(d, 'eval', g.buffers.stats, g.statsRead, STATS_READ_BYTES)).loss;
+      return (await (await this.submitStats(d, 'eval', g)).stats).loss;
     });
   }
 
@@ -328,7 +341,6 @@ export class WebGpuBackend implements Backend {
         plan,
         microBatches: mb,
         buffers: { k: this.k, plan, pb: l.pb, ws, ...ioBuffers(this.device, plan, mb) },
-        statsRead: readbackBuffer(this.device, 'stats readback', STATS_READ_BYTES),
         logitsRead: readbackBuffer(this.device, 'logits readback', l.model.vocabSize * 4),
         lists: new Map(),
       };
@@ -345,19 +357,40 @@ export class WebGpuBackend implements Backend {
     return d;
   }
 
-  /** Uploads the batch and the step's hyperparameters, runs the step graph, advances t. */
-  private async runStep(l: Loaded, g: Graphs, d: Dispatch[], batch: Batch, hp: StepHyper, record?: Recorder): Promise<StepStats> {
+  /** Uploads the batch and the step's hyperparameters, submits the step graph and advances t; the stats come later. */
+  private async submitStep(l: Loaded, g: Graphs, d: Dispatch[], batch: Batch, hp: StepHyper, record?: Recorder): Promise<{ stats: Promise<StepStats> }> {
     const t = l.t + 1;
+    // queue.writeBuffer is ordered with submits: a step still running reads its own tokens.
     writeTokens(this.device, g.buffers.inputs, batch.inputs, batch.microBatches, batch.B, batch.T);
     writeTokens(this.device, g.buffers.targets, batch.targets, batch.microBatches, batch.B, batch.T);
     this.device.queue.writeBuffer(g.buffers.hyper, 0, hyperBytes(hp, t));
-    const stats = statsOf(await this.run(d, 'step', g.buffers.stats, g.statsRead, STATS_READ_BYTES, record));
+    const submitted = await this.submitStats(d, 'step', g, record);
     l.t = t;
-    return stats;
+    return submitted;
   }
 
-  /** Records, submits once and reads back `bytes` of `src`; validation errors become KilnErrors. */
-  private async run(d: Dispatch[], label: string, src: GPUBuffer, readback: GPUBuffer, bytes: number, record?: Recorder): Promise<Float32Array> {
+  /** Submits `d` (a step or eval graph) with a copy of its stats into a free readback buffer. */
+  private async submitStats(d: Dispatch[], label: string, g: Graphs, record?: Recorder): Promise<{ stats: Promise<StepStats> }> {
+    const rb = this.statsReads.pop() ?? readbackBuffer(this.device, 'stats readback', STATS_READ_BYTES);
+    let floats: Promise<Float32Array>;
+    try {
+      floats = (await this.submit(d, label, g.buffers.stats, rb, STATS_READ_BYTES, record)).floats;
+    } catch (e) {
+      this.statsReads.push(rb);
+      throw e;
+    }
+    // A readback that fails (device lost, disposed) leaves its buffer out of the pool.
+    return {
+      stats: floats.then((f) => {
+        if (this.disposed) rb.destroy();
+        else this.statsReads.push(rb);
+        return statsOf(f);
+      }),
+    };
+  }
+
+  /** Records, submits once and starts reading back `bytes` of `src`; validation errors become KilnErrors. */
+  private async submit(d: Dispatch[], label: string, src: GPUBuffer, readback: GPUBuffer, bytes: number, record?: Recorder): Promise<{ floats: Promise<Float32Array> }> {
     this.device.pushErrorScope('validation');
     submitGraph(this.device, d, label, src, readback, bytes, record);
     const invalid = await this.guard(this.device.popErrorScope());
@@ -365,19 +398,26 @@ export class WebGpuBackend implements Backend {
       throw new KilnError('device', `the WebGPU ${label} graph was rejected: ${invalid.message}`,
         'this is a bug in Kiln: please report it with the model config; meanwhile use --backend cpu');
     }
-    return this.guard(readFloats(readback, bytes / 4));
+    return { floats: this.guard(readFloats(readback, bytes / 4)) };
+  }
+
+  /** As submit, and waits for the readback. */
+  private async run(d: Dispatch[], label: string, src: GPUBuffer, readback: GPUBuffer, bytes: number): Promise<Float32Array> {
+    return (await this.submit(d, label, src, readback, bytes)).floats;
   }
 
   private releaseGraphs(): void {
     const g = this.graphs;
     if (!g) return;
     g.buffers.ws.destroy();
-    for (const b of [g.buffers.inputs, g.buffers.targets, g.buffers.stats, g.buffers.hyper, g.buffers.row, g.buffers.rowLogits, g.statsRead, g.logitsRead]) b.destroy();
+    for (const b of [g.buffers.inputs, g.buffers.targets, g.buffers.stats, g.buffers.hyper, g.buffers.row, g.buffers.rowLogits, g.logitsRead]) b.destroy();
     this.graphs = null;
   }
 
   private release(): void {
     this.releaseGraphs();
+    for (const b of this.statsReads) b.destroy();
+    this.statsReads = [];
     const l = this.loaded;
     if (l) for (const b of [l.pb.params, l.pb.grads, l.pb.m, l.pb.v]) b.destroy();
     this.loaded = null;
