@@ -102,6 +102,8 @@ async function scoped<T>(device: GPUDevice, f: () => Promise<T>): Promise<{ valu
 async function main(): Promise<void> {
   process.env.XDG_RUNTIME_DIR ??= '/tmp';
   const gpu = await requestGpu();
+  // Dawn toggles set through KILN_DAWN_TOGGLES (e.g. disable_robustness) label every line.
+  const toggles = gpu.dawnToggles.length ? { dawn_toggles: gpu.dawnToggles.join(',') } : {};
   const { device } = gpu;
   const k = new PipelineCache(device, await shaderSources());
   const sizes = (flag('sizes') ?? (gpu.isSoftware ? '128,256,512' : '1024,2048,4096')).split(',').map(Number);
@@ -143,7 +145,7 @@ async function main(): Promise<void> {
           return { dispatches, once, ...check(got, ca, cb, M, N, K) };
         });
         if (r.error || !r.value) {
-          process.stdout.write(JSON.stringify({ bench: 'matmul', ...label, M, N, K, error: r.error, device: gpu.adapterName }) + '\n');
+          process.stdout.write(JSON.stringify({ bench: 'matmul', ...label, M, N, K, error: r.error, device: gpu.adapterName, ...toggles }) + '\n');
           continue;
         }
         const iters = Math.max(2, Math.min(200, Math.round((seconds * 1000) / Math.max(r.value.once, 0.01))));
@@ -163,7 +165,7 @@ async function main(): Promise<void> {
       const line = {
         bench: 'matmul', kernel: r.kernel, M, N, K, tile: r.tile, tile_k: r.tile_k,
         ms: +ms.toFixed(4), gflops: +gflops.toFixed(3), ms_min: +sorted[0].toFixed(4), iters: r.iters, rounds, check: r.check, max_err: r.max_err,
-        pct_peak: peak ? +((100 * gflops * 1e9) / peak.flops).toFixed(2) : undefined, device: gpu.adapterName,
+        pct_peak: peak ? +((100 * gflops * 1e9) / peak.flops).toFixed(2) : undefined, device: gpu.adapterName, ...toggles,
       };
       process.stdout.write(JSON.stringify(line) + '\n');
     }

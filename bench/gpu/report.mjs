@@ -72,11 +72,11 @@ if (cmd === 'parity') {
           `f16 ${r.shader_f16 ? 'y' : 'n'} subgroups ${r.subgroups ? 'y' : 'n'} sg-matrix ${r.subgroup_matrix_feature ? 'y' : 'n'} configs ${r.subgroup_matrix_configs?.length ?? 0}${r.subgroup_matrix_pipeline ? ` pipeline: ${r.subgroup_matrix_pipeline}` : ''}`);
         break;
       case 'matmul':
-        row('matmul', `${r.kernel}${r.tile ? ` t${r.tile}` : ''} ${r.M}`, `${f(r.gflops)} GFLOP/s`, `${f(r.ms, 3)} ms x${r.iters}`);
+        row('matmul', `${r.kernel}${r.tile ? ` t${r.tile}` : ''} ${r.M}${r.dawn_toggles ? ` [${r.dawn_toggles}]` : ''}`, `${f(r.gflops)} GFLOP/s`, `${f(r.ms, 3)} ms x${r.iters}`);
         break;
       case 'train':
         if (r.skipped) row('bench', `${r.preset} ${r.backend}`, 'skipped', String(r.skipped).slice(0, 60));
-        else row('bench', `${r.preset} ${r.backend}`, `${f(r.tokens_per_s, 0)} tok/s`, `${f(r.ms_per_step, 1)} ms/step${r.dispatches_per_step ?? r.dispatches ? ` ${r.dispatches_per_step ?? r.dispatches} disp` : ''}`);
+        else row('bench', `${r.preset} ${r.backend}${r.dawn_toggles ? ` [${r.dawn_toggles}]` : ''}`, `${f(r.tokens_per_s, 0)} tok/s`, `${f(r.ms_per_step, 1)} ms/step${r.sync_ms_per_step ? ` (1 at a time ${f(r.sync_ms_per_step, 1)})` : ''}${r.dispatches_per_step ?? r.dispatches ? ` ${r.dispatches_per_step ?? r.dispatches} disp` : ''}`);
         break;
       case 'profile': {
         if (r.skipped) row('profile', `${r.preset} ${r.backend}`, 'skipped', String(r.skipped).slice(0, 60));

@@ -21,9 +21,12 @@
 #   matmul    bench/matmul.ts, naive and the tile candidates 32, 64, 128 (K step 16 where
 #             the device has 32 KiB of workgroup memory) and 128k8 at 1024, 2048, 4096
 #   bench     `kiln bench --profile` on webgpu: tiny, names, char-shakespeare (GPU ms per
-#             kernel family of one more step, where timestamp-query exists); cpu: tiny, names
+#             kernel family of one more step, where timestamp-query exists; steps timed
+#             pipelined, as the trainer runs them, and one at a time); cpu: tiny, names
+#   unsafe    the 4096 matmul (tiles 64, 128, 128k8) and char-shakespeare's bench again
+#             with Dawn's disable_robustness toggle (no bounds clamps in the shaders)
 #   train     `kiln train --preset char-shakespeare --backend webgpu` on tinyshakespeare
-#             (or generated text) for up to 120 s (stopped by SIGINT: Kiln saves), then
+#             (or generated text) for up to 100 s (stopped by SIGINT: Kiln saves), then
 #             `kiln sample` from its checkpoint
 #   gpt2      `kiln bench --preset gpt2-124m` on webgpu, if time is left
 # Everything lands in $OUT: log.txt (all output), results.jsonl (every JSON line),
@@ -272,6 +275,17 @@ else
   step bench-cpu 60 "${KILN[@]}" bench --backend cpu --preset tiny,names --steps 3
 fi
 
+# --- Dawn without robustness: what Tint's bounds clamps cost ------------------------------
+# KILN_DAWN_TOGGLES=disable_robustness (src/backends/webgpu/device.ts); lines carry dawn_toggles.
+if ((GPU_OK)); then
+  if ((SMALL)); then
+    step matmul-unsafe 60 env KILN_DAWN_TOGGLES=disable_robustness "$NODE" bench-matmul.mjs --sizes 128 --kernels tiled --tiles 64,128 --seconds 0.2
+  else
+    step matmul-unsafe 60 env KILN_DAWN_TOGGLES=disable_robustness "$NODE" bench-matmul.mjs --sizes 4096 --kernels tiled --tiles 64,128,128k8 --seconds 0.5
+  fi
+  ((KGPU)) && step bench-webgpu-unsafe 60 env KILN_DAWN_TOGGLES=disable_robustness "${KILN[@]}" bench --backend webgpu --preset "$( ((SMALL)) && echo tiny || echo char-shakespeare)" --steps "$( ((SMALL)) && echo 2 || echo 10)"
+fi
+
 # --- train char-shakespeare on webgpu, then sample -----------------------------------------
 if ((KGPU)); then
   if ((SMALL)); then
@@ -279,7 +293,7 @@ if ((KGPU)); then
     TLIM=${KILN_TRAIN_S:-120}
   else
     TRAIN=(--steps 2000 --set evalEvery=100 --set evalBatches=4 --set checkpointEvery=1000)
-    TLIM=${KILN_TRAIN_S:-120}
+    TLIM=${KILN_TRAIN_S:-100}
   fi
   TIMEOUT_OK=1 step train "$TLIM" "${KILN[@]}" train --preset char-shakespeare --backend webgpu --seed 1 --data input.txt --out "$RUN/cs" "${TRAIN[@]}"
   cp "$RUN/cs/metrics.jsonl" "$OUT/train-metrics.jsonl" 2> /dev/null

@@ -15,6 +15,8 @@ export interface GpuContext {
   /** WGSL language features (navigator.gpu.wgslLanguageFeatures), e.g. subgroup_id. */
   wgslFeatures: ReadonlySet<string>;
   isSoftware: boolean;
+  /** Dawn toggles enabled through KILN_DAWN_TOGGLES (Node only; empty otherwise). */
+  dawnToggles: readonly string[];
 }
 
 const WANTED_LIMITS = [
@@ -42,6 +44,8 @@ function isNode(): boolean {
   return !!p?.versions?.node;
 }
 
+let enabledToggles: readonly string[] = [];
+
 async function nodeGpu(): Promise<GPU> {
   const spec = 'webgpu';
   let mod: { create: (flags: string[]) => GPU; globals: Record<string, unknown> };
@@ -59,15 +63,23 @@ async function nodeGpu(): Promise<GPU> {
   }
   // Dawn quantizes timestamp queries to 65.5 us by default (a browser's timing-attack
   // guard); in Node they only serve profiling (WebGpuBackend.profileStep), which needs them exact.
-  const gpu = mod.create(['disable-dawn-features=timestamp_quantization']);
+  // KILN_DAWN_TOGGLES adds Dawn device toggles (comma-separated), for measuring
+  // e.g. disable_robustness (Tint's bounds clamps) on a GPU; docs/GPU.md.
+  const extra = (env.KILN_DAWN_TOGGLES ?? '').split(',').map((t) => t.trim()).filter(Boolean);
+  if (extra.some((t) => !/^[a-z0-9_]+$/.test(t))) {
+    throw new KilnError('usage', `KILN_DAWN_TOGGLES="${env.KILN_DAWN_TOGGLES}" is not a comma-separated list of Dawn toggle names`, 'e.g. KILN_DAWN_TOGGLES=disable_robustness');
+  }
+  const flags = ['disable-dawn-features=timestamp_quantization', ...(extra.length ? [`enable-dawn-features=${extra.join(',')}`] : [])];
+  const gpu = mod.create(flags);
+  enabledToggles = extra;
   keepAlive.push(gpu);
   return gpu;
 }
 
-async function findAdapter(powerPreference: GPUPowerPreference): Promise<{ adapter: GPUAdapter; gpu: GPU } | null> {
+async function findAdapter(powerPreference: GPUPowerPreference): Promise<{ adapter: GPUAdapter; gpu: GPU; toggles: readonly string[] } | null> {
   if (typeof navigator !== 'undefined' && navigator.gpu) {
     const adapter = await navigator.gpu.requestAdapter({ powerPreference });
-    return adapter && { adapter, gpu: navigator.gpu };
+    return adapter && { adapter, gpu: navigator.gpu, toggles: [] };
   }
   if (!isNode()) return null;
   let gpu = await nodeGpu();
@@ -82,7 +94,7 @@ async function findAdapter(powerPreference: GPUPowerPreference): Promise<{ adapt
       adapter = await gpu.requestAdapter({ powerPreference });
     }
   }
-  return adapter && { adapter, gpu };
+  return adapter && { adapter, gpu, toggles: enabledToggles };
 }
 
 export interface RequestOptions {
@@ -124,6 +136,7 @@ export async function requestGpu(opts: RequestOptions = {}): Promise<GpuContext>
     hasSubgroups: feats.has('subgroups'),
     hasTimestamps: feats.has('timestamp-query'),
     wgslFeatures: new Set<string>((found.gpu.wgslLanguageFeatures ?? []) as Iterable<string>),
+    dawnToggles: found.toggles,
     isSoftware: /swiftshader|llvmpipe|lavapipe/i.test(adapterName) || (info as { isFallbackAdapter?: boolean })?.isFallbackAdapter === true,
   };
 }
