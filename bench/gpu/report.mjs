@@ -76,7 +76,7 @@ if (cmd === 'parity') {
         break;
       case 'train':
         if (r.skipped) row('bench', `${r.preset} ${r.backend}`, 'skipped', String(r.skipped).slice(0, 60));
-        else row('bench', `${r.preset} ${r.backend}${r.dawn_toggles ? ` [${r.dawn_toggles}]` : ''}`, `${f(r.tokens_per_s, 0)} tok/s`, `${f(r.ms_per_step, 1)} ms/step${r.sync_ms_per_step ? ` (1 at a time ${f(r.sync_ms_per_step, 1)})` : ''}${r.dispatches_per_step ?? r.dispatches ? ` ${r.dispatches_per_step ?? r.dispatches} disp` : ''}`);
+        else row('bench', `${r.preset} ${r.backend}${r.dawn_toggles ? ` [${r.dawn_toggles}]` : ''}`, `${f(r.tokens_per_s, 0)} tok/s`, `${f(r.ms_per_step, 1)} ms/step${r.sync_ms_per_step ? ` (1 at a time ${f(r.sync_ms_per_step, 1)})` : ''}${r.record_ms ? ` rec ${f(r.record_ms, 2)}` : ''}${r.dispatches_per_step ?? r.dispatches ? ` ${r.dispatches_per_step ?? r.dispatches} disp` : ''}`);
         break;
       case 'profile': {
         if (r.skipped) row('profile', `${r.preset} ${r.backend}`, 'skipped', String(r.skipped).slice(0, 60));

@@ -61,7 +61,12 @@ export async function benchCommand(flags: BenchFlags): Promise<number> {
           : {};
         const tokensPerStep = config.batchSize * config.blockSize * config.gradAccum;
         const dispatches = (backend as { dispatchesPerStep?: number }).dispatchesPerStep;
-        const stats = dispatches !== undefined ? { dispatches_per_step: dispatches } : {};
+        // Host time to encode and submit one step: what pipelining hides behind the GPU's work.
+        const recordMs = (backend as { lastRecordMs?: number | null }).lastRecordMs;
+        const stats = {
+          ...(dispatches !== undefined ? { dispatches_per_step: dispatches } : {}),
+          ...(typeof recordMs === 'number' ? { record_ms: +recordMs.toFixed(3) } : {}),
+        };
         // Which WGSL variant ran (shader-variants.ts): 'subgroups', or 'fallback' (also under KILN_NO_SUBGROUPS=1).
         const variant = (backend as { shaderVariant?: string }).shaderVariant;
         const shader = variant !== undefined ? { shader_variant: variant || 'fallback' } : {};

@@ -312,5 +312,53 @@ describe('webgpu backend', () => {
       expect((err as KilnError).message).toMatch(/the GPU device was lost/);
       expect((err as KilnError).hint).toMatch(/resume from the last checkpoint/);
     });
+
+    it('steps in flight when the device is lost reject with the device KilnError too', async () => {
+      const gpu = await requestGpu();
+      const be = await WebGpuBackend.create({ gpu });
+      await be.load(model, initialState());
+      const [b, c] = batches(2, 1);
+      await be.step(b, hp);
+      const pending = [be.step(b, hp), be.step(c, hp)].map((p) => p.then(() => null, (e: unknown) => e));
+      gpu.device.destroy();
+      const errs = (await Promise.all(pending)).filter((e) => e !== null);
+      // Destroyed before either was even recorded (the calls queue behind each other).
+      expect(errs).toHaveLength(2);
+      for (const err of errs) {
+        expect(err).toBeInstanceOf(KilnError);
+        expect((err as KilnError).message).toMatch(/the GPU device was lost/);
+      }
+      const after = await be.step(b, hp).then(() => null, (e: unknown) => e);
+      expect((after as KilnError).message).toMatch(/the GPU device was lost/);
+    });
+
+    it('KILN_DAWN_TOGGLES passes Dawn toggles (disable_robustness trains bit-identically) and refuses a malformed list', async () => {
+      const data = batches(3, 1, 23);
+      const run = async (toggles: string | undefined) => {
+        const before = process.env.KILN_DAWN_TOGGLES;
+        if (toggles === undefined) delete process.env.KILN_DAWN_TOGGLES;
+        else process.env.KILN_DAWN_TOGGLES = toggles;
+        try {
+          const gpu = await requestGpu();
+          const be = await WebGpuBackend.create({ gpu });
+          await be.load(model, initialState(3));
+          const stats = [];
+          for (const x of data) stats.push(await be.step(x, hp));
+          be.dispose();
+          gpu.device.destroy();
+          return { toggles: gpu.dawnToggles, stats };
+        } finally {
+          if (before === undefined) delete process.env.KILN_DAWN_TOGGLES;
+          else process.env.KILN_DAWN_TOGGLES = before;
+        }
+      };
+      const plain = await run(undefined);
+      const unsafe = await run('disable_robustness');
+      expect(plain.toggles).toEqual([]);
+      expect(unsafe.toggles).toEqual(['disable_robustness']);
+      // In-bounds indexes are what the clamps leave alone: the same numbers.
+      expect(unsafe.stats).toEqual(plain.stats);
+      await expect(run('disable_robustness; rm -rf')).rejects.toMatchObject({ code: 'usage' });
+    });
   });
 });

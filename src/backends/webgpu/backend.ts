@@ -81,6 +81,8 @@ export class WebGpuBackend implements Backend {
    * readback; when steps are pipelined this includes the wait for the step before it.
    */
   lastStepMs: number | null = null;
+  /** Host (CPU) time the last step, eval or logits graph took to encode and submit. */
+  lastRecordMs: number | null = null;
   /** Two: step N+1 is recorded and submitted while step N runs and its stats come back. */
   readonly maxStepsInFlight = 2;
   private readonly device: GPUDevice;
@@ -392,7 +394,9 @@ export class WebGpuBackend implements Backend {
   /** Records, submits once and starts reading back `bytes` of `src`; validation errors become KilnErrors. */
   private async submit(d: Dispatch[], label: string, src: GPUBuffer, readback: GPUBuffer, bytes: number, record?: Recorder): Promise<{ floats: Promise<Float32Array> }> {
     this.device.pushErrorScope('validation');
+    const t0 = performance.now();
     submitGraph(this.device, d, label, src, readback, bytes, record);
+    this.lastRecordMs = performance.now() - t0;
     const invalid = await this.guard(this.device.popErrorScope());
     if (invalid) {
       throw new KilnError('device', `the WebGPU ${label} graph was rejected: ${invalid.message}`,
