@@ -7,6 +7,7 @@ import { findPreset } from '../../src/core/presets.ts';
 import { Rng } from '../../src/core/rng.ts';
 import { decodeSafetensors, encodeSafetensors, type TensorIn } from '../../src/core/safetensors.ts';
 import { exportHF } from '../../src/core/hf.ts';
+import { expectKilnRejection } from '../helpers/kiln-error.ts';
 
 function bits(a: Float32Array | null): number[] | null {
   return a && Array.from(new Uint32Array(a.buffer.slice(a.byteOffset, a.byteOffset + a.byteLength)));
@@ -35,19 +36,8 @@ function makeCheckpoint(fields: Partial<RunConfig> = {}, withMoments = true): Ch
   };
 }
 
-async function expectRejected(p: Promise<unknown>, match?: RegExp): Promise<KilnError> {
-  let caught: unknown;
-  try {
-    await p;
-  } catch (e) {
-    caught = e;
-  }
-  expect(caught, 'expected a KilnError').toBeInstanceOf(KilnError);
-  const e = caught as KilnError;
-  expect(e.code).toBe('checkpoint');
-  if (match) expect(e.message).toMatch(match);
-  expect(e.message).not.toContain('\n');
-  return e;
+function expectRejected(p: Promise<unknown>, match?: RegExp): Promise<KilnError> {
+  return expectKilnRejection(p, 'checkpoint', match);
 }
 
 describe('checkpoint round trip', () => {

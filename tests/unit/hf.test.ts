@@ -5,6 +5,7 @@ import { initParams, modelSpec, paramViews, type ModelConfig } from '../../src/c
 import { Rng } from '../../src/core/rng.ts';
 import { decodeSafetensors } from '../../src/core/safetensors.ts';
 import type { TokenizerJSON } from '../../src/core/tokenizers/tokenizer.ts';
+import { expectKilnError } from '../helpers/kiln-error.ts';
 
 const MODEL: ModelConfig = { vocabSize: 7, blockSize: 4, nLayer: 2, nHead: 2, nEmbd: 8 };
 const CHARS: TokenizerJSON = { kind: 'char', chars: ['a', 'b', 'c', 'd', 'e', ' ', '\n'] };
@@ -56,17 +57,7 @@ function officialStyle(model: ModelConfig, flat: Float32Array): Uint8Array {
 }
 
 function expectImportError(files: HFFiles, match: RegExp): KilnError {
-  let caught: unknown;
-  try {
-    importHF(files);
-  } catch (e) {
-    caught = e;
-  }
-  expect(caught).toBeInstanceOf(KilnError);
-  const e = caught as KilnError;
-  expect(e.code).toBe('checkpoint');
-  expect(e.message).toMatch(match);
-  return e;
+  return expectKilnError(() => importHF(files), 'checkpoint', match);
 }
 
 describe('exportHF', () => {

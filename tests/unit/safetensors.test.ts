@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { KilnError } from '../../src/core/errors.ts';
 import { decodeSafetensors, encodeSafetensors, type TensorIn } from '../../src/core/safetensors.ts';
+import { expectKilnError } from '../helpers/kiln-error.ts';
 
 /** Bit patterns, so that -0, NaN payloads and subnormals must survive exactly. */
 function bits(a: Float32Array): number[] {
@@ -29,18 +30,7 @@ function rawFile(header: unknown, data: Uint8Array, headerText?: string): Uint8A
 }
 
 function expectCheckpointError(f: () => unknown, match: RegExp): KilnError {
-  let caught: unknown;
-  try {
-    f();
-  } catch (e) {
-    caught = e;
-  }
-  expect(caught).toBeInstanceOf(KilnError);
-  const e = caught as KilnError;
-  expect(e.code).toBe('checkpoint');
-  expect(e.message).toMatch(match);
-  expect(e.message).not.toContain('\n');
-  return e;
+  return expectKilnError(f, 'checkpoint', match);
 }
 
 describe('encodeSafetensors', () => {

@@ -4,25 +4,15 @@ import { KilnError } from '../../src/core/errors.ts';
 import { findPreset, PRESETS } from '../../src/core/presets.ts';
 import type { RunSpec } from '../../src/core/run-spec.ts';
 import { cliCommand, decodeShareLink, encodeShareLink, shellQuote } from '../../src/core/share-link.ts';
+import { expectKilnError } from '../helpers/kiln-error.ts';
 
 function specFor(preset: string, fields: Record<string, unknown> = {}, rest: Partial<RunSpec> = {}): RunSpec {
   return { preset, config: { ...findPreset(preset)!.config, ...fields }, data: null, ...rest };
 }
 
 function expectUsageError(input: string, match: RegExp): KilnError {
-  let caught: unknown;
-  try {
-    decodeShareLink(input);
-  } catch (e) {
-    caught = e;
-  }
-  expect(caught, `expected ${JSON.stringify(input.slice(0, 80))} to be refused`).toBeInstanceOf(KilnError);
-  const e = caught as KilnError;
-  expect(e.code).toBe('usage');
-  expect(e.message).toMatch(match);
+  const e = expectKilnError(() => decodeShareLink(input), 'usage', match, JSON.stringify(input.slice(0, 80)));
   expect(e.message.length).toBeLessThan(400);
-  expect(e.message).not.toContain('\n');
-  expect(e.hint.length).toBeGreaterThan(0);
   return e;
 }
 

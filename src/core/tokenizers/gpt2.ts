@@ -8,7 +8,6 @@
 // character leaves bytes behind that leak into the next, unrelated, decode() call.
 
 import { KilnError } from '../errors.ts';
-import { outOfVocab } from './char.ts';
 import type { Tokenizer, TokenizerJSON } from './tokenizer.ts';
 import { decodeTokenBytes } from './byte-decode.ts';
 
