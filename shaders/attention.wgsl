@@ -15,8 +15,18 @@ override WG: u32 = 64;      // invocations per workgroup (a power of two)
 override BR: u32 = 16;      // flash: query rows per tile
 override BC: u32 = 16;      // flash: key rows per tile
 override ACCUMULATE: bool = true;  // backward: dqkv += (true) or dqkv = (false: a fresh gradient, no zero-fill needed)
+// Row strides of the workgroup tiles, one more than a row: a warp's reads of row c,
+// element i for 16 or 32 different rows c would otherwise hit the same memory bank
+// (HS and BC are multiples of 32 or of 16), serialising them 16 or 32 ways.
+override HSP: u32 = HS + 1u;   // q/k/v tiles (tq, tq2, tk, tv)
+override BCP: u32 = BC + 1u;   // score tiles (ts, ts2)
 
 const NEG_BIG: f32 = -3.0e38;  // "minus infinity" that stays finite under exp and subtraction
+
+// Where flat element e (row e / HS, column e % HS) of a q/k/v tile lives.
+fn padded(e: u32) -> u32 {
+  return (e / HS) * HSP + e % HS;
+}
 
 fn scale() -> f32 {
   return 1.0 / sqrt(f32(HS));
@@ -31,12 +41,12 @@ fn flat_index(wid: vec3u, nwg: vec3u, lid: u32) -> u32 {
 // Fused (flash) path. Tiles live in workgroup memory; each invocation owns the tile
 // elements e = tid, tid + WG, ... so accumulators need no synchronisation.
 
-var<workgroup> tq: array<f32, BR * HS>;    // query rows (q, or dout in the backward)
-var<workgroup> tq2: array<f32, BR * HS>;   // backward: the other query-side tile
-var<workgroup> tk: array<f32, BC * HS>;    // key rows
-var<workgroup> tv: array<f32, BC * HS>;    // value rows
-var<workgroup> ts: array<f32, BR * BC>;    // scores / probabilities
-var<workgroup> ts2: array<f32, BR * BC>;   // backward: score gradients
+var<workgroup> tq: array<f32, BR * HSP>;   // query rows (q, or dout in the backward)
+var<workgroup> tq2: array<f32, BR * HSP>;  // backward: the other query-side tile
+var<workgroup> tk: array<f32, BC * HSP>;   // key rows
+var<workgroup> tv: array<f32, BC * HSP>;   // value rows
+var<workgroup> ts: array<f32, BR * BCP>;   // scores / probabilities
+var<workgroup> ts2: array<f32, BR * BCP>;  // backward: score gradients
 var<workgroup> acc: array<f32, BR * HS>;   // forward: output accumulator; dq accumulator
 var<workgroup> acc2: array<f32, BC * HS>;  // backward: dk accumulator
 var<workgroup> acc3: array<f32, BC * HS>;  // backward: dv accumulator
@@ -61,7 +71,7 @@ fn attention_flash_forward(@builtin(workgroup_id) wid: vec3u, @builtin(local_inv
     let t = r0 + e / HS;
     var x = 0.0;
     if (t < T) { x = ff_qkv[(b * T + t) * 3u * C + h * HS + e % HS]; }
-    tq[e] = x;
+    tq[padded(e)] = x;
     acc[e] = 0.0;
   }
   for (var r = tid; r < BR; r += WG) {
@@ -80,8 +90,8 @@ fn attention_flash_forward(@builtin(workgroup_id) wid: vec3u, @builtin(local_inv
         xk = ff_qkv[base + C];
         xv = ff_qkv[base + 2u * C];
       }
-      tk[e] = xk;
-      tv[e] = xv;
+      tk[padded(e)] = xk;
+      tv[padded(e)] = xv;
     }
     workgroupBarrier();
     for (var e = tid; e < BR * BC; e += WG) {
@@ -90,24 +100,24 @@ fn attention_flash_forward(@builtin(workgroup_id) wid: vec3u, @builtin(local_inv
       var s = NEG_BIG;
       if (c0 + c <= r0 + r) {
         var d = 0.0;
-        for (var i = 0u; i < HS; i++) { d += tq[r * HS + i] * tk[c * HS + i]; }
+        for (var i = 0u; i < HS; i++) { d += tq[r * HSP + i] * tk[c * HSP + i]; }
         s = d * scale();
       }
-      ts[e] = s;
+      ts[r * BCP + c] = s;
     }
     workgroupBarrier();
     for (var r = tid; r < BR; r += WG) {
       let row = r0 + r;
       var mx = rm[r];
       for (var c = 0u; c < BC; c++) {
-        if (c0 + c <= row) { mx = max(mx, ts[r * BC + c]); }
+        if (c0 + c <= row) { mx = max(mx, ts[r * BCP + c]); }
       }
       let alpha = exp(rm[r] - mx);
       var sum = 0.0;
       for (var c = 0u; c < BC; c++) {
         var p = 0.0;
-        if (c0 + c <= row) { p = exp(ts[r * BC + c] - mx); }
-        ts[r * BC + c] = p;
+        if (c0 + c <= row) { p = exp(ts[r * BCP + c] - mx); }
+        ts[r * BCP + c] = p;
         sum += p;
       }
       rl[r] = rl[r] * alpha + sum;
@@ -119,7 +129,7 @@ fn attention_flash_forward(@builtin(workgroup_id) wid: vec3u, @builtin(local_inv
       let r = e / HS;
       let i = e % HS;
       var o = acc[e] * ra[r];
-      for (var c = 0u; c < BC; c++) { o += ts[r * BC + c] * tv[c * HS + i]; }
+      for (var c = 0u; c < BC; c++) { o += ts[r * BCP + c] * tv[c * HSP + i]; }
       acc[e] = o;
     }
     workgroupBarrier();
@@ -181,8 +191,8 @@ fn attention_flash_backward_dq(@builtin(workgroup_id) wid: vec3u, @builtin(local
       xq = fq_qkv[(b * T + t) * 3u * C + h * HS + e % HS];
       xd = fq_dout[(b * T + t) * C + h * HS + e % HS];
     }
-    tq[e] = xq;
-    tq2[e] = xd;
+    tq[padded(e)] = xq;
+    tq2[padded(e)] = xd;
     acc[e] = 0.0;
   }
   for (var r = tid; r < BR; r += WG) {
@@ -208,8 +218,8 @@ fn attention_flash_backward_dq(@builtin(workgroup_id) wid: vec3u, @builtin(local
         xk = fq_qkv[base + C];
         xv = fq_qkv[base + 2u * C];
       }
-      tk[e] = xk;
-      tv[e] = xv;
+      tk[padded(e)] = xk;
+      tv[padded(e)] = xv;
     }
     workgroupBarrier();
     for (var e = tid; e < BR * BC; e += WG) {
@@ -220,20 +230,20 @@ fn attention_flash_backward_dq(@builtin(workgroup_id) wid: vec3u, @builtin(local
         var s = 0.0;
         var dp = 0.0;
         for (var i = 0u; i < HS; i++) {
-          s += tq[r * HS + i] * tk[c * HS + i];
-          dp += tq2[r * HS + i] * tv[c * HS + i];
+          s += tq[r * HSP + i] * tk[c * HSP + i];
+          dp += tq2[r * HSP + i] * tv[c * HSP + i];
         }
         let p = exp(s * scale() - rm[r]);
         ds = p * (dp - rl[r]);
       }
-      ts[e] = ds;
+      ts[r * BCP + c] = ds;
     }
     workgroupBarrier();
     for (var e = tid; e < BR * HS; e += WG) {
       let r = e / HS;
       let i = e % HS;
       var a = acc[e];
-      for (var c = 0u; c < BC; c++) { a += ts[r * BC + c] * tk[c * HS + i]; }
+      for (var c = 0u; c < BC; c++) { a += ts[r * BCP + c] * tk[c * HSP + i]; }
       acc[e] = a;
     }
     workgroupBarrier();
@@ -270,8 +280,8 @@ fn attention_flash_backward_dkv(@builtin(workgroup_id) wid: vec3u, @builtin(loca
       xk = fq_qkv[base + C];
       xv = fq_qkv[base + 2u * C];
     }
-    tk[e] = xk;
-    tv[e] = xv;
+    tk[padded(e)] = xk;
+    tv[padded(e)] = xv;
     acc2[e] = 0.0;
     acc3[e] = 0.0;
   }
@@ -286,8 +296,8 @@ fn attention_flash_backward_dkv(@builtin(workgroup_id) wid: vec3u, @builtin(loca
         xq = fq_qkv[(b * T + t) * 3u * C + h * HS + e % HS];
         xd = fq_dout[(b * T + t) * C + h * HS + e % HS];
       }
-      tq[e] = xq;
-      tq2[e] = xd;
+      tq[padded(e)] = xq;
+      tq2[padded(e)] = xd;
     }
     for (var r = tid; r < BR; r += WG) {
       let t = r0 + r;
@@ -310,14 +320,14 @@ fn attention_flash_backward_dkv(@builtin(workgroup_id) wid: vec3u, @builtin(loca
         var s = 0.0;
         var dp = 0.0;
         for (var i = 0u; i < HS; i++) {
-          s += tq[r * HS + i] * tk[c * HS + i];
-          dp += tq2[r * HS + i] * tv[c * HS + i];
+          s += tq[r * HSP + i] * tk[c * HSP + i];
+          dp += tq2[r * HSP + i] * tv[c * HSP + i];
         }
         p = exp(s * scale() - rm[r]);
         ds = p * (dp - rl[r]);
       }
-      ts[e] = p;
-      ts2[e] = ds;
+      ts[r * BCP + c] = p;
+      ts2[r * BCP + c] = ds;
     }
     workgroupBarrier();
     for (var e = tid; e < BC * HS; e += WG) {
@@ -326,8 +336,8 @@ fn attention_flash_backward_dkv(@builtin(workgroup_id) wid: vec3u, @builtin(loca
       var dk = acc2[e];
       var dv = acc3[e];
       for (var r = 0u; r < BR; r++) {
-        dk += ts2[r * BC + c] * tq[r * HS + i];
-        dv += ts[r * BC + c] * tq2[r * HS + i];
+        dk += ts2[r * BCP + c] * tq[r * HSP + i];
+        dv += ts[r * BCP + c] * tq2[r * HSP + i];
       }
       acc2[e] = dk;
       acc3[e] = dv;

@@ -30,9 +30,13 @@ function checkShape(T: number, C: number, NH: number): number {
   return C / NH;
 }
 
-/** Workgroup-memory bytes the flash kernels need with square tiles of n rows (the dk/dv kernel is the largest). */
-function flashBytes(n: number, HS: number): number {
-  return 4 * (6 * n * HS + 2 * n * n + 3 * n) + 4 * WG;
+/**
+ * Workgroup-memory bytes the flash kernels need with square tiles of n rows (the dk/dv
+ * kernel is the largest): four q/k/v tiles with rows padded to HS + 1, two accumulators,
+ * two score tiles with rows padded to n + 1, three row vectors (attention.wgsl).
+ */
+export function flashBytes(n: number, HS: number): number {
+  return 4 * (4 * n * (HS + 1) + 2 * n * HS + 2 * n * (n + 1) + 3 * n) + 4 * WG;
 }
 
 /** The largest square tile (query and key rows per block) whose kernels fit the device's workgroup memory. */
