@@ -171,7 +171,7 @@ async function main(): Promise<void> {
     }
     if (best) {
       const pct = peak ? +((100 * best.gflops * 1e9) / peak.flops).toFixed(2) : undefined;
-      process.stdout.write(JSON.stringify({ bench: 'matmul_best', M, N, K, tile: best.tile, gflops: +best.gflops.toFixed(3), pct_peak: pct, default_tile: matmulTile(M, N), peak: peak?.name }) + '\n');
+      process.stdout.write(JSON.stringify({ bench: 'matmul_best', M, N, K, tile: best.tile, gflops: +best.gflops.toFixed(3), pct_peak: pct, default_tile: matmulTile(M, N), peak: peak?.name, ...toggles }) + '\n');
     }
     a.destroy();
     b.destroy();

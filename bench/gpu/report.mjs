@@ -72,7 +72,13 @@ if (cmd === 'parity') {
           `f16 ${r.shader_f16 ? 'y' : 'n'} subgroups ${r.subgroups ? 'y' : 'n'} sg-matrix ${r.subgroup_matrix_feature ? 'y' : 'n'} configs ${r.subgroup_matrix_configs?.length ?? 0}${r.subgroup_matrix_pipeline ? ` pipeline: ${r.subgroup_matrix_pipeline}` : ''}`);
         break;
       case 'matmul':
-        row('matmul', `${r.kernel}${r.tile ? ` t${r.tile}` : ''} ${r.M}${r.dawn_toggles ? ` [${r.dawn_toggles}]` : ''}`, `${f(r.gflops)} GFLOP/s`, `${f(r.ms, 3)} ms x${r.iters}`);
+        if (r.error) row('matmul', `${r.kernel}${r.tile ? ` t${r.tile}` : ''} ${r.M}`, 'error', String(r.error).slice(0, 60));
+        else row('matmul', `${r.kernel}${r.tile ? ` t${r.tile}` : ''} ${r.M}${r.dawn_toggles ? ` [${r.dawn_toggles}]` : ''}`,
+          `${f(r.gflops)} GFLOP/s${typeof r.pct_peak === 'number' ? ` (${f(r.pct_peak)}% peak)` : ''}`, `${f(r.ms, 3)} ms x${r.iters}${r.check !== 'ok' ? ` check ${r.check}` : ''}`);
+        break;
+      case 'matmul_best':
+        row('matmul', `best ${r.M}${r.dawn_toggles ? ` [${r.dawn_toggles}]` : ''}`,
+          `t${r.tile} ${f(r.gflops)} GFLOP/s${typeof r.pct_peak === 'number' ? ` (${f(r.pct_peak)}% peak)` : ''}`, `default tile ${r.default_tile}`);
         break;
       case 'train':
         if (r.skipped) row('bench', `${r.preset} ${r.backend}`, 'skipped', String(r.skipped).slice(0, 60));
