@@ -120,7 +120,11 @@ async function profileLines(backend: Backend, b: string, preset: string, run: ()
   }
   const r = (x: number, d = 4) => +x.toFixed(d);
   for (const f of p.families) {
-    process.stdout.write(JSON.stringify({ ...head, family: f.family, ms: r(f.ms), share: r(f.share), dispatches: f.dispatches }) + '\n');
+    // GFLOP/s of the dispatches whose op counts its flops (matmul, flash attention): a lower bound.
+    const gflops = f.flops > 0 && f.countedMs > 0 ? f.flops / f.countedMs / 1e6 : 0;
+    const peak = backend.info.peakFlops;
+    const rate = gflops ? { gflops: r(gflops, 3), ...(peak ? { pct_peak: r((100 * gflops * 1e9) / peak, 2) } : {}) } : {};
+    process.stdout.write(JSON.stringify({ ...head, family: f.family, ms: r(f.ms), share: r(f.share), dispatches: f.dispatches, ...rate }) + '\n');
   }
   // Per-pass overhead makes gpu ms an upper bound (src/backends/webgpu/profile.ts); step_ms is a normal step's wall time.
   process.stdout.write(JSON.stringify({

@@ -49,6 +49,11 @@ describe('kiln bench', () => {
     const total = prof.find((l) => l.family === 'total')!;
     const families = prof.filter((l) => l.family !== 'total');
     expect(families.map((l) => l.family)).toContain('matmul');
+    // Matmul and flash attention count their flops: a rate (never Infinity or NaN); the rest do not.
+    for (const l of families) {
+      if (l.family === 'matmul' || l.family === 'attention') expect(Number.isFinite(l.gflops) && (l.gflops as number) > 0, `${l.family} gflops`).toBe(true);
+      else expect(l, String(l.family)).not.toHaveProperty('gflops');
+    }
     expect(families.reduce((a, l) => a + (l.dispatches as number), 0)).toBe(84);
     expect(total.dispatches).toBe(84);
     expect(families.reduce((a, l) => a + (l.ms as number), 0)).toBeCloseTo(total.ms as number, 2);

@@ -51,9 +51,18 @@ describe('kernelFamily', () => {
       { label: 'matmul_a4_b4', family: 'matmul', ms: 3 },
     ]);
     expect(f).toEqual([
-      { family: 'matmul', ms: 5, dispatches: 2, share: 5 / 6 },
-      { family: 'fill', ms: 1, dispatches: 1, share: 1 / 6 },
+      { family: 'matmul', ms: 5, dispatches: 2, share: 5 / 6, flops: 0, countedMs: 0 },
+      { family: 'fill', ms: 1, dispatches: 1, share: 1 / 6, flops: 0, countedMs: 0 },
     ]);
+  });
+
+  it('sums the flops of the dispatches that count them, and their time apart', () => {
+    const f = familyTotals([
+      { label: 'matmul_a4_b4', family: 'matmul', ms: 2, flops: 4e9 },
+      { label: 'matmul_splitk_reduce', family: 'matmul', ms: 1 },
+      { label: 'matmul_a1_b1', family: 'matmul', ms: 3, flops: 2e9 },
+    ]);
+    expect(f).toEqual([{ family: 'matmul', ms: 6, dispatches: 3, share: 1, flops: 6e9, countedMs: 5 }]);
   });
 });
 
@@ -108,6 +117,14 @@ describe('WebGpuBackend.profileStep', () => {
       for (const f of ['matmul', 'attention', 'layernorm', 'classifier', 'adamw', 'encoder']) {
         expect(p.families.map((x) => x.family), f).toContain(f);
       }
+      // Counted flops: every matmul of the step (forward, and dinp + dweight backward: 3x
+      // the forward's 2 N (12 L C^2 + C V)) and the flash attention kernels (4, 6 and 8 HS
+      // per causal (query, key) pair).
+      const { nLayer: L, nEmbd: C, vocabSize: V, nHead: NH } = model;
+      const flopsOf = (family: string) => p.families.find((f) => f.family === family)!.flops;
+      expect(flopsOf('matmul')).toBe(microBatches * 3 * 2 * B * T * (12 * L * C * C + C * V));
+      expect(flopsOf('attention')).toBe(microBatches * L * (4 + 6 + 8) * (C / NH) * (B * NH * T * (T + 1)) / 2);
+      expect(flopsOf('layernorm')).toBe(0);
       expect(p.gpuMs).toBeGreaterThan(0);
       expect(p.wallMs).toBeGreaterThan(0);
       expect(p.stepWallMs).toBeGreaterThan(0);

@@ -207,7 +207,7 @@ export class WebGpuBackend implements Backend {
         const stats = await (await this.submitStep(l, g, d, batch, hp, (enc, list, label) => timer.record(enc, list, label))).stats;
         const { ms, resolutionNs } = await this.guard(timer.read());
         const wallMs = performance.now() - t0;
-        const dispatches = d.map((x, i) => ({ label: x.label, family: kernelFamily(x.label), ms: ms[i] }));
+        const dispatches = d.map((x, i) => ({ label: x.label, family: kernelFamily(x.label), ms: ms[i], ...(x.flops !== undefined ? { flops: x.flops } : {}) }));
         return {
           stats, dispatches, families: familyTotals(dispatches), gpuMs: ms.reduce((a, b) => a + b, 0), wallMs, stepWallMs: this.lastStepMs,
           timerResolutionNs: resolutionNs,

@@ -26,6 +26,8 @@ export interface Dispatch {
   pipeline: GPUComputePipeline;
   bindGroup: GPUBindGroup;
   workgroups: [number, number, number];
+  /** Floating-point operations it performs (a multiply-add is 2), where its op counts them: the profile's GFLOP/s. */
+  flops?: number;
 }
 
 export class PipelineCache {

@@ -40,6 +40,8 @@ export interface DispatchTime {
   family: string;
   /** GPU time between its pass's beginning and end timestamps. */
   ms: number;
+  /** Its floating-point operations, where its op counts them (Dispatch.flops). */
+  flops?: number;
 }
 
 export interface FamilyTime {
@@ -48,20 +50,28 @@ export interface FamilyTime {
   dispatches: number;
   /** ms / the sum over all families. */
   share: number;
+  /** Floating-point operations of the family's counted dispatches (0 if none counts them). */
+  flops: number;
+  /** Of those counted dispatches: their ms, for a GFLOP/s (a lower bound, as the times are upper bounds). */
+  countedMs: number;
 }
 
 /** Totals per family, largest first (ties by name, so the order is stable). */
 export function familyTotals(times: readonly DispatchTime[]): FamilyTime[] {
-  const by = new Map<string, { ms: number; dispatches: number }>();
+  const by = new Map<string, { ms: number; dispatches: number; flops: number; countedMs: number }>();
   for (const t of times) {
-    const f = by.get(t.family) ?? { ms: 0, dispatches: 0 };
+    const f = by.get(t.family) ?? { ms: 0, dispatches: 0, flops: 0, countedMs: 0 };
     f.ms += t.ms;
     f.dispatches++;
+    if (t.flops !== undefined) {
+      f.flops += t.flops;
+      f.countedMs += t.ms;
+    }
     by.set(t.family, f);
   }
   const total = times.reduce((s, t) => s + t.ms, 0);
   return [...by.entries()]
-    .map(([family, f]) => ({ family, ms: f.ms, dispatches: f.dispatches, share: total > 0 ? f.ms / total : 0 }))
+    .map(([family, f]) => ({ family, ms: f.ms, dispatches: f.dispatches, share: total > 0 ? f.ms / total : 0, flops: f.flops, countedMs: f.countedMs }))
     .sort((a, b) => b.ms - a.ms || a.family.localeCompare(b.family));
 }
 

@@ -46,6 +46,16 @@ export function flashTile(k: PipelineCache, HS: number): number {
   throw new Error(`attention: head size ${HS} needs more workgroup memory than the device has (${limit} bytes)`);
 }
 
+/**
+ * (query, key) pairs with key <= query over all rows and heads. Per pair of head size HS
+ * the flash kernels do: forward q.k and p v (4 HS flops); backward dq kernel q.k, dout.v
+ * and ds k (6 HS); dk/dv kernel q.k, dout.v, ds q and p dout (8 HS): the recomputation
+ * counts, as it is work the GPU does.
+ */
+function causalPairs(B: number, T: number, NH: number): number {
+  return (B * NH * T * (T + 1)) / 2;
+}
+
 function constants(B: number, T: number, C: number, NH: number, extra: Record<string, number> = {}): Record<string, number> {
   return { B, T, C, NH, HS: C / NH, WG, ...extra };
 }
@@ -59,7 +69,8 @@ export function attentionForward(
   if (impl === 'flash') {
     const n = flashTile(k, HS);
     const c = constants(B, T, C, NH, { BR: n, BC: n });
-    return [k.dispatch('attention_flash_forward', { shader: SHADER, entry: 'attention_flash_forward', constants: c }, [out, saved, qkv], [Math.ceil(T / n), B * NH])];
+    const d = k.dispatch('attention_flash_forward', { shader: SHADER, entry: 'attention_flash_forward', constants: c }, [out, saved, qkv], [Math.ceil(T / n), B * NH]);
+    return [{ ...d, flops: causalPairs(B, T, NH) * 4 * HS }];
   }
   const c = constants(B, T, C, NH);
   return [
@@ -84,8 +95,8 @@ export function attentionBackward(
     const bufs = [dqkv, dout, qkv, saved, temp];
     return [
       k.dispatch('attention_flash_delta', { shader: SHADER, entry: 'attention_flash_delta', constants: constants(B, T, C, NH) }, [temp, out, dout], grid1d(B * NH * T, WG)),
-      k.dispatch('attention_flash_backward_dq', { shader: SHADER, entry: 'attention_flash_backward_dq', constants: c }, bufs, grid),
-      k.dispatch('attention_flash_backward_dkv', { shader: SHADER, entry: 'attention_flash_backward_dkv', constants: c }, bufs, grid),
+      { ...k.dispatch('attention_flash_backward_dq', { shader: SHADER, entry: 'attention_flash_backward_dq', constants: c }, bufs, grid), flops: causalPairs(B, T, NH) * 6 * HS },
+      { ...k.dispatch('attention_flash_backward_dkv', { shader: SHADER, entry: 'attention_flash_backward_dkv', constants: c }, bufs, grid), flops: causalPairs(B, T, NH) * 8 * HS },
     ];
   }
   const c = constants(B, T, C, NH);

@@ -149,7 +149,7 @@ export function matmul(k: PipelineCache, out: Bind, a: Bind, b: Bind, bias: Bind
   const splits = o.scratch ? matmulSplits(M, N, K, tile) : 1;
   if (splits === 1) {
     const c = { ...base, ACCUMULATE: +!!o.accumulate, HAS_BIAS: +!!bias };
-    return [k.dispatch(entry, { shader: SHADER, entry, constants: c }, [out, a, b, bias ?? b], grid)];
+    return [{ ...k.dispatch(entry, { shader: SHADER, entry, constants: c }, [out, a, b, bias ?? b], grid), flops: 2 * M * N * K }];
   }
   const scratch = o.scratch!;
   const need = splits * M * N * 4;
@@ -157,7 +157,7 @@ export function matmul(k: PipelineCache, out: Bind, a: Bind, b: Bind, bias: Bind
   const c = { ...base, ACCUMULATE: 0, HAS_BIAS: 0, K_CHUNK: kChunk(K, splits) };
   const reduce = { M, N, SPLITS: splits, ACCUMULATE: +!!o.accumulate, HAS_BIAS: +!!bias, WG_X: REDUCE_WG, WG_Y: 1 };
   return [
-    k.dispatch(`${entry} split-K`, { shader: SHADER, entry, constants: c }, [scratch, a, b, b], [grid[0], grid[1], splits]),
+    { ...k.dispatch(`${entry} split-K`, { shader: SHADER, entry, constants: c }, [scratch, a, b, b], [grid[0], grid[1], splits]), flops: 2 * M * N * K },
     k.dispatch('matmul_splitk_reduce', { shader: SUMS, entry: 'matmul_splitk_reduce', constants: reduce }, [out, scratch, bias ?? scratch], grid1d(M * N, REDUCE_WG)),
   ];
 }
