@@ -92,7 +92,7 @@ if (cmd === 'parity') {
           const fam = rs.filter((x) => x.bench === 'profile' && x.preset === r.preset && x.backend === r.backend && x.family && x.family !== 'total');
           const top = fam.sort((a, b) => b.ms - a.ms).slice(0, 3);
           if (top.includes(r)) row('profile', `${r.preset} ${r.family}`, `${f(r.ms, 3)} gpu ms (${f(100 * r.share, 0)}%)`,
-            `${r.dispatches} disp${typeof r.gflops === 'number' ? ` ${f(r.gflops, 0)} GFLOP/s${typeof r.pct_peak === 'number' ? ` (${f(r.pct_peak)}% peak)` : ''}` : ''}`);
+            `${r.dispatches} disp${typeof r.gflops === 'number' ? ` ${f(r.gflops, r.gflops < 10 ? 2 : 0)} GFLOP/s${typeof r.pct_peak === 'number' ? ` (${f(r.pct_peak)}% peak)` : ''}` : ''}`);
         }
         break;
       }
