@@ -3,7 +3,8 @@
 // without a GPU") opens it through playwright-core, the page's worker trains a tiny
 // GPT-2 for a few steps on WebGpuBackend (all but the first issued at once, pipelined)
 // and on CpuBackend with the same batches, and the test checks that the losses and
-// gradient norms agree and that nothing logged an error. Skipped where /usr/bin/chromium is missing, except under CI, which installs it.
+// gradient norms agree and that nothing logged an error. Skipped where /usr/bin/chromium
+// is missing, except under CI, which installs it.
 import { existsSync, mkdirSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
