@@ -2,7 +2,7 @@
 // survive, the enable directive, line numbers kept, errors for malformed blocks; and
 // which features a device gets.
 import { describe, expect, it } from 'vitest';
-import { preprocess, shaderFeatures, variantKey } from '../../src/backends/webgpu/shader-variants.ts';
+import { expandIncludes, preprocess, shaderFeatures, variantKey } from '../../src/backends/webgpu/shader-variants.ts';
 
 const SRC = [
   '// header',
@@ -66,5 +66,16 @@ describe('shader variants', () => {
       if (prev === undefined) delete process.env.KILN_NO_SUBGROUPS;
       else process.env.KILN_NO_SUBGROUPS = prev;
     }
+  });
+});
+
+describe('expandIncludes', () => {
+  const sources = { lib: 'fn one() -> u32 {\n  return 1u;\n}', nested: '// #include lib' };
+  it('replaces a whole `// #include NAME` line with NAME.wgsl, and nothing else', () => {
+    expect(expandIncludes('a\n  // #include lib\nb // #include lib', sources)).toBe('a\nfn one() -> u32 {\n  return 1u;\n}\nb // #include lib');
+  });
+  it('refuses a missing file and a second level, naming the line', () => {
+    expect(() => expandIncludes('x\n// #include nope', sources, 'k')).toThrow('k.wgsl:2: #include nope: no nope.wgsl');
+    expect(() => expandIncludes('// #include nested', sources, 'k')).toThrow('one level only');
   });
 });

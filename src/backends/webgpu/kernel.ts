@@ -7,7 +7,7 @@
 // set of features (e.g. {subgroups}, or none: the fallback), running `// #if` blocks
 // through preprocess() before createShaderModule; module and pipeline keys carry the
 // variant. Made without features it compiles the fallback of every shader.
-import { preprocess, SHADER_FEATURES, variantKey } from './shader-variants.ts';
+import { expandIncludes, preprocess, SHADER_FEATURES, variantKey } from './shader-variants.ts';
 
 export type Constants = Record<string, number>;
 
@@ -57,7 +57,7 @@ export class PipelineCache {
     if (!m) {
       const src = this.sources[shader];
       if (src === undefined) throw new Error(`no shader named ${shader}.wgsl in shaders/`);
-      m = this.device.createShaderModule({ label: key, code: preprocess(src, this.features, shader) });
+      m = this.device.createShaderModule({ label: key, code: preprocess(expandIncludes(src, this.sources, shader), this.features, shader) });
       this.modules.set(key, m);
     }
     return m;

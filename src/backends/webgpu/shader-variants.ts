@@ -1,4 +1,4 @@
-// Shader variants for optional WebGPU features. A shader keeps its portable code as the
+// Shader variants for optional WebGPU features, and shared WGSL text. A shader keeps its portable code as the
 // fallback and marks the feature-dependent parts with whole-line directives:
 //
 //   // #if subgroups
@@ -12,6 +12,11 @@
 // a feature is on and the shader tests it, the feature's `enable` directive goes in
 // front of the first line. Blocks may nest; only the names in SHADER_FEATURES may be
 // tested, and an unknown name or an unbalanced block is an error.
+//
+// WGSL has no includes, so a whole line `// #include NAME` (expandIncludes) stands for the
+// text of NAME.wgsl: kernels that share declarations and helpers (matmul.wgsl and
+// matmul_8x8.wgsl share matmul_tiles.wgsl) keep one copy of them. Included files may
+// not include others; line numbers in compiler messages are those of the expanded text.
 //
 // Which features a PipelineCache compiles with is fixed when it is made (shaderFeatures()
 // decides from the device); its pipeline keys name the variant. KILN_NO_SUBGROUPS=1 in the
@@ -29,6 +34,20 @@ export const SHADER_FEATURES = { subgroups: 'enable subgroups;' } as const;
 export type ShaderFeature = keyof typeof SHADER_FEATURES;
 
 const DIRECTIVE = /^\s*\/\/\s*#(if|else|endif)\b\s*(\S*)\s*$/;
+
+const INCLUDE = /^\s*\/\/\s*#include\s+(\S+)\s*$/;
+
+/** The source with each `// #include NAME` line replaced by the text of NAME.wgsl from `sources`. */
+export function expandIncludes(source: string, sources: Readonly<Record<string, string>>, name = 'shader'): string {
+  return source.split('\n').map((line, i) => {
+    const m = INCLUDE.exec(line);
+    if (!m) return line;
+    const text = sources[m[1]];
+    if (text === undefined) throw new Error(`${name}.wgsl:${i + 1}: #include ${m[1]}: no ${m[1]}.wgsl in shaders/`);
+    if (text.split('\n').some((l) => INCLUDE.test(l))) throw new Error(`${name}.wgsl:${i + 1}: #include ${m[1]}: ${m[1]}.wgsl includes another file (one level only)`);
+    return text;
+  }).join('\n');
+}
 
 /** The source with one branch of every `// #if` block kept, for the features that are on. */
 export function preprocess(source: string, features: ReadonlySet<string>, name = 'shader'): string {

@@ -1,6 +1,7 @@
-// Matrix products (shaders/matmul.wgsl): the general tiled kernel `matmul`, the
-// reference-named linear layer `matmulForward` / `matmulBackward`, and `matmulNaive`
-// (one invocation per output, for the benchmark only).
+// Matrix products (shaders/matmul.wgsl: 4x4 blocks, matmul_8x8.wgsl: 8x8 blocks, both
+// over matmul_tiles.wgsl): the general tiled kernel `matmul`, the reference-named linear
+// layer `matmulForward` / `matmulBackward`, and `matmulNaive` (one invocation per
+// output, for the benchmark only).
 //
 // Tiles (matmulTile): 32x32 and 64x64 output tiles (8x8 / 16x16 invocations, 4x4 outputs
 // each: matmul_a*_b*), and 128x128 (16x16 invocations, 8x8 outputs each, ping-pong
@@ -17,7 +18,8 @@ import { ceilDiv, type Bind, type Dispatch, type PipelineCache } from '../kernel
 import { grid1d } from './grid.ts';
 import { bindBytes, type InputGradOptions } from './util.ts';
 
-const SHADER = 'matmul';
+const SHADER = 'matmul'; // 4x4 blocks
+const SHADER_8X8 = 'matmul_8x8'; // 8x8 blocks (the 128 tile)
 const SUMS = 'matmul_sums'; // split-K reduce, bias column sums
 const NAIVE = 'matmul_naive'; // the benchmark's untiled baseline
 /** K step held in workgroup memory (32 and 64 tiles). 2 tiles * TILE_K * 64 floats = 8 KiB for 64x64 output tiles. */
@@ -141,6 +143,7 @@ export function matmul(k: PipelineCache, out: Bind, a: Bind, b: Bind, bias: Bind
   const a4 = (transA ? M : K) % 4 === 0;
   const b4 = (transB ? K : N) % 4 === 0;
   const entry = `matmul_${big ? '8x8_' : ''}a${a4 ? 4 : 1}_b${b4 ? 4 : 1}`;
+  const shader = big ? SHADER_8X8 : SHADER;
   const shape = { M, N, K, TRANS_A: +transA, TRANS_B: +transB, WG_X: wg, WG_Y: wg };
   const base = big
     ? { ...shape, TILE_K: matmulTileK(k.device.limits?.maxComputeWorkgroupStorageSize ?? MIN_WORKGROUP_STORAGE, o.tileK), BLOCK: 8, COPIES: 2 }
@@ -149,7 +152,7 @@ export function matmul(k: PipelineCache, out: Bind, a: Bind, b: Bind, bias: Bind
   const splits = o.scratch ? matmulSplits(M, N, K, tile) : 1;
   if (splits === 1) {
     const c = { ...base, ACCUMULATE: +!!o.accumulate, HAS_BIAS: +!!bias };
-    return [{ ...k.dispatch(entry, { shader: SHADER, entry, constants: c }, [out, a, b, bias ?? b], grid), flops: 2 * M * N * K }];
+    return [{ ...k.dispatch(entry, { shader, entry, constants: c }, [out, a, b, bias ?? b], grid), flops: 2 * M * N * K }];
   }
   const scratch = o.scratch!;
   const need = splits * M * N * 4;
@@ -157,7 +160,7 @@ export function matmul(k: PipelineCache, out: Bind, a: Bind, b: Bind, bias: Bind
   const c = { ...base, ACCUMULATE: 0, HAS_BIAS: 0, K_CHUNK: kChunk(K, splits) };
   const reduce = { M, N, SPLITS: splits, ACCUMULATE: +!!o.accumulate, HAS_BIAS: +!!bias, WG_X: REDUCE_WG, WG_Y: 1 };
   return [
-    { ...k.dispatch(`${entry} split-K`, { shader: SHADER, entry, constants: c }, [scratch, a, b, b], [grid[0], grid[1], splits]), flops: 2 * M * N * K },
+    { ...k.dispatch(`${entry} split-K`, { shader, entry, constants: c }, [scratch, a, b, b], [grid[0], grid[1], splits]), flops: 2 * M * N * K },
     k.dispatch('matmul_splitk_reduce', { shader: SUMS, entry: 'matmul_splitk_reduce', constants: reduce }, [out, scratch, bias ?? scratch], grid1d(M * N, REDUCE_WG)),
   ];
 }

@@ -1,0 +1,203 @@
+// The part of the tiled matrix products that both kernel families share: the override
+// constants, the bindings, the workgroup tiles, the tile loaders (transposes included),
+// the split-K range and the bounds-checked store. Not a kernel of its own: matmul.wgsl
+// (4x4 blocks) and matmul_8x8.wgsl (8x8 blocks) take it in with `// #include
+// matmul_tiles` (src/backends/webgpu/shader-variants.ts). What the products compute,
+// how the operands are laid out and how split-K works: matmul.wgsl's header.
+
+override M: u32 = 1;
+override N: u32 = 1;
+override K: u32 = 1;
+override TRANS_A: bool = false;
+override TRANS_B: bool = false;
+override ACCUMULATE: bool = false;
+override HAS_BIAS: bool = false;
+override WG_X: u32 = 16;     // invocations along N (BLOCK columns each)
+override WG_Y: u32 = 16;     // invocations along M (BLOCK rows each)
+override TILE_K: u32 = 16;   // K step held in workgroup memory (a multiple of 4)
+override BLOCK: u32 = 4;     // outputs per invocation along M and along N: 4 (matmul_*), 8 (matmul_8x8_*)
+override COPIES: u32 = 1;    // copies of each workgroup tile: 1, or 2 (matmul_8x8_*: ping-pong)
+override K_CHUNK: u32 = 0;   // split-K: K range per grid layer z (a multiple of TILE_K); 0: all of K
+
+@group(0) @binding(0) var<storage, read_write> out: array<f32>;
+@group(0) @binding(1) var<storage, read> a1: array<f32>;
+@group(0) @binding(1) var<storage, read> a4: array<vec4f>;
+@group(0) @binding(2) var<storage, read> b1: array<f32>;
+@group(0) @binding(2) var<storage, read> b4: array<vec4f>;
+@group(0) @binding(3) var<storage, read> bias: array<f32>;
+
+// Both workgroup tiles are k-major rows of vec4s: BLOCK / 4 * WG_Y vec4s (the tile's M
+// edge / 4) per k for A, BLOCK / 4 * WG_X for B; COPIES of them (the 8x8 kernels ping-pong
+// between two). The 4x4 kernels leave BLOCK and COPIES at 4 and 1.
+var<workgroup> tileA: array<vec4f, COPIES * TILE_K * (BLOCK / 4u) * WG_Y>;  // [copy][k][m / 4]
+var<workgroup> tileB: array<vec4f, COPIES * TILE_K * (BLOCK / 4u) * WG_X>;  // [copy][k][n / 4]
+
+// ---- tile loaders ----
+// A tile slot q holds 4 elements consecutive along the operand's contiguous dimension.
+// Untransposed A (M,K): slot q = (row m, k group); transposed A (K,M): slot q = (k, m group).
+// w is the tile's width in vec4s along M (A) or N (B); base the first vec4 of its copy.
+
+fn put_a(base: u32, q: u32, v: vec4f, w: u32) {
+  if (TRANS_A) {
+    tileA[base + q] = v;  // already 4 consecutive m at one k
+  } else {
+    let ml = q / (TILE_K / 4u);
+    let kl = 4u * (q % (TILE_K / 4u));
+    let i = base + kl * w + ml / 4u;
+    let c = ml & 3u;
+    tileA[i][c] = v.x;
+    tileA[i + w][c] = v.y;
+    tileA[i + 2u * w][c] = v.z;
+    tileA[i + 3u * w][c] = v.w;
+  }
+}
+
+// (m, k) of the first element in A tile slot q.
+fn slot_a(q: u32, m0: u32, k0: u32, w: u32) -> vec2u {
+  if (TRANS_A) {
+    return vec2u(m0 + 4u * (q % w), k0 + q / w);
+  }
+  return vec2u(m0 + q / (TILE_K / 4u), k0 + 4u * (q % (TILE_K / 4u)));
+}
+
+fn a_at(m: u32, k: u32, k_end: u32) -> f32 {
+  if (m >= M || k >= k_end) {
+    return 0.0;
+  }
+  if (TRANS_A) {
+    return a1[k * M + m];
+  }
+  return a1[m * K + k];
+}
+
+// A tile slot q (zeros outside the matrix and past k_end), from scalar loads.
+fn fetch_a1(q: u32, m0: u32, k0: u32, k_end: u32, w: u32) -> vec4f {
+  let p = slot_a(q, m0, k0, w);
+  if (TRANS_A) {
+    return vec4f(a_at(p.x, p.y, k_end), a_at(p.x + 1u, p.y, k_end), a_at(p.x + 2u, p.y, k_end), a_at(p.x + 3u, p.y, k_end));
+  }
+  return vec4f(a_at(p.x, p.y, k_end), a_at(p.x, p.y + 1u, k_end), a_at(p.x, p.y + 2u, k_end), a_at(p.x, p.y + 3u, k_end));
+}
+
+// As fetch_a1 with one vec4 load: only when the contiguous dimension (K, or M when
+// transposed) is a multiple of 4, so a group of 4 is wholly inside or wholly outside.
+fn fetch_a4(q: u32, m0: u32, k0: u32, k_end: u32, w: u32) -> vec4f {
+  let p = slot_a(q, m0, k0, w);
+  if (p.x < M && p.y < k_end) {
+    if (TRANS_A) {
+      return a4[(p.y * M + p.x) / 4u];
+    }
+    return a4[(p.x * K + p.y) / 4u];
+  }
+  return vec4f(0.0);
+}
+
+fn load_a1(m0: u32, k0: u32, k_end: u32, lid: u32) {
+  for (var q = lid; q < TILE_K * WG_Y; q += WG_X * WG_Y) {
+    put_a(0u, q, fetch_a1(q, m0, k0, k_end, WG_Y), WG_Y);
+  }
+}
+
+fn load_a4(m0: u32, k0: u32, k_end: u32, lid: u32) {
+  for (var q = lid; q < TILE_K * WG_Y; q += WG_X * WG_Y) {
+    put_a(0u, q, fetch_a4(q, m0, k0, k_end, WG_Y), WG_Y);
+  }
+}
+
+// Untransposed B (K,N): slot q = (k, n group); transposed B (N,K): slot q = (column n, k group).
+fn put_b(base: u32, q: u32, v: vec4f, w: u32) {
+  if (!TRANS_B) {
+    tileB[base + q] = v;
+  } else {
+    let nl = q / (TILE_K / 4u);
+    let kl = 4u * (q % (TILE_K / 4u));
+    let i = base + kl * w + nl / 4u;
+    let c = nl & 3u;
+    tileB[i][c] = v.x;
+    tileB[i + w][c] = v.y;
+    tileB[i + 2u * w][c] = v.z;
+    tileB[i + 3u * w][c] = v.w;
+  }
+}
+
+// (k, n) of the first element in B tile slot q.
+fn slot_b(q: u32, n0: u32, k0: u32, w: u32) -> vec2u {
+  if (!TRANS_B) {
+    return vec2u(k0 + q / w, n0 + 4u * (q % w));
+  }
+  return vec2u(k0 + 4u * (q % (TILE_K / 4u)), n0 + q / (TILE_K / 4u));
+}
+
+fn b_at(k: u32, n: u32, k_end: u32) -> f32 {
+  if (n >= N || k >= k_end) {
+    return 0.0;
+  }
+  if (TRANS_B) {
+    return b1[n * K + k];
+  }
+  return b1[k * N + n];
+}
+
+fn fetch_b1(q: u32, n0: u32, k0: u32, k_end: u32, w: u32) -> vec4f {
+  let p = slot_b(q, n0, k0, w);
+  if (!TRANS_B) {
+    return vec4f(b_at(p.x, p.y, k_end), b_at(p.x, p.y + 1u, k_end), b_at(p.x, p.y + 2u, k_end), b_at(p.x, p.y + 3u, k_end));
+  }
+  return vec4f(b_at(p.x, p.y, k_end), b_at(p.x + 1u, p.y, k_end), b_at(p.x + 2u, p.y, k_end), b_at(p.x + 3u, p.y, k_end));
+}
+
+// Only when the contiguous dimension (N, or K when transposed) is a multiple of 4.
+fn fetch_b4(q: u32, n0: u32, k0: u32, k_end: u32, w: u32) -> vec4f {
+  let p = slot_b(q, n0, k0, w);
+  if (p.y < N && p.x < k_end) {
+    if (TRANS_B) {
+      return b4[(p.y * K + p.x) / 4u];
+    }
+    return b4[(p.x * N + p.y) / 4u];
+  }
+  return vec4f(0.0);
+}
+
+fn load_b1(n0: u32, k0: u32, k_end: u32, lid: u32) {
+  for (var q = lid; q < TILE_K * WG_X; q += WG_X * WG_Y) {
+    put_b(0u, q, fetch_b1(q, n0, k0, k_end, WG_X), WG_X);
+  }
+}
+
+fn load_b4(n0: u32, k0: u32, k_end: u32, lid: u32) {
+  for (var q = lid; q < TILE_K * WG_X; q += WG_X * WG_Y) {
+    put_b(0u, q, fetch_b4(q, n0, k0, k_end, WG_X), WG_X);
+  }
+}
+
+
+// K range [x, y) of grid layer z.
+fn k_range(z: u32) -> vec2u {
+  if (K_CHUNK == 0u) {
+    return vec2u(0u, K);
+  }
+  return vec2u(z * K_CHUNK, min(K, (z + 1u) * K_CHUNK));
+}
+
+// Row m, columns n..n+3 of out (those inside it) from v (+ bias) (+ out with
+// ACCUMULATE), in split-K layer z of the scratch (0 otherwise).
+fn store4(z: u32, m: u32, n: u32, v: vec4f) {
+  if (m >= M) {
+    return;
+  }
+  let base = z * M * N;
+  for (var j = 0u; j < 4u; j++) {
+    let nj = n + j;
+    if (nj < N) {
+      var s = v[j];
+      if (HAS_BIAS) {
+        s += bias[nj];
+      }
+      let o = base + m * N + nj;
+      if (ACCUMULATE) {
+        s = out[o] + s;
+      }
+      out[o] = s;
+    }
+  }
+}
