@@ -22,15 +22,11 @@
 // `rounds` timings alternate between all runs of a size. ms is the median wall time per
 // dispatch (ms_min the fastest round), gflops = 2*M*N*K / ms.
 import { requestGpu } from '../src/backends/webgpu/device.ts';
-import { PipelineCache, readBuffer, recordPass, storageBuffer, type Dispatch } from '../src/backends/webgpu/kernel.ts';
+import { PipelineCache, readBuffer, storageBuffer, type Dispatch } from '../src/backends/webgpu/kernel.ts';
+import { flag, itersFor, medianMin, scoped, timeDispatches } from './gpu-timing.ts';
 import { shaderSources } from '../src/backends/webgpu/shader-source.ts';
 import { fp32Peak } from '../src/backends/webgpu/peaks.ts';
 import { matmul, matmulNaive, matmulTile, matmulTileK, type MatmulTile } from '../src/backends/webgpu/ops/matmul.ts';
-
-function flag(name: string): string | undefined {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 ? process.argv[i + 1] : undefined;
-}
 
 interface Candidate {
   /** As given: "64", "128k8". */
@@ -43,15 +39,6 @@ function parseCandidate(s: string): Candidate {
   const m = /^(32|64|128)(?:k(8|16))?$/.exec(s.trim());
   if (!m || (m[2] && m[1] !== '128')) throw new Error(`bench/matmul: tile candidate "${s}": use 32, 64, 128, 128k8 or 128k16`);
   return { name: s.trim(), tile: Number(m[1]) as MatmulTile, tileK: m[2] ? (Number(m[2]) as 8 | 16) : undefined };
-}
-
-async function timeDispatches(device: GPUDevice, dispatches: Dispatch[], iters: number): Promise<number> {
-  const enc = device.createCommandEncoder();
-  for (let i = 0; i < iters; i++) recordPass(enc, dispatches, 'bench');
-  const t0 = performance.now();
-  device.queue.submit([enc.finish()]);
-  await device.queue.onSubmittedWorkDone();
-  return (performance.now() - t0) / iters;
 }
 
 /** Entries of out (M,N) to check: the four corners and seeded random ones. */
@@ -81,22 +68,6 @@ function check(out: Float32Array, a: Float32Array, b: Float32Array, M: number, N
     if (!(err <= 1)) bad++;
   }
   return { check: bad ? `FAIL ${bad}/${at.length}` : 'ok', max_err: Number.isFinite(worst) ? +worst.toFixed(3) : -1 };
-}
-
-/** Runs f inside validation and out-of-memory error scopes: the first error's message, or null. */
-async function scoped<T>(device: GPUDevice, f: () => Promise<T>): Promise<{ value?: T; error: string | null }> {
-  device.pushErrorScope('validation');
-  device.pushErrorScope('out-of-memory');
-  let value: T | undefined;
-  let thrown: string | null = null;
-  try {
-    value = await f();
-  } catch (e) {
-    thrown = (e as Error).message;
-  }
-  const oom = await device.popErrorScope();
-  const invalid = await device.popErrorScope();
-  return { value, error: thrown ?? invalid?.message ?? oom?.message ?? null };
 }
 
 async function main(): Promise<void> {
@@ -148,7 +119,7 @@ async function main(): Promise<void> {
           process.stdout.write(JSON.stringify({ bench: 'matmul', ...label, M, N, K, error: r.error, device: gpu.adapterName, ...toggles }) + '\n');
           continue;
         }
-        const iters = Math.max(2, Math.min(200, Math.round((seconds * 1000) / Math.max(r.value.once, 0.01))));
+        const iters = itersFor(seconds, r.value.once);
         runs.push({ ...label, dispatches: r.value.dispatches, iters, ms: [], check: r.value.check, max_err: r.value.max_err });
       }
     }
@@ -158,13 +129,12 @@ async function main(): Promise<void> {
     }
     let best: { tile?: number | string; gflops: number } | null = null;
     for (const r of runs) {
-      const sorted = [...r.ms].sort((x, y) => x - y);
-      const ms = sorted[Math.floor(sorted.length / 2)];
+      const { ms, ms_min } = medianMin(r.ms);
       const gflops = (2 * M * N * K) / (ms * 1e6);
       if (r.kernel !== 'naive' && r.check === 'ok' && (!best || gflops > best.gflops)) best = { tile: r.tile, gflops };
       const line = {
         bench: 'matmul', kernel: r.kernel, M, N, K, tile: r.tile, tile_k: r.tile_k,
-        ms: +ms.toFixed(4), gflops: +gflops.toFixed(3), ms_min: +sorted[0].toFixed(4), iters: r.iters, rounds, check: r.check, max_err: r.max_err,
+        ms: +ms.toFixed(4), gflops: +gflops.toFixed(3), ms_min: +ms_min.toFixed(4), iters: r.iters, rounds, check: r.check, max_err: r.max_err,
         pct_peak: peak ? +((100 * gflops * 1e9) / peak.flops).toFixed(2) : undefined, device: gpu.adapterName, ...toggles,
       };
       process.stdout.write(JSON.stringify(line) + '\n');

@@ -5,28 +5,36 @@
 // gradient element is owned by one invocation (no atomics, fixed summation order). The
 // multi-kernel path that materialises the attention matrix is attention_naive.wgsl.
 // qkv is (B,T,3C): q, k, v each C = NH*HS wide, head h owning channels h*HS..(h+1)*HS.
+//
+// Where the work goes (a GPU is bound by how many workgroup-memory loads feed each FMA):
+// - forward: one invocation per query row, its q and output rows in registers; the key
+//   and value rows of a tile are read by every invocation at the same address (one
+//   broadcast load feeds 4 FMAs), and the online softmax needs no other invocation.
+// - backward: each invocation computes a 2x2 block of a score tile (8 vec4 loads for 32
+//   FMAs) and keeps its share of dq, or of dk and dv, in registers across all tiles.
+// Head rows are handled as vec4s, zero-padded from HS to 4 * HS4 (zeros add nothing).
 
 override B: u32 = 1;
 override T: u32 = 1;
 override C: u32 = 1;
 override NH: u32 = 1;
 override HS: u32 = 1;
-override WG: u32 = 64;      // invocations per workgroup (a power of two)
-override BR: u32 = 16;      // flash: query rows per tile
-override BC: u32 = 16;      // flash: key rows per tile
+override WG: u32 = 64;      // invocations per workgroup; the forward's query rows per workgroup
+override BR: u32 = 16;      // backward: query rows per tile (even)
+override BC: u32 = 16;      // key rows per tile (even in the backward)
+override NACC: u32 = 1;     // backward: vec4 accumulators per invocation, ceil(tile rows * HS4 / WG) <= MAX_ACC
 override ACCUMULATE: bool = true;  // backward: dqkv += (true) or dqkv = (false: a fresh gradient, no zero-fill needed)
-// Row strides of the workgroup tiles, one more than a row: a warp's reads of row c,
-// element i for 16 or 32 different rows c would otherwise hit the same memory bank
-// (HS and BC are multiples of 32 or of 16), serialising them 16 or 32 ways.
-override HSP: u32 = HS + 1u;   // q/k/v tiles (tq, tq2, tk, tv)
-override BCP: u32 = BC + 1u;   // score tiles (ts, ts2)
+override HS4: u32 = (HS + 3u) / 4u;  // vec4s per head row
+// Row stride of the q/k/v tiles in vec4s, one more than a row: in the backward a warp
+// reads the same column of 8 or 16 different rows, which with HS4 a multiple of 8 would
+// land in the same memory banks. Score tiles likewise have rows BC + 1 long.
+override HSP: u32 = HS4 + 1u;
+override BCP: u32 = BC + 1u;
+
+const MAX_HS4: u32 = 64u;   // forward: q and output rows in registers, so HS <= 256
+const MAX_ACC: u32 = 16u;   // backward: the most vec4 accumulators per invocation
 
 const NEG_BIG: f32 = -3.0e38;  // "minus infinity" that stays finite under exp and subtraction
-
-// Where flat element e (row e / HS, column e % HS) of a q/k/v tile lives.
-fn padded(e: u32) -> u32 {
-  return (e / HS) * HSP + e % HS;
-}
 
 fn scale() -> f32 {
   return 1.0 / sqrt(f32(HS));
@@ -38,110 +46,96 @@ fn flat_index(wid: vec3u, nwg: vec3u, lid: u32) -> u32 {
 }
 
 // ---------------------------------------------------------------------------------
-// Fused (flash) path. Tiles live in workgroup memory; each invocation owns the tile
-// elements e = tid, tid + WG, ... so accumulators need no synchronisation.
+// Fused (flash) path.
 
-var<workgroup> tq: array<f32, BR * HSP>;   // query rows (q, or dout in the backward)
-var<workgroup> tq2: array<f32, BR * HSP>;  // backward: the other query-side tile
-var<workgroup> tk: array<f32, BC * HSP>;   // key rows
-var<workgroup> tv: array<f32, BC * HSP>;   // value rows
-var<workgroup> ts: array<f32, BR * BCP>;   // scores / probabilities
-var<workgroup> ts2: array<f32, BR * BCP>;  // backward: score gradients
-var<workgroup> acc: array<f32, BR * HS>;   // forward: output accumulator; dq accumulator
-var<workgroup> acc2: array<f32, BC * HS>;  // backward: dk accumulator
-var<workgroup> acc3: array<f32, BC * HS>;  // backward: dv accumulator
-var<workgroup> rm: array<f32, BR>;         // per query row: running max, or logsumexp
-var<workgroup> rl: array<f32, BR>;         // per query row: running sum, or delta
-var<workgroup> ra: array<f32, BR>;         // per query row: rescale factor of this step
+@group(0) @binding(2) var<storage, read> qkv: array<f32>;  // every flash kernel but delta
+
+var<workgroup> tk: array<vec4f, BC * HSP>;   // key rows
+var<workgroup> tv: array<vec4f, BC * HSP>;   // value rows
+var<workgroup> tq: array<vec4f, BR * HSP>;   // backward: query rows times scale()
+var<workgroup> tq2: array<vec4f, BR * HSP>;  // backward: dout rows
+var<workgroup> ts: array<f32, BR * BCP>;     // backward: probabilities
+var<workgroup> ts2: array<f32, BR * BCP>;    // backward: score gradients
+var<workgroup> rm: array<f32, BR>;           // backward, per query row: logsumexp
+var<workgroup> rl: array<f32, BR>;           // backward, per query row: delta
+
+// Channels 4j..4j+3 of head h's q (part 0), k (1) or v (2) at (b, t): zero past HS and
+// for t >= T.
+fn qkv4(part: u32, b: u32, t: u32, h: u32, j: u32) -> vec4f {
+  var x = vec4f(0.0);
+  if (t < T) {
+    let base = (b * T + t) * 3u * C + part * C + h * HS + 4u * j;
+    for (var c = 0u; c < 4u; c++) {
+      if (4u * j + c < HS) { x[c] = qkv[base + c]; }
+    }
+  }
+  return x;
+}
+
+// Key and value rows c0..c0+BC-1 of head (b, h) into tk, tv.
+fn load_kv(b: u32, h: u32, c0: u32, tid: u32) {
+  for (var e = tid; e < BC * HS4; e += WG) {
+    let c = e / HS4;
+    let j = e % HS4;
+    tk[c * HSP + j] = qkv4(1u, b, c0 + c, h, j);
+    tv[c * HSP + j] = qkv4(2u, b, c0 + c, h, j);
+  }
+}
 
 @group(0) @binding(0) var<storage, read_write> ff_out: array<f32>;
 @group(0) @binding(1) var<storage, read_write> ff_lse: array<f32>;
-@group(0) @binding(2) var<storage, read> ff_qkv: array<f32>;
 
-// out is (B,T,C), lse is (B,NH,T), qkv is (B,T,3C). Grid (ceil(T/BR), B*NH): one
-// workgroup per block of BR query rows of one head, looping over the key blocks up to
-// the diagonal with an online softmax. Saves lse[b,h,t] = log sum_{t2<=t} exp(score).
+var<private> qrow: array<vec4f, MAX_HS4>;
+var<private> orow: array<vec4f, MAX_HS4>;
+
+// out is (B,T,C), lse is (B,NH,T), qkv is (B,T,3C). Grid (ceil(T/WG), B*NH): one
+// workgroup per WG query rows of one head, one invocation per row, looping over the key
+// tiles up to the block's last row with an online softmax: the output row is rescaled
+// only when a key raises the row's maximum. Saves lse[b,h,t] = log sum_{t2<=t} exp(score).
 @compute @workgroup_size(WG)
 fn attention_flash_forward(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) tid: u32) {
   let bh = wid.y;
   let b = bh / NH;
   let h = bh % NH;
-  let r0 = wid.x * BR;
-  for (var e = tid; e < BR * HS; e += WG) {
-    let t = r0 + e / HS;
-    var x = 0.0;
-    if (t < T) { x = ff_qkv[(b * T + t) * 3u * C + h * HS + e % HS]; }
-    tq[padded(e)] = x;
-    acc[e] = 0.0;
+  let r0 = wid.x * WG;
+  let t = r0 + tid;
+  for (var j = 0u; j < HS4; j++) {
+    qrow[j] = qkv4(0u, b, t, h, j) * scale();
+    orow[j] = vec4f(0.0);
   }
-  for (var r = tid; r < BR; r += WG) {
-    rm[r] = NEG_BIG;
-    rl[r] = 0.0;
-  }
-  let nkb = (min(r0 + BR, T) - 1u) / BC + 1u;
+  var m = NEG_BIG;
+  var l = 0.0;
+  let nkb = (min(r0 + WG, T) - 1u) / BC + 1u;
   for (var kb = 0u; kb < nkb; kb++) {
     let c0 = kb * BC;
-    for (var e = tid; e < BC * HS; e += WG) {
-      let t = c0 + e / HS;
-      var xk = 0.0;
-      var xv = 0.0;
-      if (t < T) {
-        let base = (b * T + t) * 3u * C + h * HS + e % HS;
-        xk = ff_qkv[base + C];
-        xv = ff_qkv[base + 2u * C];
-      }
-      tk[padded(e)] = xk;
-      tv[padded(e)] = xv;
-    }
+    workgroupBarrier();  // every invocation is done with the previous tile
+    load_kv(b, h, c0, tid);
     workgroupBarrier();
-    for (var e = tid; e < BR * BC; e += WG) {
-      let r = e / BC;
-      let c = e % BC;
-      var s = NEG_BIG;
-      if (c0 + c <= r0 + r) {
-        var d = 0.0;
-        for (var i = 0u; i < HS; i++) { d += tq[r * HSP + i] * tk[c * HSP + i]; }
-        s = d * scale();
+    var n = 0u;  // keys of this tile that row t sees
+    if (t < T && c0 <= t) { n = min(BC, t + 1u - c0); }
+    for (var c = 0u; c < n; c++) {
+      var s = 0.0;
+      for (var j = 0u; j < HS4; j++) { s += dot(qrow[j], tk[c * HSP + j]); }
+      if (s > m) {
+        let alpha = exp(m - s);
+        l *= alpha;
+        for (var j = 0u; j < HS4; j++) { orow[j] *= alpha; }
+        m = s;
       }
-      ts[r * BCP + c] = s;
+      let p = exp(s - m);
+      l += p;
+      for (var j = 0u; j < HS4; j++) { orow[j] = fma(vec4f(p), tv[c * HSP + j], orow[j]); }
     }
-    workgroupBarrier();
-    for (var r = tid; r < BR; r += WG) {
-      let row = r0 + r;
-      var mx = rm[r];
-      for (var c = 0u; c < BC; c++) {
-        if (c0 + c <= row) { mx = max(mx, ts[r * BCP + c]); }
-      }
-      let alpha = exp(rm[r] - mx);
-      var sum = 0.0;
-      for (var c = 0u; c < BC; c++) {
-        var p = 0.0;
-        if (c0 + c <= row) { p = exp(ts[r * BCP + c] - mx); }
-        ts[r * BCP + c] = p;
-        sum += p;
-      }
-      rl[r] = rl[r] * alpha + sum;
-      rm[r] = mx;
-      ra[r] = alpha;
-    }
-    workgroupBarrier();
-    for (var e = tid; e < BR * HS; e += WG) {
-      let r = e / HS;
-      let i = e % HS;
-      var o = acc[e] * ra[r];
-      for (var c = 0u; c < BC; c++) { o += ts[r * BCP + c] * tv[c * HSP + i]; }
-      acc[e] = o;
-    }
-    workgroupBarrier();
   }
-  for (var e = tid; e < BR * HS; e += WG) {
-    let r = e / HS;
-    let t = r0 + r;
-    if (t < T) { ff_out[(b * T + t) * C + h * HS + e % HS] = acc[e] / rl[r]; }
-  }
-  for (var r = tid; r < BR; r += WG) {
-    let t = r0 + r;
-    if (t < T) { ff_lse[bh * T + t] = rm[r] + log(rl[r]); }
+  if (t < T) {
+    let o = (b * T + t) * C + h * HS;
+    for (var j = 0u; j < HS4; j++) {
+      let x = orow[j] / l;
+      for (var c = 0u; c < 4u; c++) {
+        if (4u * j + c < HS) { ff_out[o + 4u * j + c] = x[c]; }
+      }
+    }
+    ff_lse[bh * T + t] = m + log(l);
   }
 }
 
@@ -169,31 +163,28 @@ fn attention_flash_delta(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgro
 
 @group(0) @binding(0) var<storage, read_write> fq_dqkv: array<f32>;
 @group(0) @binding(1) var<storage, read> fq_dout: array<f32>;
-@group(0) @binding(2) var<storage, read> fq_qkv: array<f32>;
 @group(0) @binding(3) var<storage, read> fq_lse: array<f32>;
 @group(0) @binding(4) var<storage, read> fq_delta: array<f32>;
 
-// dqkv, qkv are (B,T,3C); dout is (B,T,C); lse, delta are (B,NH,T). Grid
-// (ceil(T/BR), B*NH): one workgroup per query block; recomputes p = exp(score - lse)
-// and ds = p (dout . v - delta) key block by key block, and adds dq = ds k / sqrt(HS)
-// (writes it, without ACCUMULATE).
-@compute @workgroup_size(WG)
-fn attention_flash_backward_dq(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) tid: u32) {
-  let bh = wid.y;
-  let b = bh / NH;
-  let h = bh % NH;
-  let r0 = wid.x * BR;
-  for (var e = tid; e < BR * HS; e += WG) {
-    let t = r0 + e / HS;
-    var xq = 0.0;
-    var xd = 0.0;
+var<private> acc: array<vec4f, MAX_ACC>;   // dq, or dk
+var<private> acc2: array<vec4f, MAX_ACC>;  // dv
+
+// Query rows r0..r0+BR-1 of head (b, h): q * scale() into tq, dout into tq2, logsumexp
+// into rm, delta into rl (zeros past T).
+fn load_q(b: u32, h: u32, bh: u32, r0: u32, tid: u32) {
+  for (var e = tid; e < BR * HS4; e += WG) {
+    let r = e / HS4;
+    let j = e % HS4;
+    let t = r0 + r;
+    tq[r * HSP + j] = qkv4(0u, b, t, h, j) * scale();
+    var d = vec4f(0.0);
     if (t < T) {
-      xq = fq_qkv[(b * T + t) * 3u * C + h * HS + e % HS];
-      xd = fq_dout[(b * T + t) * C + h * HS + e % HS];
+      let o = (b * T + t) * C + h * HS + 4u * j;
+      for (var c = 0u; c < 4u; c++) {
+        if (4u * j + c < HS) { d[c] = fq_dout[o + c]; }
+      }
     }
-    tq[padded(e)] = xq;
-    tq2[padded(e)] = xd;
-    acc[e] = 0.0;
+    tq2[r * HSP + j] = d;
   }
   for (var r = tid; r < BR; r += WG) {
     let t = r0 + r;
@@ -206,57 +197,90 @@ fn attention_flash_backward_dq(@builtin(workgroup_id) wid: vec3u, @builtin(local
     rm[r] = l;
     rl[r] = dl;
   }
+}
+
+// p = exp(score - lse) and ds = p (dout . v - delta) of query rows r0.. (tq, tq2, rm, rl)
+// against key rows c0.. (tk, tv) into ts, ts2; zero where the key is after the query.
+// Each invocation computes 2x2 blocks: rows r, r + BR/2 and columns c, c + BC/2.
+fn scores(r0: u32, c0: u32, tid: u32) {
+  let hr = BR / 2u;
+  let hc = BC / 2u;
+  for (var e = tid; e < hr * hc; e += WG) {
+    let r = e / hc;
+    let c = e % hc;
+    var s = vec4f(0.0);   // (r, c), (r, c + hc), (r + hr, c), (r + hr, c + hc)
+    var dp = vec4f(0.0);
+    for (var j = 0u; j < HS4; j++) {
+      let q0 = tq[r * HSP + j];
+      let q1 = tq[(r + hr) * HSP + j];
+      let k0 = tk[c * HSP + j];
+      let k1 = tk[(c + hc) * HSP + j];
+      s += vec4f(dot(q0, k0), dot(q0, k1), dot(q1, k0), dot(q1, k1));
+      let d0 = tq2[r * HSP + j];
+      let d1 = tq2[(r + hr) * HSP + j];
+      let v0 = tv[c * HSP + j];
+      let v1 = tv[(c + hc) * HSP + j];
+      dp += vec4f(dot(d0, v0), dot(d0, v1), dot(d1, v0), dot(d1, v1));
+    }
+    for (var q = 0u; q < 4u; q++) {
+      let rr = r + (q / 2u) * hr;
+      let cc = c + (q % 2u) * hc;
+      var p = 0.0;
+      var ds = 0.0;
+      if (c0 + cc <= r0 + rr && r0 + rr < T) {
+        p = exp(s[q] - rm[rr]);
+        ds = p * (dp[q] - rl[rr]);
+      }
+      ts[rr * BCP + cc] = p;
+      ts2[rr * BCP + cc] = ds;
+    }
+  }
+}
+
+// dqkv, qkv are (B,T,3C); dout is (B,T,C); lse, delta are (B,NH,T). Grid
+// (ceil(T/BR), B*NH): one workgroup per query block; recomputes p and ds key block by
+// key block and adds dq = ds k / sqrt(HS) (writes it, without ACCUMULATE). Invocation
+// tid owns vec4 slots tid, tid + WG, ... of the block's dq (row e / HS4, channels 4(e % HS4)..).
+@compute @workgroup_size(WG)
+fn attention_flash_backward_dq(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) tid: u32) {
+  let bh = wid.y;
+  let b = bh / NH;
+  let h = bh % NH;
+  let r0 = wid.x * BR;
+  for (var a = 0u; a < NACC; a++) { acc[a] = vec4f(0.0); }
+  load_q(b, h, bh, r0, tid);
   let nkb = (min(r0 + BR, T) - 1u) / BC + 1u;
   for (var kb = 0u; kb < nkb; kb++) {
     let c0 = kb * BC;
-    for (var e = tid; e < BC * HS; e += WG) {
-      let t = c0 + e / HS;
-      var xk = 0.0;
-      var xv = 0.0;
-      if (t < T) {
-        let base = (b * T + t) * 3u * C + h * HS + e % HS;
-        xk = fq_qkv[base + C];
-        xv = fq_qkv[base + 2u * C];
+    workgroupBarrier();  // every invocation is done with the previous tiles
+    load_kv(b, h, c0, tid);
+    workgroupBarrier();
+    scores(r0, c0, tid);
+    workgroupBarrier();
+    for (var a = 0u; a < NACC; a++) {
+      let e = tid + a * WG;
+      if (e < BR * HS4) {
+        let r = e / HS4;
+        let j = e % HS4;
+        var x = acc[a];
+        for (var c = 0u; c < BC; c++) { x = fma(vec4f(ts2[r * BCP + c]), tk[c * HSP + j], x); }
+        acc[a] = x;
       }
-      tk[padded(e)] = xk;
-      tv[padded(e)] = xv;
     }
-    workgroupBarrier();
-    for (var e = tid; e < BR * BC; e += WG) {
-      let r = e / BC;
-      let c = e % BC;
-      var ds = 0.0;
-      if (c0 + c <= r0 + r && r0 + r < T) {
-        var s = 0.0;
-        var dp = 0.0;
-        for (var i = 0u; i < HS; i++) {
-          s += tq[r * HSP + i] * tk[c * HSP + i];
-          dp += tq2[r * HSP + i] * tv[c * HSP + i];
-        }
-        let p = exp(s * scale() - rm[r]);
-        ds = p * (dp - rl[r]);
-      }
-      ts[r * BCP + c] = ds;
-    }
-    workgroupBarrier();
-    for (var e = tid; e < BR * HS; e += WG) {
-      let r = e / HS;
-      let i = e % HS;
-      var a = acc[e];
-      for (var c = 0u; c < BC; c++) { a += ts[r * BCP + c] * tk[c * HSP + i]; }
-      acc[e] = a;
-    }
-    workgroupBarrier();
   }
-  for (var e = tid; e < BR * HS; e += WG) {
-    let t = r0 + e / HS;
-    if (t < T) {
-      let o = (b * T + t) * 3u * C + h * HS + e % HS;
-      var dq = acc[e] * scale();
-      if (ACCUMULATE) {
-        dq += fq_dqkv[o];
+  for (var a = 0u; a < NACC; a++) {
+    let e = tid + a * WG;
+    let t = r0 + e / HS4;
+    if (e < BR * HS4 && t < T) {
+      let j = e % HS4;
+      let o = (b * T + t) * 3u * C + h * HS + 4u * j;
+      for (var c = 0u; c < 4u; c++) {
+        if (4u * j + c < HS) {
+          var dq = acc[a][c] * scale();
+          if (ACCUMULATE) { dq += fq_dqkv[o + c]; }
+          fq_dqkv[o + c] = dq;
+        }
       }
-      fq_dqkv[o] = dq;
     }
   }
 }
@@ -265,97 +289,60 @@ fn attention_flash_backward_dq(@builtin(workgroup_id) wid: vec3u, @builtin(local
 // (ceil(T/BC), B*NH): one workgroup per key block; loops over the query blocks from
 // the diagonal to the end and adds dk = sum_t1 ds q_t1 / sqrt(HS), dv = sum_t1 p dout_t1
 // (writes them, without ACCUMULATE). Uses the same bindings as the dq kernel.
+// Invocation tid owns vec4 slots tid, tid + WG, ... of the block's dk and dv.
 @compute @workgroup_size(WG)
 fn attention_flash_backward_dkv(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) tid: u32) {
   let bh = wid.y;
   let b = bh / NH;
   let h = bh % NH;
   let c0 = wid.x * BC;
-  for (var e = tid; e < BC * HS; e += WG) {
-    let t = c0 + e / HS;
-    var xk = 0.0;
-    var xv = 0.0;
-    if (t < T) {
-      let base = (b * T + t) * 3u * C + h * HS + e % HS;
-      xk = fq_qkv[base + C];
-      xv = fq_qkv[base + 2u * C];
-    }
-    tk[padded(e)] = xk;
-    tv[padded(e)] = xv;
-    acc2[e] = 0.0;
-    acc3[e] = 0.0;
+  for (var a = 0u; a < NACC; a++) {
+    acc[a] = vec4f(0.0);
+    acc2[a] = vec4f(0.0);
   }
+  load_kv(b, h, c0, tid);
   let nqb = (T + BR - 1u) / BR;
   for (var qb = c0 / BR; qb < nqb; qb++) {
     let r0 = qb * BR;
-    for (var e = tid; e < BR * HS; e += WG) {
-      let t = r0 + e / HS;
-      var xq = 0.0;
-      var xd = 0.0;
-      if (t < T) {
-        xq = fq_qkv[(b * T + t) * 3u * C + h * HS + e % HS];
-        xd = fq_dout[(b * T + t) * C + h * HS + e % HS];
-      }
-      tq[padded(e)] = xq;
-      tq2[padded(e)] = xd;
-    }
-    for (var r = tid; r < BR; r += WG) {
-      let t = r0 + r;
-      var l = 0.0;
-      var dl = 0.0;
-      if (t < T) {
-        l = fq_lse[bh * T + t];
-        dl = fq_delta[bh * T + t];
-      }
-      rm[r] = l;
-      rl[r] = dl;
-    }
+    workgroupBarrier();  // every invocation is done with the previous tiles
+    load_q(b, h, bh, r0, tid);
     workgroupBarrier();
-    for (var e = tid; e < BR * BC; e += WG) {
-      let r = e / BC;
-      let c = e % BC;
-      var p = 0.0;
-      var ds = 0.0;
-      if (c0 + c <= r0 + r && r0 + r < T) {
-        var s = 0.0;
-        var dp = 0.0;
-        for (var i = 0u; i < HS; i++) {
-          s += tq[r * HSP + i] * tk[c * HSP + i];
-          dp += tq2[r * HSP + i] * tv[c * HSP + i];
+    scores(r0, c0, tid);
+    workgroupBarrier();
+    for (var a = 0u; a < NACC; a++) {
+      let e = tid + a * WG;
+      if (e < BC * HS4) {
+        let c = e / HS4;
+        let j = e % HS4;
+        var dk = acc[a];
+        var dv = acc2[a];
+        for (var r = 0u; r < BR; r++) {
+          dk = fma(vec4f(ts2[r * BCP + c]), tq[r * HSP + j], dk);
+          dv = fma(vec4f(ts[r * BCP + c]), tq2[r * HSP + j], dv);
         }
-        p = exp(s * scale() - rm[r]);
-        ds = p * (dp - rl[r]);
+        acc[a] = dk;
+        acc2[a] = dv;
       }
-      ts[r * BCP + c] = p;
-      ts2[r * BCP + c] = ds;
     }
-    workgroupBarrier();
-    for (var e = tid; e < BC * HS; e += WG) {
-      let c = e / HS;
-      let i = e % HS;
-      var dk = acc2[e];
-      var dv = acc3[e];
-      for (var r = 0u; r < BR; r++) {
-        dk += ts2[r * BCP + c] * tq[r * HSP + i];
-        dv += ts[r * BCP + c] * tq2[r * HSP + i];
-      }
-      acc2[e] = dk;
-      acc3[e] = dv;
-    }
-    workgroupBarrier();
   }
-  for (var e = tid; e < BC * HS; e += WG) {
-    let t = c0 + e / HS;
-    if (t < T) {
-      let o = (b * T + t) * 3u * C + h * HS + e % HS;
-      var dk = acc2[e] * scale();
-      var dv = acc3[e];
-      if (ACCUMULATE) {
-        dk += fq_dqkv[o + C];
-        dv += fq_dqkv[o + 2u * C];
+  for (var a = 0u; a < NACC; a++) {
+    let e = tid + a * WG;
+    let t = c0 + e / HS4;
+    if (e < BC * HS4 && t < T) {
+      let j = e % HS4;
+      let o = (b * T + t) * 3u * C + h * HS + 4u * j;
+      for (var c = 0u; c < 4u; c++) {
+        if (4u * j + c < HS) {
+          var dk = acc[a][c];
+          var dv = acc2[a][c];
+          if (ACCUMULATE) {
+            dk += fq_dqkv[o + C + c];
+            dv += fq_dqkv[o + 2u * C + c];
+          }
+          fq_dqkv[o + C + c] = dk;
+          fq_dqkv[o + 2u * C + c] = dv;
+        }
       }
-      fq_dqkv[o + C] = dk;
-      fq_dqkv[o + 2u * C] = dv;
     }
   }
 }

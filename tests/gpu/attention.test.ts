@@ -8,15 +8,18 @@ import { download, garbageFloats, randomFloats, runDispatches, upload } from '..
 import { attentionBackward, attentionForward } from '../../src/reference/attention.ts';
 import * as gpuAttention from '../../src/backends/webgpu/ops/attention.ts';
 import type { AttentionImpl } from '../../src/backends/webgpu/ops/attention.ts';
+import type { PipelineCache } from '../../src/backends/webgpu/kernel.ts';
 
 const h = await gpuHarness();
 
-// [B, T, C, NH]: odd shapes, T = 1, T past one flash tile (32 rows on SwiftShader at
-// HS 4, 16 at HS 64), and a GPT-2-sized head (HS 64).
+// [B, T, C, NH]: odd shapes, T = 1, T past one backward tile (32 rows on SwiftShader at
+// HS 4, 16 at HS 64), T past the forward's 64 query rows per workgroup and its key tile
+// at a head size that is not a multiple of 4 (HS 10), and a GPT-2-sized head (HS 64).
 const SHAPES: Array<[number, number, number, number]> = [
   [3, 7, 12, 2],
   [2, 33, 16, 4],
   [2, 1, 8, 2],
+  [1, 70, 20, 2],
   [1, 20, 128, 2],
 ];
 const IMPLS: AttentionImpl[] = ['flash', 'naive'];
@@ -90,6 +93,40 @@ describe.each(IMPLS)('attention (%s)', (impl) => {
     expectClose(await download(device, gDqkv, B * T * 3 * C), fresh, { rtol: 1e-4, atol: 2e-5 }, 'dqkv (=, over garbage)');
 
     for (const b of [gQkv, gOut, gSaved, gTemp, gDout, gDqkv]) b.destroy();
+  });
+});
+
+// A PipelineCache as far as the tile choosers look: the device's workgroup-memory limit.
+function cacheWithWorkgroupMemory(bytes: number): PipelineCache {
+  return { device: { limits: { maxComputeWorkgroupStorageSize: bytes } } } as unknown as PipelineCache;
+}
+
+describe('flash attention tiles', () => {
+  it('are the largest that fit the workgroup memory and the registers, for every head size the kernels take', () => {
+    for (const limit of [16384, 32768, 49152]) {
+      const k = cacheWithWorkgroupMemory(limit);
+      for (let HS = 1; HS <= gpuAttention.MAX_FLASH_HS; HS++) {
+        const n = gpuAttention.flashTile(k, HS);
+        expect(n % 2, `backward tile ${n} at HS ${HS}`).toBe(0);
+        expect(gpuAttention.flashBytes(n, HS)).toBeLessThanOrEqual(limit);
+        expect(Math.ceil((n * Math.ceil(HS / 4)) / 64), 'vec4 accumulators per invocation').toBeLessThanOrEqual(16);
+        if (n < 32) expect(gpuAttention.flashBytes(2 * n, HS) > limit || Math.ceil((2 * n * Math.ceil(HS / 4)) / 64) > 16).toBe(true);
+        const f = gpuAttention.flashForwardTile(k, HS);
+        expect(gpuAttention.flashForwardBytes(f, HS)).toBeLessThanOrEqual(limit);
+        if (f < 64) expect(gpuAttention.flashForwardBytes(2 * f, HS)).toBeGreaterThan(limit);
+      }
+    }
+    // What the bytes count: GPT-2's head (HS 64) at the 16 KiB every device has.
+    expect(gpuAttention.flashTile(cacheWithWorkgroupMemory(16384), 64)).toBe(8);
+    expect(gpuAttention.flashForwardTile(cacheWithWorkgroupMemory(16384), 64)).toBe(16);
+  });
+
+  it('refuses a head over the largest size with a message that says what to change', () => {
+    if (typeof h === 'string') return;
+    const x = upload(h.gpu.device, new Float32Array(4), 'x');
+    expect(() => gpuAttention.attentionForward(h.cache, x, x, x, 1, 4, 2 * 264, 2)).toThrow(/head size 264 .* over 256.*use more heads/);
+    expect(() => gpuAttention.attentionBackward(h.cache, x, x, x, x, x, x, 1, 4, 2 * 264, 2)).toThrow(/head size 264 .* over 256/);
+    x.destroy();
   });
 });
 

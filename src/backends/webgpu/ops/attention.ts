@@ -30,20 +30,70 @@ function checkShape(T: number, C: number, NH: number): number {
   return C / NH;
 }
 
-/**
- * Workgroup-memory bytes the flash kernels need with square tiles of n rows (the dk/dv
- * kernel is the largest): four q/k/v tiles with rows padded to HS + 1, two accumulators,
- * two score tiles with rows padded to n + 1, three row vectors (attention.wgsl).
- */
-export function flashBytes(n: number, HS: number): number {
-  return 4 * (4 * n * (HS + 1) + 2 * n * HS + 2 * n * (n + 1) + 3 * n) + 4 * WG;
+/** The largest head size the flash kernels take: the forward holds a q and an output row in registers (attention.wgsl MAX_HS4). */
+export const MAX_FLASH_HS = 256;
+/** vec4 accumulators per invocation the backward kernels may hold (attention.wgsl MAX_ACC). */
+const MAX_ACC = 16;
+
+function vec4s(HS: number): number {
+  return Math.ceil(HS / 4);
 }
 
-/** The largest square tile (query and key rows per block) whose kernels fit the device's workgroup memory. */
+/**
+ * Workgroup-memory bytes of the flash forward with key tiles of n rows: key and value
+ * tiles of vec4 rows padded to HS4 + 1 (attention.wgsl).
+ */
+export function flashForwardBytes(n: number, HS: number): number {
+  return 2 * n * (vec4s(HS) + 1) * 16;
+}
+
+/**
+ * Workgroup-memory bytes of the flash backward kernels with square tiles of n rows: four
+ * q/k/dout/v tiles of vec4 rows padded to HS4 + 1, two score tiles with rows padded to
+ * n + 1, two row vectors (attention.wgsl).
+ */
+export function flashBytes(n: number, HS: number): number {
+  return 4 * n * (vec4s(HS) + 1) * 16 + 4 * (2 * n * (n + 1) + 2 * n);
+}
+
+function workgroupLimit(k: PipelineCache): number {
+  return Math.min(k.device.limits.maxComputeWorkgroupStorageSize ?? 16384, 49152);
+}
+
+function tooLittleMemory(HS: number, limit: number): Error {
+  return new Error(`attention: head size ${HS} needs more workgroup memory than the device has (${limit} bytes)`);
+}
+
+/** Key rows per tile of the flash forward: the most (up to 64) whose tiles fit the device's workgroup memory. */
+export function flashForwardTile(k: PipelineCache, HS: number): number {
+  const limit = workgroupLimit(k);
+  for (const n of [64, 32, 16, 8, 4, 2, 1]) if (flashForwardBytes(n, HS) <= limit) return n;
+  throw tooLittleMemory(HS, limit);
+}
+
+/**
+ * The largest square tile (query and key rows per block, even) of the flash backward
+ * whose tiles fit the device's workgroup memory and whose per-invocation share of a
+ * block's gradient (n * HS4 / WG vec4s) fits the kernels' registers.
+ */
 export function flashTile(k: PipelineCache, HS: number): number {
-  const limit = Math.min(k.device.limits.maxComputeWorkgroupStorageSize ?? 16384, 49152);
-  for (const n of [32, 16, 8, 4, 2, 1]) if (flashBytes(n, HS) <= limit) return n;
-  throw new Error(`attention: head size ${HS} needs more workgroup memory than the device has (${limit} bytes)`);
+  const limit = workgroupLimit(k);
+  for (const n of [32, 16, 8, 4, 2]) if (flashBytes(n, HS) <= limit && accumulators(n, HS) <= MAX_ACC) return n;
+  throw tooLittleMemory(HS, limit);
+}
+
+function accumulators(n: number, HS: number): number {
+  return Math.ceil((n * vec4s(HS)) / WG);
+}
+
+function pow2AtLeast(n: number): number {
+  return 2 ** Math.ceil(Math.log2(n));
+}
+
+function checkFlash(HS: number): void {
+  if (HS > MAX_FLASH_HS) {
+    throw new Error(`attention: head size ${HS} (n_embd / n_head) is over ${MAX_FLASH_HS}, the largest the WebGPU attention kernels take; use more heads`);
+  }
 }
 
 /**
@@ -67,9 +117,11 @@ export function attentionForward(
 ): Dispatch[] {
   const HS = checkShape(T, C, NH);
   if (impl === 'flash') {
-    const n = flashTile(k, HS);
-    const c = constants(B, T, C, NH, { BR: n, BC: n });
-    const d = k.dispatch('attention_flash_forward', { shader: SHADER, entry: 'attention_flash_forward', constants: c }, [out, saved, qkv], [Math.ceil(T / n), B * NH]);
+    checkFlash(HS);
+    // One invocation per query row: short sequences get smaller workgroups rather than idle invocations.
+    const rows = Math.max(16, Math.min(WG, pow2AtLeast(T)));
+    const c = constants(B, T, C, NH, { BC: flashForwardTile(k, HS), WG: rows });
+    const d = k.dispatch('attention_flash_forward', { shader: SHADER, entry: 'attention_flash_forward', constants: c }, [out, saved, qkv], [Math.ceil(T / rows), B * NH]);
     return [{ ...d, flops: causalPairs(B, T, NH) * 4 * HS }];
   }
   const c = constants(B, T, C, NH);
@@ -89,8 +141,9 @@ export function attentionBackward(
   const HS = checkShape(T, C, NH);
   const ACCUMULATE = +(o.accumulate ?? true);
   if (impl === 'flash') {
-    const n = flashTile(k, HS);
-    const c = constants(B, T, C, NH, { BR: n, BC: n, ACCUMULATE });
+    checkFlash(HS);
+    const n = Math.min(flashTile(k, HS), Math.max(2, pow2AtLeast(T)));
+    const c = constants(B, T, C, NH, { BR: n, BC: n, NACC: accumulators(n, HS), ACCUMULATE });
     const grid: [number, number] = [Math.ceil(T / n), B * NH];
     const bufs = [dqkv, dout, qkv, saved, temp];
     return [
