@@ -1,5 +1,6 @@
 // The WebGPU buffer plan without a GPU: parameter layout (alignment, decay ranges,
 // coverage, the spec <-> plan mapping) and planSummary's verdicts.
+import { expectKilnError } from '../helpers/kiln-error.ts';
 import { describe, expect, it } from 'vitest';
 import { KilnError } from '../../src/core/errors.ts';
 import { modelSpec, type ModelConfig } from '../../src/core/model-spec.ts';
@@ -105,6 +106,15 @@ describe('planSummary', () => {
     expect(small.problem).toMatch(/maxStorageBufferBindingSize/);
     expect(small.largestName).toBe('transformer.wte.weight');
     expect(small.largestBinding).toBe(50257 * 768 * 4);
+  });
+
+  it('a head larger than the attention kernels take does not fit, and the hint says to use more heads', () => {
+    const wide = { ...tiny, nEmbd: 2 * 264, nHead: 2 };
+    const s = planSummary(wide, 1, {});
+    expect(s.fits).toBe(false);
+    expect(s.problem).toMatch(/head size 264 \(nEmbd 528 \/ nHead 2\) is over 256/);
+    expect(planSummary({ ...tiny, nEmbd: 2 * 256, nHead: 2 }, 1, {}).fits).toBe(true);
+    expect(expectKilnError(() => bufferPlan(wide, 1), 'device', /head size 264/).hint).toMatch(/nHead so that nEmbd \/ nHead is at most 256/);
   });
 
   it('the buffer holding all parameters must fit maxBufferSize', () => {

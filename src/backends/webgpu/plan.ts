@@ -16,7 +16,7 @@
 import { KilnError } from '../../core/errors.ts';
 import { formatBytes, modelSpec, type ModelConfig, type ModelSpec } from '../../core/model-spec.ts';
 import { gradNormScratch } from './ops/adamw.ts';
-import { attentionScratch } from './ops/attention.ts';
+import { attentionScratch, MAX_FLASH_HS } from './ops/attention.ts';
 import { classifierScratch } from './ops/crossentropy.ts';
 import { encoderScratch } from './ops/encoder.ts';
 import { layernormScratch } from './ops/layernorm.ts';
@@ -291,7 +291,14 @@ function buildPlan(model: ModelConfig, B: number, limits: PlanLimits, opts: Plan
     model, spec, B, T, limits, params, paramBytes, tensors, byName: new Map(tensors.map((t) => [t.name, t])),
     totalBytes, largestBinding, largestName,
   };
-  return { plan, problem: firstProblem(checks) };
+  return { plan, problem: headProblem(model) ?? firstProblem(checks) };
+}
+
+/** A head too large for the flash attention kernels, as a readable sentence, or null. */
+function headProblem(model: ModelConfig): string | null {
+  const HS = model.nEmbd / model.nHead;
+  if (HS <= MAX_FLASH_HS) return null;
+  return `the attention head size ${HS} (nEmbd ${model.nEmbd} / nHead ${model.nHead}) is over ${MAX_FLASH_HS}, the largest the WebGPU attention kernels take`;
 }
 
 /**
@@ -300,7 +307,10 @@ function buildPlan(model: ModelConfig, B: number, limits: PlanLimits, opts: Plan
  */
 export function bufferPlan(model: ModelConfig, B: number, limits: PlanLimits = DEFAULT_PLAN_LIMITS, opts: PlanOptions = {}): BufferPlan {
   const { plan, problem } = buildPlan(model, B, limits, opts);
-  if (problem) throw new KilnError('device', `${problem}: this model does not fit the WebGPU backend`, HINT);
+  if (problem) {
+    const hint = headProblem(model) ? `set nHead so that nEmbd / nHead is at most ${MAX_FLASH_HS}, or train with \`kiln train --backend cpu\`` : HINT;
+    throw new KilnError('device', `${problem}: this model does not fit the WebGPU backend`, hint);
+  }
   return plan;
 }
 
