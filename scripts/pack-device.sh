@@ -8,6 +8,7 @@
 #   node.xz                     this machine's node binary, xz'd (unpacked to /tmp there)
 #   kiln.mjs                    the kiln CLI bundled into one ES module (esbuild); `webgpu` external
 #   bench-matmul.mjs            bench/matmul.ts, bundled the same way
+#   bench-attention.mjs         bench/attention.ts, bundled the same way
 #   dump-grads.mjs              bench/gpu/dump-grads.ts, bundled the same way
 #   node_modules/webgpu/        index.js, package.json, dist/linux-x64/dawn.node.xz
 #   shaders/*.wgsl              read through KILN_SHADER_DIR (src/backends/webgpu/shader-source.ts)
@@ -54,6 +55,7 @@ bundle() { # bundle OUT (entry on stdin, resolved from the repo root) | bundle O
 printf "import { main } from './src/cli/main.ts';\nprocess.exitCode = await main(process.argv.slice(2));\n" \
   | bundle kiln.mjs --sourcefile=kiln-entry.ts --loader=ts
 bundle bench-matmul.mjs bench/matmul.ts
+bundle bench-attention.mjs bench/attention.ts
 bundle dump-grads.mjs bench/gpu/dump-grads.ts
 
 # 3. The webgpu package (index.js needs only node builtins and dawn.node).

@@ -80,6 +80,11 @@ if (cmd === 'parity') {
         row('matmul', `best ${r.M}${r.dawn_toggles ? ` [${r.dawn_toggles}]` : ''}`,
           `t${r.tile} ${f(r.gflops)} GFLOP/s${typeof r.pct_peak === 'number' ? ` (${f(r.pct_peak)}% peak)` : ''}`, `default tile ${r.default_tile}`);
         break;
+      case 'attention':
+        if (r.error) row('attention', `${r.impl} ${r.B},${r.T},${r.C},${r.NH}`, 'error', String(r.error).slice(0, 60));
+        else row('attention', `${r.impl} ${r.pass} ${r.B},${r.T},${r.C},${r.NH}${r.dawn_toggles ? ` [${r.dawn_toggles}]` : ''}`,
+          `${f(r.gflops, r.gflops < 10 ? 2 : 0)} GFLOP/s${typeof r.pct_peak === 'number' ? ` (${f(r.pct_peak)}% peak)` : ''}`, `${f(r.ms, 3)} ms x${r.iters}`);
+        break;
       case 'train':
         if (r.skipped) row('bench', `${r.preset} ${r.backend}`, 'skipped', String(r.skipped).slice(0, 60));
         else row('bench', `${r.preset} ${r.backend}${r.dawn_toggles ? ` [${r.dawn_toggles}]` : ''}`, `${f(r.tokens_per_s, 0)} tok/s`, `${f(r.ms_per_step, 1)} ms/step${r.sync_ms_per_step ? ` (1 at a time ${f(r.sync_ms_per_step, 1)})` : ''}${r.record_ms ? ` rec ${f(r.record_ms, 2)}` : ''}${r.dispatches_per_step ?? r.dispatches ? ` ${r.dispatches_per_step ?? r.dispatches} disp` : ''}`);

@@ -20,6 +20,8 @@
 #             has torch and safetensors
 #   matmul    bench/matmul.ts, naive and the tile candidates 32, 64, 128 (K step 16 where
 #             the device has 32 KiB of workgroup memory) and 128k8 at 1024, 2048, 4096
+#   attention bench/attention.ts: the flash kernels and the multi-kernel path, forward and
+#             backward, at char-shakespeare's and gpt2-124m's shapes
 #   bench     `kiln bench --profile` on webgpu: tiny, names, char-shakespeare (GPU ms per
 #             kernel family of one more step, where timestamp-query exists; steps timed
 #             pipelined, as the trainer runs them, and one at a time); cpu: tiny, names
@@ -264,6 +266,17 @@ if ((GPU_OK)); then
   fi
 else
   skip matmul "no adapter"
+fi
+
+# --- attention ----------------------------------------------------------------------------
+if ((GPU_OK)); then
+  if ((SMALL)); then
+    step attention 60 "$NODE" bench-attention.mjs --shapes '1,64,64,2' --seconds 0.2
+  else
+    step attention 60 "$NODE" bench-attention.mjs --seconds 0.3
+  fi
+else
+  skip attention "no adapter"
 fi
 
 # --- kiln bench -----------------------------------------------------------------------------
