@@ -10,12 +10,10 @@
 // credited with. pct_peak: the share of the adapter's FP32 peak (src/backends/webgpu/peaks.ts).
 // A path whose buffers or pipelines fail (e.g. the naive matrix past the binding limit)
 // gets an `error` line and the others still run. Timing as bench/matmul.ts (gpu-timing.ts).
-import { requestGpu } from '../src/backends/webgpu/device.ts';
-import { PipelineCache, storageBuffer } from '../src/backends/webgpu/kernel.ts';
-import { shaderSources } from '../src/backends/webgpu/shader-source.ts';
+import { storageBuffer } from '../src/backends/webgpu/kernel.ts';
 import { fp32Peak } from '../src/backends/webgpu/peaks.ts';
 import { attentionBackward, attentionForward, attentionScratch, type AttentionImpl } from '../src/backends/webgpu/ops/attention.ts';
-import { flag, itersFor, medianMin, scoped, timeDispatches } from './gpu-timing.ts';
+import { benchGpu, flag, itersFor, medianMin, scoped, timeDispatches } from './gpu-timing.ts';
 
 function parseShapes(s: string): Array<[number, number, number, number]> {
   return s.split(';').map((one) => {
@@ -28,11 +26,7 @@ function parseShapes(s: string): Array<[number, number, number, number]> {
 }
 
 async function main(): Promise<void> {
-  process.env.XDG_RUNTIME_DIR ??= '/tmp';
-  const gpu = await requestGpu();
-  const toggles = gpu.dawnToggles.length ? { dawn_toggles: gpu.dawnToggles.join(',') } : {};
-  const { device } = gpu;
-  const k = new PipelineCache(device, await shaderSources());
+  const { gpu, device, k, toggles } = await benchGpu();
   const shapes = parseShapes(flag('shapes') ?? (gpu.isSoftware ? '1,64,64,2;1,128,128,2' : '64,256,384,6;8,1024,768,12'));
   const impls = (flag('impls') ?? 'flash,naive').split(',') as AttentionImpl[];
   const seconds = Number(flag('seconds') ?? 1);

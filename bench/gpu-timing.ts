@@ -1,6 +1,20 @@
 // What the WebGPU kernel benchmarks (bench/matmul.ts, bench/attention.ts) share: their
-// command-line flags, timing a batch of dispatches, and catching a kernel's GPU errors.
-import { recordPass, type Dispatch } from '../src/backends/webgpu/kernel.ts';
+// device, their command-line flags, timing a batch of dispatches, and catching a
+// kernel's GPU errors.
+import { requestGpu, type GpuContext } from '../src/backends/webgpu/device.ts';
+import { PipelineCache, recordPass, type Dispatch } from '../src/backends/webgpu/kernel.ts';
+import { shaderSources } from '../src/backends/webgpu/shader-source.ts';
+
+/**
+ * The adapter's device and a pipeline cache for it, and the label every line carries
+ * when Dawn toggles were set through KILN_DAWN_TOGGLES (e.g. disable_robustness).
+ */
+export async function benchGpu(): Promise<{ gpu: GpuContext; device: GPUDevice; k: PipelineCache; toggles: { dawn_toggles?: string } }> {
+  process.env.XDG_RUNTIME_DIR ??= '/tmp';
+  const gpu = await requestGpu();
+  const toggles = gpu.dawnToggles.length ? { dawn_toggles: gpu.dawnToggles.join(',') } : {};
+  return { gpu, device: gpu.device, k: new PipelineCache(gpu.device, await shaderSources()), toggles };
+}
 
 /** The value after `--name` on the command line. */
 export function flag(name: string): string | undefined {

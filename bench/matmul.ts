@@ -21,10 +21,8 @@
 // queue.onSubmittedWorkDone, after a warm-up submit that also compiles the pipeline;
 // `rounds` timings alternate between all runs of a size. ms is the median wall time per
 // dispatch (ms_min the fastest round), gflops = 2*M*N*K / ms.
-import { requestGpu } from '../src/backends/webgpu/device.ts';
-import { PipelineCache, readBuffer, storageBuffer, type Dispatch } from '../src/backends/webgpu/kernel.ts';
-import { flag, itersFor, medianMin, scoped, timeDispatches } from './gpu-timing.ts';
-import { shaderSources } from '../src/backends/webgpu/shader-source.ts';
+import { readBuffer, storageBuffer, type Dispatch } from '../src/backends/webgpu/kernel.ts';
+import { benchGpu, flag, itersFor, medianMin, scoped, timeDispatches } from './gpu-timing.ts';
 import { fp32Peak } from '../src/backends/webgpu/peaks.ts';
 import { matmul, matmulNaive, matmulTile, matmulTileK, type MatmulTile } from '../src/backends/webgpu/ops/matmul.ts';
 
@@ -71,12 +69,7 @@ function check(out: Float32Array, a: Float32Array, b: Float32Array, M: number, N
 }
 
 async function main(): Promise<void> {
-  process.env.XDG_RUNTIME_DIR ??= '/tmp';
-  const gpu = await requestGpu();
-  // Dawn toggles set through KILN_DAWN_TOGGLES (e.g. disable_robustness) label every line.
-  const toggles = gpu.dawnToggles.length ? { dawn_toggles: gpu.dawnToggles.join(',') } : {};
-  const { device } = gpu;
-  const k = new PipelineCache(device, await shaderSources());
+  const { gpu, device, k, toggles } = await benchGpu();
   const sizes = (flag('sizes') ?? (gpu.isSoftware ? '128,256,512' : '1024,2048,4096')).split(',').map(Number);
   const kernels = (flag('kernels') ?? 'tiled,naive').split(',');
   const seconds = Number(flag('seconds') ?? 1);

@@ -199,6 +199,17 @@ fn load_q(b: u32, h: u32, bh: u32, r0: u32, tid: u32) {
   }
 }
 
+// dqkv[o..o+3] = x (+= with ACCUMULATE), the channels 4j.. that are inside the head.
+fn put_grad4(o: u32, j: u32, x: vec4f) {
+  for (var c = 0u; c < 4u; c++) {
+    if (4u * j + c < HS) {
+      var g = x[c];
+      if (ACCUMULATE) { g += fq_dqkv[o + c]; }
+      fq_dqkv[o + c] = g;
+    }
+  }
+}
+
 // p = exp(score - lse) and ds = p (dout . v - delta) of query rows r0.. (tq, tq2, rm, rl)
 // against key rows c0.. (tk, tv) into ts, ts2; zero where the key is after the query.
 // Each invocation computes 2x2 blocks: rows r, r + BR/2 and columns c, c + BC/2.
@@ -273,14 +284,7 @@ fn attention_flash_backward_dq(@builtin(workgroup_id) wid: vec3u, @builtin(local
     let t = r0 + e / HS4;
     if (e < BR * HS4 && t < T) {
       let j = e % HS4;
-      let o = (b * T + t) * 3u * C + h * HS + 4u * j;
-      for (var c = 0u; c < 4u; c++) {
-        if (4u * j + c < HS) {
-          var dq = acc[a][c] * scale();
-          if (ACCUMULATE) { dq += fq_dqkv[o + c]; }
-          fq_dqkv[o + c] = dq;
-        }
-      }
+      put_grad4((b * T + t) * 3u * C + h * HS + 4u * j, j, acc[a] * scale());
     }
   }
 }
@@ -331,18 +335,8 @@ fn attention_flash_backward_dkv(@builtin(workgroup_id) wid: vec3u, @builtin(loca
     if (e < BC * HS4 && t < T) {
       let j = e % HS4;
       let o = (b * T + t) * 3u * C + h * HS + 4u * j;
-      for (var c = 0u; c < 4u; c++) {
-        if (4u * j + c < HS) {
-          var dk = acc[a][c];
-          var dv = acc2[a][c];
-          if (ACCUMULATE) {
-            dk += fq_dqkv[o + C + c];
-            dv += fq_dqkv[o + 2u * C + c];
-          }
-          fq_dqkv[o + C + c] = dk;
-          fq_dqkv[o + 2u * C + c] = dv;
-        }
-      }
+      put_grad4(o + C, j, acc[a]);
+      put_grad4(o + 2u * C, j, acc2[a]);
     }
   }
 }
