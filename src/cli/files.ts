@@ -16,6 +16,17 @@ export function ensureDir(path: string, flag: string): void {
   }
 }
 
+/** A failed write as the user can act on it: a full disk or quota, or the system's reason. */
+function storageError(path: string, e: unknown): KilnError {
+  const err = e as NodeJS.ErrnoException;
+  const full = err.code === 'ENOSPC' || err.code === 'EDQUOT';
+  return new KilnError(
+    'storage',
+    `could not write ${path}: ${full ? 'the disk is full' : err.message}`,
+    full ? 'free some space and resume with --resume (the previous checkpoint is intact)' : 'check the folder exists and is writable',
+  );
+}
+
 export function writeFileAtomic(path: string, data: Uint8Array | string): void {
   const tmp = join(dirname(path), `.${basename(path)}.${process.pid}.tmp`);
   const bytes = typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
@@ -31,13 +42,7 @@ export function writeFileAtomic(path: string, data: Uint8Array | string): void {
   } catch (e) {
     if (fd >= 0) closeSync(fd);
     rmSync(tmp, { force: true });
-    const err = e as NodeJS.ErrnoException;
-    const full = err.code === 'ENOSPC' || err.code === 'EDQUOT';
-    throw new KilnError(
-      'storage',
-      `could not write ${path}: ${full ? 'the disk is full' : err.message}`,
-      full ? 'free some space and resume with --resume (the previous checkpoint is intact)' : 'check the folder exists and is writable',
-    );
+    throw storageError(path, e);
   }
   // Make the rename itself durable.
   try {
@@ -69,10 +74,18 @@ export class MetricsLog {
   }
 
   reset(): void {
-    writeFileSync(this.path, '');
+    this.write('', 'w');
   }
 
   append(obj: object): void {
-    writeFileSync(this.path, JSON.stringify(obj) + '\n', { flag: 'a' });
+    this.write(JSON.stringify(obj) + '\n', 'a');
+  }
+
+  private write(text: string, flag: 'w' | 'a'): void {
+    try {
+      writeFileSync(this.path, text, { flag });
+    } catch (e) {
+      throw storageError(this.path, e);
+    }
   }
 }
