@@ -15,13 +15,16 @@ import {
 
 const h = await gpuHarness();
 
-// [N, C, V, rowsPerChunk]: one chunk, several chunks with a short last one, V past the
-// workgroup size (256) and past one 64-wide matmul tile.
+// [N, C, V, rowsPerChunk]: one chunk, several chunks with a short last one, V past one
+// 64-wide matmul tile; the softmax's workgroup (softmaxWorkgroup: about V / 4 invocations,
+// 32 to 256) at 32 (V 11, most invocations idle), 128 (V 257, not a multiple of it) and
+// 256 with 5 logits per invocation (V 1100).
 const SHAPES: Array<[number, number, number, number]> = [
   [7, 12, 11, 7],
   [131, 12, 11, 64],
   [150, 20, 257, 64],
   [1, 8, 257, 1],
+  [3, 8, 1100, 3],
 ];
 
 function reference(N: number, C: number, V: number, x: Float32Array, wte: Float32Array, targets: Int32Array, scale: number) {

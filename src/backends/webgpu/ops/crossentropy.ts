@@ -42,8 +42,17 @@ function chunks(N: number, rowsPerChunk: number): Array<[number, number]> {
   return out;
 }
 
+/**
+ * Invocations per row of the softmax: about 4 logits each, 32 to 256 (a power of two). A
+ * character vocabulary (V ~ 65) would leave most of 256 idle, each row's reduction still
+ * paying for all of them.
+ */
+export function softmaxWorkgroup(V: number): number {
+  return Math.min(WG, Math.max(32, 2 ** Math.ceil(Math.log2(Math.ceil(V / 4)))));
+}
+
 function softmaxDispatch(k: PipelineCache, logits: Bind, losses: Bind, targets: Bind, R: number, V: number, grad: boolean, scale: number): Dispatch {
-  const constants = { R, V, WG, GRAD: +grad, SCALE: scale };
+  const constants = { R, V, WG: softmaxWorkgroup(V), GRAD: +grad, SCALE: scale };
   return k.dispatch('classifier_softmax', { shader: SHADER, entry: 'classifier_softmax', constants }, [logits, losses, targets], grid1d(R, 1));
 }
 
