@@ -11,12 +11,15 @@ import * as gpu from '../../src/backends/webgpu/ops/layernorm.ts';
 const h = await gpuHarness();
 
 // [N, C]: the contract's odd shape (B*T = 3*7, C = 12), more rows than one partial-sum
-// chunk (64) and C wider than a workgroup (64), a GPT-2 width, and C = 1.
+// chunk (64) and C wider than a column block (64), a GPT-2 width, C = 1, and C past
+// 256 x 8 (the row kernels' workgroup, rowWorkgroup: C / 8 invocations, 32 to 256, is
+// 32 for the first two and C = 1, 128 for 768, 256 with 9 channels each for 2100).
 const SHAPES: Array<[number, number]> = [
   [21, 12],
   [150, 70],
   [3, 768],
   [5, 1],
+  [2, 2100],
 ];
 
 describe('layernorm', () => {

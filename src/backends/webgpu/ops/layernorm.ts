@@ -17,10 +17,19 @@ export function layernormScratch(N: number, C: number): Record<'partials', numbe
 
 // out and inp are (N,C) (N = B*T); weight and bias are (C); mean and rstd are (N).
 // out = layernorm(inp) * weight + bias; saves mean and rstd for the backward pass.
+/**
+ * Invocations per row of the row kernels (forward, dinp): about 8 channels each, 32 to
+ * 256 (a power of two), so narrow models do not pay for idle invocations in every
+ * reduction and wide ones get more of them per row.
+ */
+export function rowWorkgroup(C: number): number {
+  return Math.min(256, Math.max(32, 2 ** Math.ceil(Math.log2(Math.ceil(C / 8)))));
+}
+
 export function layernormForward(
   k: PipelineCache, out: Bind, mean: Bind, rstd: Bind, inp: Bind, weight: Bind, bias: Bind, N: number, C: number,
 ): Dispatch[] {
-  const desc = { shader: SHADER, entry: 'layernorm_forward', constants: { N, C, WG } };
+  const desc = { shader: SHADER, entry: 'layernorm_forward', constants: { N, C, WG: rowWorkgroup(C) } };
   return [k.dispatch('layernorm_forward', desc, [out, mean, rstd, inp, weight, bias], grid1d(N, 1))];
 }
 
@@ -34,7 +43,7 @@ export function layernormBackward(
   const chunks = ceilDiv(N, ROW_CHUNK);
   const desc = (entry: string, extra = {}) => ({ shader: SHADER, entry, constants: { N, C, WG, ROW_CHUNK, CHUNKS: chunks, ...extra } });
   return [
-    k.dispatch('layernorm_backward_dinp', desc('layernorm_backward_dinp', { ACCUMULATE: +(o.accumulate ?? true) }), [dinp, dout, inp, weight, mean, rstd], grid1d(N, 1)),
+    k.dispatch('layernorm_backward_dinp', desc('layernorm_backward_dinp', { WG: rowWorkgroup(C), ACCUMULATE: +(o.accumulate ?? true) }), [dinp, dout, inp, weight, mean, rstd], grid1d(N, 1)),
     k.dispatch('layernorm_backward_partial', desc('layernorm_backward_partial'), [scratch, dout, inp, mean, rstd], [ceilDiv(C, WG), chunks]),
     k.dispatch('layernorm_backward_reduce', desc('layernorm_backward_reduce'), [dweight, dbias, scratch], [ceilDiv(C, WG)]),
   ];
