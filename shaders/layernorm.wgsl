@@ -1,5 +1,6 @@
 // LayerNorm over the last dimension (llm.c's layernorm_forward / layernorm_backward),
-// PyTorch semantics: biased variance, eps 1e-5 inside the square root.
+// PyTorch semantics: biased variance, eps 1e-5 inside the square root. The residual add
+// that precedes every LayerNorm but the first is fused into it (layernorm_residual_forward).
 // Row kernels run one workgroup per row and reduce across it in a fixed order: with
 // subgroups, subgroupAdd within each subgroup and the subgroup sums added in subgroup_id
 // order; without, a tree in workgroup memory (the two orders differ, so the two variants
@@ -10,11 +11,13 @@
 override N: u32 = 1;
 override C: u32 = 1;
 override WG: u32 = 64;         // invocations per row (a power of two)
+override PER: u32 = 1;         // forward: row elements per invocation, ceil(C / WG) <= MAX_PER
 override ROW_CHUNK: u32 = 64;  // backward: rows per dweight/dbias partial sum
 override CHUNKS: u32 = 1;      // backward: ceil(N / ROW_CHUNK)
 override ACCUMULATE: bool = true;  // backward dinp: += (true) or = (false: a fresh gradient, no zero-fill needed)
 
 const EPS: f32 = 1e-5;
+const MAX_PER: u32 = 32u;      // forward: the row is held in registers, so C <= 32 WG
 
 var<workgroup> red: array<f32, WG>;
 
@@ -74,36 +77,74 @@ fn row_index(wid: vec3u, nwg: vec3u) -> u32 {
 @group(0) @binding(3) var<storage, read> inp: array<f32>;
 @group(0) @binding(4) var<storage, read> weight: array<f32>;
 @group(0) @binding(5) var<storage, read> bias: array<f32>;
+@group(0) @binding(6) var<storage, read_write> res: array<f32>;
+@group(0) @binding(7) var<storage, read> inp2: array<f32>;
+
+// This invocation's elements of the row, xs[j] = element lid + j * WG (0 past C).
+var<private> xs: array<f32, MAX_PER>;
+
+// Normalises the row held in xs: out = (x - mean) * rstd * weight + bias, saving mean
+// and rstd = 1/sqrt(var + eps). Sums run over j in order, so over i = lid, lid + WG, ...
+fn normalise_row(lane: Lane, row: u32) {
+  let lid = lane.lid;
+  let x = row * C;
+  var s = 0.0;
+  for (var j = 0u; j < PER; j++) {
+    if (lid + j * WG < C) { s += xs[j]; }
+  }
+  let m = workgroup_sum(lane, s) / f32(C);
+  var v = 0.0;
+  for (var j = 0u; j < PER; j++) {
+    if (lid + j * WG < C) {
+      let d = xs[j] - m;
+      v += d * d;
+    }
+  }
+  let r = 1.0 / sqrt(workgroup_sum(lane, v) / f32(C) + EPS);
+  for (var j = 0u; j < PER; j++) {
+    let i = lid + j * WG;
+    if (i < C) { out[x + i] = (xs[j] - m) * r * weight[i] + bias[i]; }
+  }
+  if (lid == 0u) {
+    mean[row] = m;
+    rstd[row] = r;
+  }
+}
 
 // out and inp are (N,C) (N = B*T); weight and bias are (C); mean and rstd are (N).
 // out = (inp - mean) * rstd * weight + bias, saving mean and rstd = 1/sqrt(var + eps).
 // One workgroup per row (2-D grid).
 @compute @workgroup_size(WG)
 fn layernorm_forward(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, lane: Lane) {
-  let lid = lane.lid;
   let row = row_index(wid, nwg);
   if (row >= N) {
     return;
   }
-  let x = row * C;
-  var s = 0.0;
-  for (var i = lid; i < C; i += WG) {
-    s += inp[x + i];
+  for (var j = 0u; j < PER; j++) {
+    let i = lane.lid + j * WG;
+    if (i < C) { xs[j] = inp[row * C + i]; }
   }
-  let m = workgroup_sum(lane, s) / f32(C);
-  var v = 0.0;
-  for (var i = lid; i < C; i += WG) {
-    let d = inp[x + i] - m;
-    v += d * d;
+  normalise_row(lane, row);
+}
+
+// The residual connection fused into the LayerNorm that follows it: res = inp + inp2 is
+// written (the backward pass reads it) and normalised as layernorm_forward does, one
+// dispatch and one pass over the row instead of two. res, inp, inp2 are (N,C).
+@compute @workgroup_size(WG)
+fn layernorm_residual_forward(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, lane: Lane) {
+  let row = row_index(wid, nwg);
+  if (row >= N) {
+    return;
   }
-  let r = 1.0 / sqrt(workgroup_sum(lane, v) / f32(C) + EPS);
-  for (var i = lid; i < C; i += WG) {
-    out[x + i] = (inp[x + i] - m) * r * weight[i] + bias[i];
+  for (var j = 0u; j < PER; j++) {
+    let i = row * C + lane.lid + j * WG;
+    if (lane.lid + j * WG < C) {
+      let v = inp[i] + inp2[i];
+      res[i] = v;
+      xs[j] = v;
+    }
   }
-  if (lid == 0u) {
-    mean[row] = m;
-    rstd[row] = r;
-  }
+  normalise_row(lane, row);
 }
 
 @group(0) @binding(0) var<storage, read_write> dinp: array<f32>;

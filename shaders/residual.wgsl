@@ -1,4 +1,7 @@
 // The residual connection: an elementwise sum (llm.c's residual_forward / residual_backward).
+// The step graph runs neither: the forward sum is fused into the LayerNorm that reads it
+// (layernorm.wgsl, layernorm_residual_forward), and the backward is the gradient buffer
+// that every branch adds into (graph.ts). Kept as the standalone op for other graphs.
 
 override N: u32 = 1;
 override WG: u32 = 256;

@@ -1,5 +1,6 @@
-// LayerNorm forward (out, mean, rstd) and backward (dinp, dweight, dbias, accumulated
-// onto non-zero values; dinp also overwriting garbage) against src/reference/layernorm.ts,
+// LayerNorm forward (out, mean, rstd; also fused with the residual add before it) and
+// backward (dinp, dweight, dbias, accumulated onto non-zero values; dinp also overwriting
+// garbage) against src/reference/layernorm.ts,
 // on every shader variant (subgroups where the device has them, and the fallback).
 import { describe, expect, it } from 'vitest';
 import { gpuHarness } from '../helpers/gpu.ts';
@@ -101,5 +102,42 @@ describe('layernorm', () => {
       expectClose(await download(device, gDw, C), dweight2, tol, 'dweight (+=, dinp overwritten)');
       expectClose(await download(device, gDb, C), dbias2, tol, 'dbias (+=, dinp overwritten)');
     });
+
+    it.each(SHAPES)('N=%i C=%i residual + layernorm fused: res = a + b exactly, then the same bits as layernorm_forward of res', async (N, C) => {
+      const seed = N * 1000 + C + 77;
+      const a = randomFloats(N * C, seed, 2);
+      const b = randomFloats(N * C, seed + 1, 1);
+      const weight = randomFloats(C, seed + 2);
+      const bias = randomFloats(C, seed + 3);
+      const res = a.map((x, i) => Math.fround(x + b[i]));
+      const out = new Float64Array(N * C);
+      const mean = new Float64Array(N);
+      const rstd = new Float64Array(N);
+      layernormForward(out, mean, rstd, f64(res), f64(weight), f64(bias), N, C);
+
+      const [gA, gB, gW, gBias] = [upload(device, a), upload(device, b), upload(device, weight), upload(device, bias)];
+      const [gRes, gOut, gMean, gRstd] = [N * C, N * C, N, N].map((n, i) => upload(device, garbageFloats(n, seed + 4 + i)));
+      await runDispatches(device, gpu.layernormResidualForward(k, gOut, gMean, gRstd, gRes, gA, gB, gW, gBias, N, C));
+      const fused = [await download(device, gRes, N * C), await download(device, gOut, N * C), await download(device, gMean, N), await download(device, gRstd, N)];
+      expect(Buffer.from(fused[0].buffer).equals(Buffer.from(res.buffer)), 'res = a + b').toBe(true);
+      expectClose(fused[1], out, { rtol: 1e-4, atol: 1e-5 }, 'out');
+      expectClose(fused[2], mean, { rtol: 1e-5, atol: 1e-6 }, 'mean');
+      expectClose(fused[3], rstd, { rtol: 1e-4, atol: 1e-5 }, 'rstd');
+
+      // The unfused pair (residual, then layernorm_forward) gives the same bits.
+      const gPlain = upload(device, res);
+      await runDispatches(device, gpu.layernormForward(k, gOut, gMean, gRstd, gPlain, gW, gBias, N, C));
+      const plain = [await download(device, gOut, N * C), await download(device, gMean, N), await download(device, gRstd, N)];
+      for (const [i, name] of ['out', 'mean', 'rstd'].entries()) {
+        expect(Buffer.from(fused[i + 1].buffer).equals(Buffer.from(plain[i].buffer)), `${name} fused = unfused`).toBe(true);
+      }
+      for (const buf of [gA, gB, gW, gBias, gRes, gOut, gMean, gRstd, gPlain]) buf.destroy();
+    });
+  });
+
+  it('refuses a row wider than the forward kernels hold', () => {
+    const x = upload(h.gpu.device, new Float32Array(4));
+    expect(() => gpu.layernormForward(h.cache, x, x, x, x, x, x, 1, gpu.MAX_LAYERNORM_C + 1)).toThrow(/C=8193 is over 8192/);
+    x.destroy();
   });
 });

@@ -16,9 +16,8 @@ import { attentionBackward, attentionForward } from './ops/attention.ts';
 import { classifierForwardBackward, classifierLoss, classifierRowsPerChunk, lastLogits, meanLoss } from './ops/crossentropy.ts';
 import { encoderBackward, encoderForward } from './ops/encoder.ts';
 import { geluBackward, geluForward } from './ops/gelu.ts';
-import { layernormBackward, layernormForward } from './ops/layernorm.ts';
+import { layernormBackward, layernormForward, layernormResidualForward } from './ops/layernorm.ts';
 import { matmulBackward, matmulForward } from './ops/matmul.ts';
-import { residualForward } from './ops/residual.ts';
 import { fill, slice } from './ops/util.ts';
 import { BLOCK_ACTIVATIONS, bindingChunks, classifierChunkBytes, ioStrideBytes, type BlockActivation, type BufferPlan, type ParamLayout } from './plan.ts';
 
@@ -124,25 +123,30 @@ function forward(g: GraphBuffers, inputs: Bind, B: number, T: number): Dispatch[
   const w = weights(g.pb.params, plan.params, L);
   const projOut = ws.get('projOut');
   const d: Dispatch[] = [...encoderForward(k, ws.get('encoded'), inputs, w.wte, w.wpe, B, T, C)];
-  let x: GPUBuffer = ws.get('encoded');
+  // Each residual add is fused into the LayerNorm that reads it (ln_2 of its block, or
+  // ln_1 of the next block / ln_f): residual3 of block l is written by the LayerNorm
+  // that opens block l + 1.
   for (let l = 0; l < L; l++) {
     const p = w.blocks[l];
     const a = ws.block(l);
+    if (l === 0) d.push(...layernormForward(k, a.ln1, a.ln1Mean, a.ln1Rstd, ws.get('encoded'), p.ln1w, p.ln1b, BT, C));
+    else {
+      const prev = ws.block(l - 1);
+      d.push(...layernormResidualForward(k, a.ln1, a.ln1Mean, a.ln1Rstd, prev.residual3, prev.residual2, projOut, p.ln1w, p.ln1b, BT, C));
+    }
+    const x = l > 0 ? ws.block(l - 1).residual3 : ws.get('encoded');
     d.push(
-      ...layernormForward(k, a.ln1, a.ln1Mean, a.ln1Rstd, x, p.ln1w, p.ln1b, BT, C),
       ...matmulForward(k, a.qkv, a.ln1, p.qkvw, p.qkvb, BT, C, 3 * C),
       ...attentionForward(k, a.atty, a.qkv, a.attSaved, B, T, C, NH),
       ...matmulForward(k, projOut, a.atty, p.attprojw, p.attprojb, BT, C, C),
-      ...residualForward(k, a.residual2, x, projOut, BT * C),
-      ...layernormForward(k, a.ln2, a.ln2Mean, a.ln2Rstd, a.residual2, p.ln2w, p.ln2b, BT, C),
+      ...layernormResidualForward(k, a.ln2, a.ln2Mean, a.ln2Rstd, a.residual2, x, projOut, p.ln2w, p.ln2b, BT, C),
       ...matmulForward(k, a.fch, a.ln2, p.fcw, p.fcb, BT, C, 4 * C),
       ...geluForward(k, a.fchGelu, a.fch, BT * 4 * C),
       ...matmulForward(k, projOut, a.fchGelu, p.fcprojw, p.fcprojb, BT, 4 * C, C),
-      ...residualForward(k, a.residual3, a.residual2, projOut, BT * C),
     );
-    x = a.residual3;
   }
-  d.push(...layernormForward(k, ws.get('lnf'), ws.get('lnfMean'), ws.get('lnfRstd'), x, w.lnfw, w.lnfb, BT, C));
+  const last = ws.block(L - 1);
+  d.push(...layernormResidualForward(k, ws.get('lnf'), ws.get('lnfMean'), ws.get('lnfRstd'), last.residual3, last.residual2, projOut, w.lnfw, w.lnfb, BT, C));
   return d;
 }
 

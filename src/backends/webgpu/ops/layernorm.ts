@@ -29,8 +29,26 @@ export function rowWorkgroup(C: number): number {
 export function layernormForward(
   k: PipelineCache, out: Bind, mean: Bind, rstd: Bind, inp: Bind, weight: Bind, bias: Bind, N: number, C: number,
 ): Dispatch[] {
-  const desc = { shader: SHADER, entry: 'layernorm_forward', constants: { N, C, WG: rowWorkgroup(C) } };
-  return [k.dispatch('layernorm_forward', desc, [out, mean, rstd, inp, weight, bias], grid1d(N, 1))];
+  return [k.dispatch('layernorm_forward', forwardDesc('layernorm_forward', N, C), [out, mean, rstd, inp, weight, bias], grid1d(N, 1))];
+}
+
+// res, a and b are (N,C); the rest as layernormForward. The residual connection res = a + b
+// fused into the LayerNorm of res: writes res (the backward pass reads it) and
+// out = layernorm(res) * weight + bias, saving mean and rstd.
+export function layernormResidualForward(
+  k: PipelineCache, out: Bind, mean: Bind, rstd: Bind, res: Bind, a: Bind, b: Bind, weight: Bind, bias: Bind, N: number, C: number,
+): Dispatch[] {
+  const entry = 'layernorm_residual_forward';
+  return [k.dispatch(entry, forwardDesc(entry, N, C), [out, mean, rstd, a, weight, bias, res, b], grid1d(N, 1))];
+}
+
+/** The largest C the forward kernels take: each invocation holds at most 32 of a row's elements (layernorm.wgsl MAX_PER). */
+export const MAX_LAYERNORM_C = 32 * 256;
+
+function forwardDesc(entry: string, N: number, C: number) {
+  if (C > MAX_LAYERNORM_C) throw new Error(`layernorm: C=${C} is over ${MAX_LAYERNORM_C}, the widest row the forward kernels hold`);
+  const wg = rowWorkgroup(C);
+  return { shader: SHADER, entry, constants: { N, C, WG: wg, PER: ceilDiv(C, wg) } };
 }
 
 // dinp, dout and inp are (N,C); dweight, dbias and weight are (C); mean and rstd are (N) from
