@@ -3,6 +3,8 @@
 import { expectKilnError } from '../helpers/kiln-error.ts';
 import { describe, expect, it } from 'vitest';
 import { KilnError } from '../../src/core/errors.ts';
+import { FIELD_BY_KEY } from '../../src/core/config.ts';
+import { MAX_LAYERNORM_C } from '../../src/backends/webgpu/ops/layernorm.ts';
 import { modelSpec, type ModelConfig } from '../../src/core/model-spec.ts';
 import {
   bindingChunks, bufferPlan, DEFAULT_PLAN_LIMITS, paramLayout, planLimits, planSummary, toPlanLayout, toSpecLayout,
@@ -115,6 +117,10 @@ describe('planSummary', () => {
     expect(s.problem).toMatch(/head size 264 \(nEmbd 528 \/ nHead 2\) is over 256/);
     expect(planSummary({ ...tiny, nEmbd: 2 * 256, nHead: 2 }, 1, {}).fits).toBe(true);
     expect(expectKilnError(() => bufferPlan(wide, 1), 'device', /head size 264/).hint).toMatch(/nHead so that nEmbd \/ nHead is at most 256/);
+  });
+
+  it('every nEmbd the config allows fits the LayerNorm forward kernels (rows held in registers)', () => {
+    expect(FIELD_BY_KEY.get('nEmbd')!.max).toBeLessThanOrEqual(MAX_LAYERNORM_C);
   });
 
   it('the buffer holding all parameters must fit maxBufferSize', () => {
