@@ -10,7 +10,8 @@
 // credited with. pct_peak: the share of the adapter's FP32 peak (src/backends/webgpu/peaks.ts).
 // A path whose buffers or pipelines fail (e.g. the naive matrix past the binding limit)
 // gets an `error` line and the others still run. Timing as bench/matmul.ts (gpu-timing.ts).
-import { storageBuffer } from '../src/backends/webgpu/kernel.ts';
+// The flash lines also carry `check`: flash against naive on the GPU (compare() below).
+import { readBuffer, storageBuffer } from '../src/backends/webgpu/kernel.ts';
 import { fp32Peak } from '../src/backends/webgpu/peaks.ts';
 import { attentionBackward, attentionForward, attentionScratch, type AttentionImpl } from '../src/backends/webgpu/ops/attention.ts';
 import { benchGpu, flag, itersFor, medianMin, scoped, timeDispatches } from './gpu-timing.ts';
@@ -23,6 +24,30 @@ function parseShapes(s: string): Array<[number, number, number, number]> {
     }
     return v as [number, number, number, number];
   });
+}
+
+/**
+ * The flash path's out and dqkv against the naive path's on the same inputs (both on the
+ * GPU): `check` "ok" when the worst |difference| is within 1e-4 of the largest |value| of
+ * each tensor, the tests' tolerance. Catches what SwiftShader cannot: a race between
+ * workgroup-memory tiles that only a GPU's scheduling exposes.
+ */
+function compare(results: Map<AttentionImpl, [Float32Array, Float32Array]>): { check: string; max_rel_diff?: number } {
+  const flash = results.get('flash');
+  const naive = results.get('naive');
+  if (!flash || !naive) return { check: 'no naive run to compare with' };
+  let worst = 0;
+  for (let t = 0; t < 2; t++) {
+    let diff = 0;
+    let scale = 0;
+    for (let i = 0; i < naive[t].length; i++) {
+      const d = Math.abs(flash[t][i] - naive[t][i]);
+      diff = Number.isNaN(d) ? Infinity : Math.max(diff, d);
+      scale = Math.max(scale, Math.abs(naive[t][i]));
+    }
+    worst = Math.max(worst, diff / Math.max(scale, 1e-30));
+  }
+  return { check: worst <= 1e-4 ? 'ok' : 'FAIL', max_rel_diff: Number.isFinite(worst) ? +worst.toExponential(2) : -1 };
 }
 
 async function main(): Promise<void> {
@@ -44,6 +69,7 @@ async function main(): Promise<void> {
     interface Run { impl: AttentionImpl; pass: 'forward' | 'backward'; flops: number; time: () => Promise<number>; iters: number; ms: number[] }
     const runs: Run[] = [];
     const scratch: GPUBuffer[] = [];
+    const results = new Map<AttentionImpl, [Float32Array, Float32Array]>();
     for (const impl of impls) {
       const r = await scoped(device, async () => {
         const sizes = attentionScratch(B, T, C, NH, impl);
@@ -52,9 +78,10 @@ async function main(): Promise<void> {
         scratch.push(saved, temp);
         const fwd = attentionForward(k, out, qkv, saved, B, T, C, NH, impl);
         const bwd = attentionBackward(k, dqkv, dout, qkv, out, saved, temp, B, T, C, NH, impl);
-        // The first of each compiles its pipelines; the second sizes the rounds.
-        await timeDispatches(device, fwd, 1);
-        await timeDispatches(device, bwd, 1);
+        // One pass each with a fresh gradient, kept for the check; this also compiles the
+        // pipelines. Then one timing each sizes the rounds.
+        await timeDispatches(device, [...fwd, ...attentionBackward(k, dqkv, dout, qkv, out, saved, temp, B, T, C, NH, impl, { accumulate: false })], 1);
+        results.set(impl, [new Float32Array(await readBuffer(device, out, B * T * C * 4)), new Float32Array(await readBuffer(device, dqkv, B * T * 3 * C * 4))]);
         return { fwd, bwd, fwdMs: await timeDispatches(device, fwd, 1), bwdMs: await timeDispatches(device, bwd, 1) };
       });
       if (r.error || !r.value) {
@@ -70,12 +97,13 @@ async function main(): Promise<void> {
     for (let round = 0; round < rounds; round++) {
       for (const r of runs) r.ms.push(await r.time());
     }
+    const check = compare(results);
     for (const r of runs) {
       const { ms, ms_min } = medianMin(r.ms);
       const gflops = r.flops / (ms * 1e6);
       process.stdout.write(JSON.stringify({
         bench: 'attention', impl: r.impl, pass: r.pass, B, T, C, NH, HS,
-        ms: +ms.toFixed(4), gflops: +gflops.toFixed(3), ms_min: +ms_min.toFixed(4), iters: r.iters, rounds,
+        ms: +ms.toFixed(4), gflops: +gflops.toFixed(3), ms_min: +ms_min.toFixed(4), iters: r.iters, rounds, ...(r.impl === 'flash' ? check : {}),
         pct_peak: peak ? +((100 * gflops * 1e9) / peak.flops).toFixed(2) : undefined, device: gpu.adapterName, ...toggles,
       }) + '\n');
     }

@@ -1,5 +1,5 @@
 // Helpers for bench/gpu/webgpu.sh (plain Node, no dependencies).
-//   node report.mjs parity CPU_METRICS GPU_METRICS [TOL]   one JSON line: per-step loss agreement
+//   node report.mjs parity CPU_METRICS GPU_METRICS [TOL] [NAME]   one JSON line: per-step loss agreement
 //   node report.mjs train METRICS [NAME]                     one JSON line: a training run's summary
 //   node report.mjs table RESULTS_JSONL                       the short table printed last
 import { readFileSync, existsSync } from 'node:fs';
@@ -19,7 +19,7 @@ const [cmd, ...args] = process.argv.slice(2);
 
 if (cmd === 'parity') {
   // DESIGN.md: loss curves over the first steps agree with the reference to ~1e-3 relative.
-  const [cpuPath, gpuPath, tolText] = args;
+  const [cpuPath, gpuPath, tolText, name] = args;
   const tol = Number(tolText ?? 1e-3);
   const cpu = new Map(lines(cpuPath).map((m) => [m.step, m]));
   const gpu = lines(gpuPath);
@@ -43,7 +43,7 @@ if (cmd === 'parity') {
   const last = gpu.at(-1);
   const ok = n > 0 && n === cpu.size && worst <= tol;
   process.stdout.write(JSON.stringify({
-    bench: 'parity', steps_compared: n, steps_cpu: cpu.size, max_rel_loss: worst, at_step: worstStep, max_rel_grad_norm: worstGn,
+    bench: 'parity', name: name ?? 'tiny cpu vs webgpu', steps_compared: n, steps_cpu: cpu.size, max_rel_loss: worst, at_step: worstStep, max_rel_grad_norm: worstGn,
     loss_cpu_last: cpu.get(last?.step)?.loss ?? null, loss_gpu_last: last?.loss ?? null, tol, ok,
   }) + '\n');
   process.exit(ok ? 0 : 1);
@@ -83,7 +83,7 @@ if (cmd === 'parity') {
       case 'attention':
         if (r.error) row('attention', `${r.impl} ${r.B},${r.T},${r.C},${r.NH}`, 'error', String(r.error).slice(0, 60));
         else row('attention', `${r.impl} ${r.pass} ${r.B},${r.T},${r.C},${r.NH}${r.dawn_toggles ? ` [${r.dawn_toggles}]` : ''}`,
-          `${f(r.gflops, r.gflops < 10 ? 2 : 0)} GFLOP/s${typeof r.pct_peak === 'number' ? ` (${f(r.pct_peak)}% peak)` : ''}`, `${f(r.ms, 3)} ms x${r.iters}`);
+          `${f(r.gflops, r.gflops < 10 ? 2 : 0)} GFLOP/s${typeof r.pct_peak === 'number' ? ` (${f(r.pct_peak)}% peak)` : ''}`, `${f(r.ms, 3)} ms x${r.iters}${r.check && r.check !== 'ok' ? ` check ${r.check}` : ''}`);
         break;
       case 'train':
         if (r.skipped) row('bench', `${r.preset} ${r.backend}`, 'skipped', String(r.skipped).slice(0, 60));
@@ -105,7 +105,7 @@ if (cmd === 'parity') {
         row('train', r.name, `${r.steps} steps loss ${f(r.first_loss, 3)}->${f(r.last_loss, 3)} val ${f(r.val_loss, 3)}`, `${f(r.median_tokens_per_s, 0)} tok/s`);
         break;
       case 'parity':
-        row('parity', 'tiny cpu vs webgpu', `${r.ok ? 'OK' : 'FAIL'} max rel loss ${e(r.max_rel_loss)} (tol ${e(r.tol)})`, `${r.steps_compared}/${r.steps_cpu} steps, gn ${e(r.max_rel_grad_norm)}`);
+        row('parity', r.name ?? 'tiny cpu vs webgpu', `${r.ok ? 'OK' : 'FAIL'} max rel loss ${e(r.max_rel_loss)} (tol ${e(r.tol)})`, `${r.steps_compared}/${r.steps_cpu} steps, gn ${e(r.max_rel_grad_norm)}`);
         break;
       case 'torch_reference':
         row('torch', `${r.model?.nLayer}L ${r.model?.nEmbd}C on ${r.device}`, `${r.ok ? 'OK' : 'FAIL'} loss ${e(r.loss_rel_f32)} grad ${e(r.grad_max_rel_f32)} (f64 ${e(r.grad_max_rel_f64)})`,
@@ -120,6 +120,6 @@ if (cmd === 'parity') {
   const out = rows.map((r) => r.map((c, i) => (i < 3 ? c.padEnd(Math.min(w[i], 40)) : c)).join('  ')).join('\n');
   process.stdout.write(out + '\n');
 } else {
-  process.stderr.write('usage: node report.mjs parity CPU GPU [TOL] | train METRICS [NAME] | table RESULTS\n');
+  process.stderr.write('usage: node report.mjs parity CPU GPU [TOL] [NAME] | train METRICS [NAME] | table RESULTS\n');
   process.exit(1);
 }

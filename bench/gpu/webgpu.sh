@@ -15,6 +15,8 @@
 #             Dawn's allow_unsafe_apis (the experimental subgroup-matrix feature needs it)
 #   parity    `kiln train --preset tiny` 20 steps, seed 1, on cpu and on webgpu: per-step
 #             losses must agree to 1e-3 relative (DESIGN.md)
+#   parity-wide  the same, 3 steps of a 2-layer, 128-wide char model at T 256 (several
+#             attention tiles, which tiny's T 16 never needs)
 #   torch     Kiln's reference gradients (dump-grads) vs PyTorch f64 (torch_reference.py),
 #             on the parity run's CPU checkpoint and on `names` at init; only if python3
 #             has torch and safetensors
@@ -242,6 +244,18 @@ if ((KGPU)); then
   fi
 else
   skip parity-webgpu "$WHY"
+fi
+
+# --- parity at a wider shape: several attention tiles (T 256, HS 64), C 128, V 65 ----------
+# tiny (T 16) fits every kernel in one tile; this is where a race between tiles would show.
+WIDE=(--preset char-shakespeare --set nLayer=2 --set nEmbd=128 --set nHead=2 --set batchSize=2 --set evalEvery=1000 --set evalBatches=1 --steps 3 --seed 1 --data input.txt)
+((SMALL)) && WIDE+=(--set blockSize=64 --set nEmbd=64 --set nHead=1)
+step parity-wide-cpu 60 "${KILN[@]}" train "${WIDE[@]}" --backend cpu --out "$RUN/wide-cpu"
+if ((KGPU)); then
+  step parity-wide-webgpu 60 "${KILN[@]}" train "${WIDE[@]}" --backend webgpu --out "$RUN/wide-webgpu" &&
+    step parity-wide-compare 30 "$NODE" report.mjs parity "$RUN/wide-cpu/metrics.jsonl" "$RUN/wide-webgpu/metrics.jsonl" 1e-3 "2L 128C T256 cpu vs webgpu"
+else
+  skip parity-wide-webgpu "$WHY"
 fi
 
 # --- torch: the reference against PyTorch -------------------------------------------------
