@@ -51,11 +51,11 @@ export async function benchCommand(flags: BenchFlags): Promise<number> {
         const batch = () => sampler.next(config.batchSize, config.blockSize, config.gradAccum);
         await backend.step(batch(), stepHyper(config, 0)); // warm-up: pipelines, allocations
         // Timed as the trainer runs steps: up to maxStepsInFlight issued ahead.
-        const ms = await timeSteps(steps, backend.maxStepsInFlight ?? 1, (i) => backend.step(batch(), stepHyper(config, i + 1)));
+        const depth = backend.maxStepsInFlight ?? 1;
+        const ms = await timeSteps(steps, depth, (i) => backend.step(batch(), stepHyper(config, i + 1)));
         // A pipelining backend is timed once more one step at a time: the difference is
         // what pipelining saves, and the last step's wall time (profileStep's stepWallMs) is
         // then a lone step's.
-        const depth = backend.maxStepsInFlight ?? 1;
         const sync = depth > 1
           ? { in_flight: depth, sync_ms_per_step: +(await timeSteps(steps, 1, (i) => backend.step(batch(), stepHyper(config, steps + i + 1)))).toFixed(3) }
           : {};

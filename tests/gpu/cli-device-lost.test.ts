@@ -4,13 +4,13 @@
 // finishing the same run as one that was never interrupted, bit for bit. The loss is
 // real: the CLI's backend factory is wrapped so that one chosen step destroys the
 // backend's GPUDevice just before it is recorded.
-import { readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it, vi } from 'vitest';
 import { decodeCheckpoint } from '../../src/core/checkpoint.ts';
 import type { WebGpuBackend } from '../../src/backends/webgpu/backend.ts';
 import { gpuHarness } from '../helpers/gpu.ts';
-import { expectKilnError, namesText, runKiln, tempDir } from '../helpers/cli.ts';
+import { bytesOf, expectKilnError, namesText, readMetrics, runKiln, tempDir } from '../helpers/cli.ts';
 
 /** The step call (1-based, counted per backend) that loses the device; 0: none. */
 const lose = vi.hoisted(() => ({ atCall: 0 }));
@@ -45,14 +45,7 @@ afterAll(() => {
   rmSync(root, { recursive: true, force: true });
 });
 
-function metrics(dir: string): Array<{ step: number; loss: number }> {
-  return readFileSync(join(dir, 'metrics.jsonl'), 'utf8').split('\n').filter((l) => l.trim()).map((l) => JSON.parse(l) as { step: number; loss: number });
-}
-
-async function checkpoint(dir: string) {
-  const b = readFileSync(join(dir, 'checkpoint.safetensors'));
-  return decodeCheckpoint(new Uint8Array(b.buffer, b.byteOffset, b.length));
-}
+const checkpoint = (dir: string) => decodeCheckpoint(bytesOf(join(dir, 'checkpoint.safetensors')));
 
 const train = (out: string, ...more: string[]) =>
   runKiln(['train', '--preset', 'tiny', '--backend', 'webgpu', '--set', 'checkpointEvery=2', '--set', 'evalEvery=4', '--data', names, '--out', out, ...more]);
@@ -78,8 +71,8 @@ describe('kiln train on a GPU device that is lost mid-run', () => {
 
     const again = await train(dir, '--steps', '8', '--resume');
     expect(again.code, again.stderr).toBe(0);
-    expect(metrics(dir).map((m) => m.step)).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
-    expect(metrics(dir).map((m) => m.loss)).toEqual(metrics(straight).map((m) => m.loss));
+    expect(readMetrics(dir).map((m) => m.step)).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
+    expect(readMetrics(dir).map((m) => m.loss)).toEqual(readMetrics(straight).map((m) => m.loss));
     const [a, b] = [await checkpoint(straight), await checkpoint(dir)];
     expect(b.step).toBe(8);
     expect(Buffer.from(b.state.params.buffer).equals(Buffer.from(a.state.params.buffer))).toBe(true);

@@ -1,8 +1,9 @@
 // Driving the `kiln` command from tests: in-process through main(argv) with stdout and
 // stderr captured, or as a real process (for signals); plus made-up training text and
-// the check that a failure reads as one "kiln: error:" line with a hint.
+// the check that a failure reads as one "kiln: error:" line with a hint; reading a run's
+// metrics and checkpoint files back.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -87,4 +88,27 @@ export function expectKilnError(r: KilnRun, exitCode: number, message: RegExp): 
   // Machine-readable stdout stays clean on failure.
   expect(r.stdout, context).toBe('');
   return { message: line.slice('kiln: error: '.length), hint: hint.slice('  hint: '.length) };
+}
+
+/** One line of a run's metrics.jsonl. */
+export interface MetricsLine {
+  step: number;
+  loss: number;
+  val_loss?: number;
+  lr: number;
+  grad_norm: number;
+  tokens_per_s: number;
+  elapsed_s: number;
+}
+
+/** The metrics.jsonl lines of the run in `dir`. */
+export function readMetrics(dir: string): MetricsLine[] {
+  const text = readFileSync(join(dir, 'metrics.jsonl'), 'utf8');
+  return text.split('\n').filter((l) => l.trim()).map((l) => JSON.parse(l) as MetricsLine);
+}
+
+/** A file's bytes as a Uint8Array (what decodeCheckpoint takes). */
+export function bytesOf(path: string): Uint8Array {
+  const b = readFileSync(path);
+  return new Uint8Array(b.buffer, b.byteOffset, b.length);
 }

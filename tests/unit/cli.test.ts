@@ -6,27 +6,7 @@ import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { decodeCheckpoint } from '../../src/core/checkpoint.ts';
 import { Rng } from '../../src/core/rng.ts';
-import { expectKilnError, namesText, runKiln, spawnKiln, tempDir } from '../helpers/cli.ts';
-
-interface MetricsLine {
-  step: number;
-  loss: number;
-  val_loss?: number;
-  lr: number;
-  grad_norm: number;
-  tokens_per_s: number;
-  elapsed_s: number;
-}
-
-function readMetrics(dir: string): MetricsLine[] {
-  const text = readFileSync(join(dir, 'metrics.jsonl'), 'utf8');
-  return text.split('\n').filter((l) => l.trim()).map((l) => JSON.parse(l) as MetricsLine);
-}
-
-function bytesOf(path: string): Uint8Array {
-  const b = readFileSync(path);
-  return new Uint8Array(b.buffer, b.byteOffset, b.length);
-}
+import { bytesOf, expectKilnError, namesText, readMetrics, runKiln, spawnKiln, tempDir } from '../helpers/cli.ts';
 
 function sameBits(a: Float32Array | null, b: Float32Array | null): boolean {
   if (a === null || b === null) return a === b;

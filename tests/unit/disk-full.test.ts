@@ -7,7 +7,7 @@ import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'no
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { decodeCheckpoint } from '../../src/core/checkpoint.ts';
-import { expectKilnError, namesText, runKiln, tempDir } from '../helpers/cli.ts';
+import { expectKilnError, namesText, readMetrics, runKiln, tempDir } from '../helpers/cli.ts';
 
 /** What fails: nothing, writes to files whose path contains `only`, or every file write. */
 const disk = vi.hoisted(() => ({ full: null as null | { only?: string } }));
@@ -36,18 +36,6 @@ vi.mock('node:fs', async (importOriginal) => {
   return { ...mocked, default: mocked };
 });
 
-function bytesOf(path: string): Buffer {
-  return readFileSync(path);
-}
-
-function steps(dir: string): number[] {
-  return readFileSync(join(dir, 'metrics.jsonl'), 'utf8').split('\n').filter((l) => l.trim()).map((l) => (JSON.parse(l) as { step: number }).step);
-}
-
-function losses(dir: string): number[] {
-  return readFileSync(join(dir, 'metrics.jsonl'), 'utf8').split('\n').filter((l) => l.trim()).map((l) => (JSON.parse(l) as { loss: number }).loss);
-}
-
 let root: string;
 let names: string;
 const SETTINGS = ['--preset', 'tiny', '--set', 'checkpointEvery=2', '--set', 'evalEvery=2'];
@@ -74,21 +62,21 @@ describe('kiln train on a full disk', () => {
 
     const dir = join(root, 'full-at-checkpoint');
     expect((await train(dir, '--steps', '4')).code).toBe(0);
-    const before = bytesOf(join(dir, 'checkpoint.safetensors'));
+    const before = readFileSync(join(dir, 'checkpoint.safetensors'));
 
     disk.full = { only: 'checkpoint.safetensors' };
     const r = await train(dir, '--steps', '8', '--resume').finally(() => (disk.full = null));
     const e = expectKilnError(r, 2, /could not write .*checkpoint\.safetensors: the disk is full/);
     expect(e.hint).toMatch(/free some space and resume with --resume/);
-    expect(bytesOf(join(dir, 'checkpoint.safetensors')).equals(before)).toBe(true);
+    expect(readFileSync(join(dir, 'checkpoint.safetensors')).equals(before)).toBe(true);
     expect((await decodeCheckpoint(new Uint8Array(before))).step).toBe(4);
     expect(readdirSync(dir).filter((f) => f.endsWith('.tmp'))).toEqual([]);
 
     const again = await train(dir, '--steps', '8', '--resume');
     expect(again.code, again.stderr).toBe(0);
-    expect(steps(dir)).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
-    expect(losses(dir)).toEqual(losses(straight));
-    const [a, b] = await Promise.all([straight, dir].map(async (d) => decodeCheckpoint(new Uint8Array(bytesOf(join(d, 'checkpoint.safetensors'))))));
+    expect(readMetrics(dir).map((m) => m.step)).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
+    expect(readMetrics(dir).map((m) => m.loss)).toEqual(readMetrics(straight).map((m) => m.loss));
+    const [a, b] = await Promise.all([straight, dir].map(async (d) => decodeCheckpoint(new Uint8Array(readFileSync(join(d, 'checkpoint.safetensors'))))));
     expect(b.step).toBe(8);
     expect(Buffer.from(b.state.params.buffer).equals(Buffer.from(a.state.params.buffer))).toBe(true);
   });
@@ -97,12 +85,12 @@ describe('kiln train on a full disk', () => {
     const dir = join(root, 'full-from-start');
     expect((await train(dir, '--steps', '2')).code).toBe(0);
     const files = ['checkpoint.safetensors', 'best.safetensors', 'metrics.jsonl'];
-    const before = files.map((f) => bytesOf(join(dir, f)));
+    const before = files.map((f) => readFileSync(join(dir, f)));
 
     disk.full = {};
     const r = await train(dir, '--steps', '6', '--resume').finally(() => (disk.full = null));
     expectKilnError(r, 2, /could not write .*: the disk is full/);
-    files.forEach((f, i) => expect(bytesOf(join(dir, f)).equals(before[i]), f).toBe(true));
+    files.forEach((f, i) => expect(readFileSync(join(dir, f)).equals(before[i]), f).toBe(true));
     expect(readdirSync(dir).filter((f) => f.endsWith('.tmp'))).toEqual([]);
 
     // A fresh run into a new folder: the metrics log is the first thing written.

@@ -129,13 +129,12 @@ function forward(g: GraphBuffers, inputs: Bind, B: number, T: number): Dispatch[
   for (let l = 0; l < L; l++) {
     const p = w.blocks[l];
     const a = ws.block(l);
-    if (l === 0) d.push(...layernormForward(k, a.ln1, a.ln1Mean, a.ln1Rstd, ws.get('encoded'), p.ln1w, p.ln1b, BT, C));
-    else {
-      const prev = ws.block(l - 1);
-      d.push(...layernormResidualForward(k, a.ln1, a.ln1Mean, a.ln1Rstd, prev.residual3, prev.residual2, projOut, p.ln1w, p.ln1b, BT, C));
-    }
-    const x = l > 0 ? ws.block(l - 1).residual3 : ws.get('encoded');
+    const prev = l > 0 ? ws.block(l - 1) : null;
+    const x = prev ? prev.residual3 : ws.get('encoded'); // the block's input
     d.push(
+      ...(prev
+        ? layernormResidualForward(k, a.ln1, a.ln1Mean, a.ln1Rstd, x, prev.residual2, projOut, p.ln1w, p.ln1b, BT, C)
+        : layernormForward(k, a.ln1, a.ln1Mean, a.ln1Rstd, x, p.ln1w, p.ln1b, BT, C)),
       ...matmulForward(k, a.qkv, a.ln1, p.qkvw, p.qkvb, BT, C, 3 * C),
       ...attentionForward(k, a.atty, a.qkv, a.attSaved, B, T, C, NH),
       ...matmulForward(k, projOut, a.atty, p.attprojw, p.attprojb, BT, C, C),

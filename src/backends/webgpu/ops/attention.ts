@@ -8,7 +8,7 @@
 //   flash: saved = lse (B,NH,T) logsumexp per query row; temp = delta (B,NH,T)
 //   naive: saved = att (B,NH,T,T) probabilities;          temp = ds (B,NH,T,T)
 import type { Bind, Dispatch, PipelineCache } from '../kernel.ts';
-import { grid1d } from './grid.ts';
+import { grid1d, pow2AtLeast } from './grid.ts';
 import type { InputGradOptions } from './util.ts';
 
 export type AttentionImpl = 'flash' | 'naive';
@@ -84,10 +84,6 @@ export function flashTile(k: PipelineCache, HS: number): number {
 
 function accumulators(n: number, HS: number): number {
   return Math.ceil((n * vec4s(HS)) / WG);
-}
-
-function pow2AtLeast(n: number): number {
-  return 2 ** Math.ceil(Math.log2(n));
 }
 
 function checkFlash(HS: number): void {

@@ -9,7 +9,7 @@
 // Chunks start at multiples of 64 rows, so every per-row tensor of a chunk (x, dx,
 // losses, targets) starts at a multiple of 256 bytes and can be bound as a slice.
 import type { Bind, Dispatch, PipelineCache } from '../kernel.ts';
-import { grid1d } from './grid.ts';
+import { grid1d, rowInvocations } from './grid.ts';
 import { matmul } from './matmul.ts';
 import { slice, type InputGradOptions } from './util.ts';
 
@@ -42,13 +42,9 @@ function chunks(N: number, rowsPerChunk: number): Array<[number, number]> {
   return out;
 }
 
-/**
- * Invocations per row of the softmax: about 4 logits each, 32 to 256 (a power of two). A
- * character vocabulary (V ~ 65) would leave most of 256 idle, each row's reduction still
- * paying for all of them.
- */
+/** Invocations per row of the softmax: about 4 logits each, 32 to 256 (rowInvocations). */
 export function softmaxWorkgroup(V: number): number {
-  return Math.min(WG, Math.max(32, 2 ** Math.ceil(Math.log2(Math.ceil(V / 4)))));
+  return rowInvocations(V, 4, WG);
 }
 
 function softmaxDispatch(k: PipelineCache, logits: Bind, losses: Bind, targets: Bind, R: number, V: number, grad: boolean, scale: number): Dispatch {

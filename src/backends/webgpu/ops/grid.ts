@@ -10,3 +10,17 @@ export function grid1d(n: number, wg: number): [number, number] {
   if (groups <= MAX_X) return [groups, 1];
   return [MAX_X, Math.ceil(groups / MAX_X)];
 }
+
+/** The smallest power of two >= n (n >= 1). */
+export function pow2AtLeast(n: number): number {
+  return 2 ** Math.ceil(Math.log2(n));
+}
+
+/**
+ * Invocations per workgroup for a kernel that reduces one row of n elements per
+ * workgroup: about `per` elements each, a power of two from 32 to `max`, so short rows
+ * do not pay for idle invocations in every reduction and long ones get more of them.
+ */
+export function rowInvocations(n: number, per: number, max = 256): number {
+  return Math.min(max, Math.max(32, pow2AtLeast(Math.ceil(n / per))));
+}

@@ -3,7 +3,7 @@
 // Scratch (layernormScratch): `partials` holds per-row-chunk partial sums of dweight and
 // dbias inside one layernormBackward call; every layer can share it.
 import { ceilDiv, type Bind, type Dispatch, type PipelineCache } from '../kernel.ts';
-import { grid1d } from './grid.ts';
+import { grid1d, rowInvocations } from './grid.ts';
 import type { InputGradOptions } from './util.ts';
 
 const SHADER = 'layernorm';
@@ -17,13 +17,9 @@ export function layernormScratch(N: number, C: number): Record<'partials', numbe
 
 // out and inp are (N,C) (N = B*T); weight and bias are (C); mean and rstd are (N).
 // out = layernorm(inp) * weight + bias; saves mean and rstd for the backward pass.
-/**
- * Invocations per row of the row kernels (forward, dinp): about 8 channels each, 32 to
- * 256 (a power of two), so narrow models do not pay for idle invocations in every
- * reduction and wide ones get more of them per row.
- */
+/** Invocations per row of the row kernels (forward, dinp): about 8 channels each (rowInvocations). */
 export function rowWorkgroup(C: number): number {
-  return Math.min(256, Math.max(32, 2 ** Math.ceil(Math.log2(Math.ceil(C / 8)))));
+  return rowInvocations(C, 8);
 }
 
 export function layernormForward(
