@@ -12,10 +12,9 @@
 // run to run.
 //
 // Global loads are vec4 where the operand's contiguous dimension is a multiple of 4
-// (entry points *_a4_* / *_b4), scalar otherwise (*_a1_* / *_b1); bindings 1 and 2 are
-// declared both ways and each entry point touches one of them.
+// (switches a4 / b4, matmul_tiles.wgsl), scalar otherwise.
 //
-// The 8x8 kernels (matmul_8x8_*: 128x128 tiles with 16x16 invocations, in
+// The 8x8 kernel (matmul_8x8: 128x128 tiles with 16x16 invocations, in
 // matmul_8x8.wgsl) hold an 8x8 block per invocation and overlap the global loads of the
 // next K step with the arithmetic of this one.
 //
@@ -54,64 +53,13 @@ fn store_tile(m0: u32, n0: u32, z: u32) {
 // out is (M,N), or (SPLITS,M,N) partials with K_CHUNK; A (M,K) or (K,M); B (K,N) or (N,K); bias (N).
 // Grid: (ceil(N / 4WG_X), ceil(M / 4WG_Y), SPLITS).
 @compute @workgroup_size(WG_X, WG_Y)
-fn matmul_a1_b1(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) l: vec3u, @builtin(local_invocation_index) lid: u32) {
+fn matmul(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) l: vec3u, @builtin(local_invocation_index) lid: u32) {
   let m0 = wid.y * WG_Y * 4u;
   let n0 = wid.x * WG_X * 4u;
   let kr = k_range(wid.z);
   for (var k0 = kr.x; k0 < kr.y; k0 += TILE_K) {
-    load_a1(m0, k0, kr.y, lid);
-    load_b1(n0, k0, kr.y, lid);
-    workgroupBarrier();
-    multiply_tiles(l.x, l.y);
-    workgroupBarrier();
-  }
-  store_tile(m0 + 4u * l.y, n0 + 4u * l.x, wid.z);
-}
-
-// out (M,N) or (SPLITS,M,N); A (M,K) or (K,M); B (K,N) or (N,K); bias (N): as matmul_a1_b1,
-// with vec4 loads of A (its contiguous dimension, K or M, is a multiple of 4).
-@compute @workgroup_size(WG_X, WG_Y)
-fn matmul_a4_b1(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) l: vec3u, @builtin(local_invocation_index) lid: u32) {
-  let m0 = wid.y * WG_Y * 4u;
-  let n0 = wid.x * WG_X * 4u;
-  let kr = k_range(wid.z);
-  for (var k0 = kr.x; k0 < kr.y; k0 += TILE_K) {
-    load_a4(m0, k0, kr.y, lid);
-    load_b1(n0, k0, kr.y, lid);
-    workgroupBarrier();
-    multiply_tiles(l.x, l.y);
-    workgroupBarrier();
-  }
-  store_tile(m0 + 4u * l.y, n0 + 4u * l.x, wid.z);
-}
-
-// out (M,N) or (SPLITS,M,N); A (M,K) or (K,M); B (K,N) or (N,K); bias (N): as matmul_a1_b1,
-// with vec4 loads of B (its contiguous dimension, N or K, is a multiple of 4).
-@compute @workgroup_size(WG_X, WG_Y)
-fn matmul_a1_b4(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) l: vec3u, @builtin(local_invocation_index) lid: u32) {
-  let m0 = wid.y * WG_Y * 4u;
-  let n0 = wid.x * WG_X * 4u;
-  let kr = k_range(wid.z);
-  for (var k0 = kr.x; k0 < kr.y; k0 += TILE_K) {
-    load_a1(m0, k0, kr.y, lid);
-    load_b4(n0, k0, kr.y, lid);
-    workgroupBarrier();
-    multiply_tiles(l.x, l.y);
-    workgroupBarrier();
-  }
-  store_tile(m0 + 4u * l.y, n0 + 4u * l.x, wid.z);
-}
-
-// out (M,N) or (SPLITS,M,N); A (M,K) or (K,M); B (K,N) or (N,K); bias (N): as matmul_a1_b1,
-// with vec4 loads of both operands.
-@compute @workgroup_size(WG_X, WG_Y)
-fn matmul_a4_b4(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) l: vec3u, @builtin(local_invocation_index) lid: u32) {
-  let m0 = wid.y * WG_Y * 4u;
-  let n0 = wid.x * WG_X * 4u;
-  let kr = k_range(wid.z);
-  for (var k0 = kr.x; k0 < kr.y; k0 += TILE_K) {
-    load_a4(m0, k0, kr.y, lid);
-    load_b4(n0, k0, kr.y, lid);
+    load_a(m0, k0, kr.y, lid);
+    load_b(n0, k0, kr.y, lid);
     workgroupBarrier();
     multiply_tiles(l.x, l.y);
     workgroupBarrier();

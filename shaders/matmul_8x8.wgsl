@@ -1,5 +1,5 @@
 // Matrix products with 8x8 register blocks (128x128 tiles): the same products as the
-// 4x4 kernels of matmul.wgsl (its header says what they compute and how split-K works),
+// 4x4 kernel of matmul.wgsl (its header says what they compute and how split-K works),
 // for large outputs. The declarations and tile loaders are shared: matmul_tiles.wgsl.
 
 // #include matmul_tiles
@@ -20,31 +20,15 @@ var<private> acc8: array<vec4f, 16>;
 var<private> next_a: array<vec4f, 2>;
 var<private> next_b: array<vec4f, 2>;
 
-fn fetch8_a1(m0: u32, k0: u32, k_end: u32, lid: u32) {
-  next_a[0] = fetch_a1(lid, m0, k0, k_end, 2u * WG_Y);
-  if (TILE_K * 2u * WG_Y > WG_X * WG_Y) {
-    next_a[1] = fetch_a1(lid + WG_X * WG_Y, m0, k0, k_end, 2u * WG_Y);
+fn fetch8(m0: u32, n0: u32, k0: u32, k_end: u32, lid: u32) {
+  let t = WG_X * WG_Y;
+  next_a[0] = fetch_a(lid, m0, k0, k_end, 2u * WG_Y);
+  if (TILE_K * 2u * WG_Y > t) {
+    next_a[1] = fetch_a(lid + t, m0, k0, k_end, 2u * WG_Y);
   }
-}
-
-fn fetch8_a4(m0: u32, k0: u32, k_end: u32, lid: u32) {
-  next_a[0] = fetch_a4(lid, m0, k0, k_end, 2u * WG_Y);
-  if (TILE_K * 2u * WG_Y > WG_X * WG_Y) {
-    next_a[1] = fetch_a4(lid + WG_X * WG_Y, m0, k0, k_end, 2u * WG_Y);
-  }
-}
-
-fn fetch8_b1(n0: u32, k0: u32, k_end: u32, lid: u32) {
-  next_b[0] = fetch_b1(lid, n0, k0, k_end, 2u * WG_X);
-  if (TILE_K * 2u * WG_X > WG_X * WG_Y) {
-    next_b[1] = fetch_b1(lid + WG_X * WG_Y, n0, k0, k_end, 2u * WG_X);
-  }
-}
-
-fn fetch8_b4(n0: u32, k0: u32, k_end: u32, lid: u32) {
-  next_b[0] = fetch_b4(lid, n0, k0, k_end, 2u * WG_X);
-  if (TILE_K * 2u * WG_X > WG_X * WG_Y) {
-    next_b[1] = fetch_b4(lid + WG_X * WG_Y, n0, k0, k_end, 2u * WG_X);
+  next_b[0] = fetch_b(lid, n0, k0, k_end, 2u * WG_X);
+  if (TILE_K * 2u * WG_X > t) {
+    next_b[1] = fetch_b(lid + t, n0, k0, k_end, 2u * WG_X);
   }
 }
 
@@ -120,106 +104,20 @@ fn store8(m0: u32, n0: u32, tx: u32, ty: u32, z: u32) {
 }
 
 // out is (M,N), or (SPLITS,M,N) partials with K_CHUNK; A (M,K) or (K,M); B (K,N) or (N,K); bias (N).
-// As matmul_a1_b1 with 8x8 blocks. Grid: (ceil(N / 8WG_X), ceil(M / 8WG_Y), SPLITS).
+// As matmul (matmul.wgsl) with 8x8 blocks. Grid: (ceil(N / 8WG_X), ceil(M / 8WG_Y), SPLITS).
 @compute @workgroup_size(WG_X, WG_Y)
-fn matmul_8x8_a1_b1(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) l: vec3u, @builtin(local_invocation_index) lid: u32) {
+fn matmul_8x8(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) l: vec3u, @builtin(local_invocation_index) lid: u32) {
   let m0 = wid.y * WG_Y * 8u;
   let n0 = wid.x * WG_X * 8u;
   let kr = k_range(wid.z);
-  fetch8_a1(m0, kr.x, kr.y, lid);
-  fetch8_b1(n0, kr.x, kr.y, lid);
+  fetch8(m0, n0, kr.x, kr.y, lid);
   stash8(0u, lid);
   workgroupBarrier();
   var c = 0u;
   for (var k0 = kr.x; k0 < kr.y; k0 += TILE_K) {
     let more = k0 + TILE_K < kr.y;
     if (more) {
-      fetch8_a1(m0, k0 + TILE_K, kr.y, lid);
-      fetch8_b1(n0, k0 + TILE_K, kr.y, lid);
-    }
-    multiply8(c, l.x, l.y);
-    if (more) {
-      stash8(1u - c, lid);
-    }
-    workgroupBarrier();
-    c = 1u - c;
-  }
-  store8(m0, n0, l.x, l.y, wid.z);
-}
-
-// out (M,N) or (SPLITS,M,N); A (M,K) or (K,M); B (K,N) or (N,K); bias (N): as matmul_8x8_a1_b1,
-// with vec4 loads of A (its contiguous dimension, K or M, is a multiple of 4).
-@compute @workgroup_size(WG_X, WG_Y)
-fn matmul_8x8_a4_b1(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) l: vec3u, @builtin(local_invocation_index) lid: u32) {
-  let m0 = wid.y * WG_Y * 8u;
-  let n0 = wid.x * WG_X * 8u;
-  let kr = k_range(wid.z);
-  fetch8_a4(m0, kr.x, kr.y, lid);
-  fetch8_b1(n0, kr.x, kr.y, lid);
-  stash8(0u, lid);
-  workgroupBarrier();
-  var c = 0u;
-  for (var k0 = kr.x; k0 < kr.y; k0 += TILE_K) {
-    let more = k0 + TILE_K < kr.y;
-    if (more) {
-      fetch8_a4(m0, k0 + TILE_K, kr.y, lid);
-      fetch8_b1(n0, k0 + TILE_K, kr.y, lid);
-    }
-    multiply8(c, l.x, l.y);
-    if (more) {
-      stash8(1u - c, lid);
-    }
-    workgroupBarrier();
-    c = 1u - c;
-  }
-  store8(m0, n0, l.x, l.y, wid.z);
-}
-
-// out (M,N) or (SPLITS,M,N); A (M,K) or (K,M); B (K,N) or (N,K); bias (N): as matmul_8x8_a1_b1,
-// with vec4 loads of B (its contiguous dimension, N or K, is a multiple of 4).
-@compute @workgroup_size(WG_X, WG_Y)
-fn matmul_8x8_a1_b4(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) l: vec3u, @builtin(local_invocation_index) lid: u32) {
-  let m0 = wid.y * WG_Y * 8u;
-  let n0 = wid.x * WG_X * 8u;
-  let kr = k_range(wid.z);
-  fetch8_a1(m0, kr.x, kr.y, lid);
-  fetch8_b4(n0, kr.x, kr.y, lid);
-  stash8(0u, lid);
-  workgroupBarrier();
-  var c = 0u;
-  for (var k0 = kr.x; k0 < kr.y; k0 += TILE_K) {
-    let more = k0 + TILE_K < kr.y;
-    if (more) {
-      fetch8_a1(m0, k0 + TILE_K, kr.y, lid);
-      fetch8_b4(n0, k0 + TILE_K, kr.y, lid);
-    }
-    multiply8(c, l.x, l.y);
-    if (more) {
-      stash8(1u - c, lid);
-    }
-    workgroupBarrier();
-    c = 1u - c;
-  }
-  store8(m0, n0, l.x, l.y, wid.z);
-}
-
-// out (M,N) or (SPLITS,M,N); A (M,K) or (K,M); B (K,N) or (N,K); bias (N): as matmul_8x8_a1_b1,
-// with vec4 loads of both operands.
-@compute @workgroup_size(WG_X, WG_Y)
-fn matmul_8x8_a4_b4(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) l: vec3u, @builtin(local_invocation_index) lid: u32) {
-  let m0 = wid.y * WG_Y * 8u;
-  let n0 = wid.x * WG_X * 8u;
-  let kr = k_range(wid.z);
-  fetch8_a4(m0, kr.x, kr.y, lid);
-  fetch8_b4(n0, kr.x, kr.y, lid);
-  stash8(0u, lid);
-  workgroupBarrier();
-  var c = 0u;
-  for (var k0 = kr.x; k0 < kr.y; k0 += TILE_K) {
-    let more = k0 + TILE_K < kr.y;
-    if (more) {
-      fetch8_a4(m0, k0 + TILE_K, kr.y, lid);
-      fetch8_b4(n0, k0 + TILE_K, kr.y, lid);
+      fetch8(m0, n0, k0 + TILE_K, kr.y, lid);
     }
     multiply8(c, l.x, l.y);
     if (more) {

@@ -4,6 +4,12 @@
 // (4x4 blocks) and matmul_8x8.wgsl (8x8 blocks) take it in with `// #include
 // matmul_tiles` (src/backends/webgpu/shader-variants.ts). What the products compute,
 // how the operands are laid out and how split-K works: matmul.wgsl's header.
+//
+// Switches (set per kernel by ops/matmul.ts): a4 reads A as vec4s, b4 reads B as vec4s.
+// Only where the operand's contiguous dimension (K or M for A, N or K for B) is a
+// multiple of 4, so a group of 4 is wholly inside or wholly outside the matrix; scalar
+// loads otherwise. The binding's type changes with it, hence a switch, not a constant.
+// #switch a4 b4
 
 override M: u32 = 1;
 override N: u32 = 1;
@@ -15,15 +21,21 @@ override HAS_BIAS: bool = false;
 override WG_X: u32 = 16;     // invocations along N (BLOCK columns each)
 override WG_Y: u32 = 16;     // invocations along M (BLOCK rows each)
 override TILE_K: u32 = 16;   // K step held in workgroup memory (a multiple of 4)
-override BLOCK: u32 = 4;     // outputs per invocation along M and along N: 4 (matmul_*), 8 (matmul_8x8_*)
-override COPIES: u32 = 1;    // copies of each workgroup tile: 1, or 2 (matmul_8x8_*: ping-pong)
+override BLOCK: u32 = 4;     // outputs per invocation along M and along N: 4 (matmul), 8 (matmul_8x8)
+override COPIES: u32 = 1;    // copies of each workgroup tile: 1, or 2 (matmul_8x8: ping-pong)
 override K_CHUNK: u32 = 0;   // split-K: K range per grid layer z (a multiple of TILE_K); 0: all of K
 
 @group(0) @binding(0) var<storage, read_write> out: array<f32>;
-@group(0) @binding(1) var<storage, read> a1: array<f32>;
+// #if a4
 @group(0) @binding(1) var<storage, read> a4: array<vec4f>;
-@group(0) @binding(2) var<storage, read> b1: array<f32>;
+// #else
+@group(0) @binding(1) var<storage, read> a1: array<f32>;
+// #endif
+// #if b4
 @group(0) @binding(2) var<storage, read> b4: array<vec4f>;
+// #else
+@group(0) @binding(2) var<storage, read> b1: array<f32>;
+// #endif
 @group(0) @binding(3) var<storage, read> bias: array<f32>;
 
 // Both workgroup tiles are k-major rows of vec4s: BLOCK / 4 * WG_Y vec4s (the tile's M
@@ -60,6 +72,26 @@ fn slot_a(q: u32, m0: u32, k0: u32, w: u32) -> vec2u {
   return vec2u(m0 + q / (TILE_K / 4u), k0 + 4u * (q % (TILE_K / 4u)));
 }
 
+// A tile slot q (zeros outside the matrix and past k_end).
+fn fetch_a(q: u32, m0: u32, k0: u32, k_end: u32, w: u32) -> vec4f {
+  let p = slot_a(q, m0, k0, w);
+// #if a4
+  if (p.x < M && p.y < k_end) {
+    if (TRANS_A) {
+      return a4[(p.y * M + p.x) / 4u];
+    }
+    return a4[(p.x * K + p.y) / 4u];
+  }
+  return vec4f(0.0);
+// #else
+  if (TRANS_A) {
+    return vec4f(a_at(p.x, p.y, k_end), a_at(p.x + 1u, p.y, k_end), a_at(p.x + 2u, p.y, k_end), a_at(p.x + 3u, p.y, k_end));
+  }
+  return vec4f(a_at(p.x, p.y, k_end), a_at(p.x, p.y + 1u, k_end), a_at(p.x, p.y + 2u, k_end), a_at(p.x, p.y + 3u, k_end));
+// #endif
+}
+
+// #if !a4
 fn a_at(m: u32, k: u32, k_end: u32) -> f32 {
   if (m >= M || k >= k_end) {
     return 0.0;
@@ -69,38 +101,11 @@ fn a_at(m: u32, k: u32, k_end: u32) -> f32 {
   }
   return a1[m * K + k];
 }
+// #endif
 
-// A tile slot q (zeros outside the matrix and past k_end), from scalar loads.
-fn fetch_a1(q: u32, m0: u32, k0: u32, k_end: u32, w: u32) -> vec4f {
-  let p = slot_a(q, m0, k0, w);
-  if (TRANS_A) {
-    return vec4f(a_at(p.x, p.y, k_end), a_at(p.x + 1u, p.y, k_end), a_at(p.x + 2u, p.y, k_end), a_at(p.x + 3u, p.y, k_end));
-  }
-  return vec4f(a_at(p.x, p.y, k_end), a_at(p.x, p.y + 1u, k_end), a_at(p.x, p.y + 2u, k_end), a_at(p.x, p.y + 3u, k_end));
-}
-
-// As fetch_a1 with one vec4 load: only when the contiguous dimension (K, or M when
-// transposed) is a multiple of 4, so a group of 4 is wholly inside or wholly outside.
-fn fetch_a4(q: u32, m0: u32, k0: u32, k_end: u32, w: u32) -> vec4f {
-  let p = slot_a(q, m0, k0, w);
-  if (p.x < M && p.y < k_end) {
-    if (TRANS_A) {
-      return a4[(p.y * M + p.x) / 4u];
-    }
-    return a4[(p.x * K + p.y) / 4u];
-  }
-  return vec4f(0.0);
-}
-
-fn load_a1(m0: u32, k0: u32, k_end: u32, lid: u32) {
+fn load_a(m0: u32, k0: u32, k_end: u32, lid: u32) {
   for (var q = lid; q < TILE_K * WG_Y; q += WG_X * WG_Y) {
-    put_a(0u, q, fetch_a1(q, m0, k0, k_end, WG_Y), WG_Y);
-  }
-}
-
-fn load_a4(m0: u32, k0: u32, k_end: u32, lid: u32) {
-  for (var q = lid; q < TILE_K * WG_Y; q += WG_X * WG_Y) {
-    put_a(0u, q, fetch_a4(q, m0, k0, k_end, WG_Y), WG_Y);
+    put_a(0u, q, fetch_a(q, m0, k0, k_end, WG_Y), WG_Y);
   }
 }
 
@@ -128,6 +133,26 @@ fn slot_b(q: u32, n0: u32, k0: u32, w: u32) -> vec2u {
   return vec2u(k0 + 4u * (q % (TILE_K / 4u)), n0 + q / (TILE_K / 4u));
 }
 
+// B tile slot q (zeros outside the matrix and past k_end).
+fn fetch_b(q: u32, n0: u32, k0: u32, k_end: u32, w: u32) -> vec4f {
+  let p = slot_b(q, n0, k0, w);
+// #if b4
+  if (p.y < N && p.x < k_end) {
+    if (TRANS_B) {
+      return b4[(p.y * K + p.x) / 4u];
+    }
+    return b4[(p.x * N + p.y) / 4u];
+  }
+  return vec4f(0.0);
+// #else
+  if (!TRANS_B) {
+    return vec4f(b_at(p.x, p.y, k_end), b_at(p.x, p.y + 1u, k_end), b_at(p.x, p.y + 2u, k_end), b_at(p.x, p.y + 3u, k_end));
+  }
+  return vec4f(b_at(p.x, p.y, k_end), b_at(p.x + 1u, p.y, k_end), b_at(p.x + 2u, p.y, k_end), b_at(p.x + 3u, p.y, k_end));
+// #endif
+}
+
+// #if !b4
 fn b_at(k: u32, n: u32, k_end: u32) -> f32 {
   if (n >= N || k >= k_end) {
     return 0.0;
@@ -137,39 +162,13 @@ fn b_at(k: u32, n: u32, k_end: u32) -> f32 {
   }
   return b1[k * N + n];
 }
+// #endif
 
-fn fetch_b1(q: u32, n0: u32, k0: u32, k_end: u32, w: u32) -> vec4f {
-  let p = slot_b(q, n0, k0, w);
-  if (!TRANS_B) {
-    return vec4f(b_at(p.x, p.y, k_end), b_at(p.x, p.y + 1u, k_end), b_at(p.x, p.y + 2u, k_end), b_at(p.x, p.y + 3u, k_end));
-  }
-  return vec4f(b_at(p.x, p.y, k_end), b_at(p.x + 1u, p.y, k_end), b_at(p.x + 2u, p.y, k_end), b_at(p.x + 3u, p.y, k_end));
-}
-
-// Only when the contiguous dimension (N, or K when transposed) is a multiple of 4.
-fn fetch_b4(q: u32, n0: u32, k0: u32, k_end: u32, w: u32) -> vec4f {
-  let p = slot_b(q, n0, k0, w);
-  if (p.y < N && p.x < k_end) {
-    if (TRANS_B) {
-      return b4[(p.y * K + p.x) / 4u];
-    }
-    return b4[(p.x * N + p.y) / 4u];
-  }
-  return vec4f(0.0);
-}
-
-fn load_b1(n0: u32, k0: u32, k_end: u32, lid: u32) {
+fn load_b(n0: u32, k0: u32, k_end: u32, lid: u32) {
   for (var q = lid; q < TILE_K * WG_X; q += WG_X * WG_Y) {
-    put_b(0u, q, fetch_b1(q, n0, k0, k_end, WG_X), WG_X);
+    put_b(0u, q, fetch_b(q, n0, k0, k_end, WG_X), WG_X);
   }
 }
-
-fn load_b4(n0: u32, k0: u32, k_end: u32, lid: u32) {
-  for (var q = lid; q < TILE_K * WG_X; q += WG_X * WG_Y) {
-    put_b(0u, q, fetch_b4(q, n0, k0, k_end, WG_X), WG_X);
-  }
-}
-
 
 // K range [x, y) of grid layer z.
 fn k_range(z: u32) -> vec2u {

@@ -2,7 +2,7 @@
 // survive, the enable directive, line numbers kept, errors for malformed blocks; and
 // which features a device gets.
 import { describe, expect, it } from 'vitest';
-import { expandIncludes, preprocess, shaderFeatures, variantKey } from '../../src/backends/webgpu/shader-variants.ts';
+import { declaredSwitches, expandIncludes, preprocess, shaderFeatures, variantKey } from '../../src/backends/webgpu/shader-variants.ts';
 
 const SRC = [
   '// header',
@@ -42,6 +42,27 @@ describe('shader variants', () => {
     expect(() => preprocess('// #if subgroups\nx;', new Set(), 'foo')).toThrow(/without #endif/);
     expect(() => preprocess('x;\n// #endif', new Set(), 'foo')).toThrow(/foo\.wgsl:2: #endif without #if/);
     expect(() => preprocess('// #if subgroups\n// #else\n// #else\n// #endif', new Set(), 'foo')).toThrow(/second #else/);
+  });
+
+  it('keeps branches by the switches a kernel turns on, and checks them against the shader\'s #switch line', () => {
+    const src = ['// #switch a4 b4', '// #if a4', 'va;', '// #else', 'sa;', '// #endif', '// #if !b4', 'sb;', '// #endif', 'x;'].join('\n');
+    const kept = (on: string[]) => preprocess(src, new Set(), 'mm', new Set(on)).split('\n').filter(Boolean);
+    expect(kept([])).toEqual(['sa;', 'sb;', 'x;']);
+    expect(kept(['a4'])).toEqual(['va;', 'sb;', 'x;']);
+    expect(kept(['a4', 'b4'])).toEqual(['va;', 'x;']);
+    // Line numbers stay those of the file: the #switch line is blanked, not removed.
+    expect(preprocess(src, new Set(), 'mm', new Set(['b4'])).split('\n')).toHaveLength(10);
+    expect(() => preprocess(src, new Set(), 'mm', new Set(['c4']))).toThrow('mm.wgsl: no switch c4 (it declares a4, b4)');
+    expect(() => preprocess('// #if a4\n// #endif', new Set(), 'mm', new Set())).toThrow(/mm\.wgsl:1: #if a4: not one of subgroups/);
+    expect(() => preprocess('// #switch subgroups', new Set(), 'mm')).toThrow('that is a device feature');
+    expect(() => preprocess('// #switch', new Set(), 'mm')).toThrow('#switch names nothing');
+    expect(declaredSwitches('x\n// #switch a4\n// #switch b4 c', 'mm')).toEqual(new Set(['a4', 'b4', 'c']));
+  });
+
+  it('negates a feature with !', () => {
+    const src = '// #if !subgroups\nwg;\n// #else\nsg;\n// #endif';
+    expect(preprocess(src, new Set()).split('\n').filter(Boolean)).toEqual(['wg;']);
+    expect(preprocess(src, new Set(['subgroups'])).split('\n').filter(Boolean)).toEqual(['enable subgroups; ', 'sg;']);
   });
 
   it('names variants by their sorted features', () => {

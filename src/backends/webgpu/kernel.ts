@@ -6,7 +6,9 @@
 // Optional features (shader-variants.ts): a cache compiles every shader for one fixed
 // set of features (e.g. {subgroups}, or none: the fallback), running `// #if` blocks
 // through preprocess() before createShaderModule; module and pipeline keys carry the
-// variant. Made without features it compiles the fallback of every shader.
+// variant. Made without features it compiles the fallback of every shader. A kernel's
+// own switches (KernelDesc.switches, `// #switch` in its shader) pick among further
+// variants of one entry point; each combination is a module of its own.
 import { expandIncludes, preprocess, SHADER_FEATURES, variantKey } from './shader-variants.ts';
 
 export type Constants = Record<string, number>;
@@ -19,6 +21,8 @@ export interface KernelDesc {
   shader: string;
   entry: string;
   constants?: Constants;
+  /** Switches of the shader (its `// #switch` line) to turn on; the others are off. */
+  switches?: readonly string[];
 }
 
 export interface Dispatch {
@@ -51,13 +55,20 @@ export class PipelineCache {
     this.variant = variantKey(this.features);
   }
 
-  module(shader: string): GPUShaderModule {
-    const key = `${shader}[${this.variant}]`;
+  /** Module key: the shader, the cache's feature variant in [], the kernel's switches in (). */
+  private moduleKey(shader: string, on: readonly string[]): string {
+    return `${shader}[${this.variant}]${on.length ? `(${on.join(',')})` : ''}`;
+  }
+
+  module(shader: string, switches: readonly string[] = []): GPUShaderModule {
+    const on = [...new Set(switches)].sort();
+    const key = this.moduleKey(shader, on);
     let m = this.modules.get(key);
     if (!m) {
       const src = this.sources[shader];
       if (src === undefined) throw new Error(`no shader named ${shader}.wgsl in shaders/`);
-      m = this.device.createShaderModule({ label: key, code: preprocess(expandIncludes(src, this.sources, shader), this.features, shader) });
+      const code = preprocess(expandIncludes(src, this.sources, shader), this.features, shader, new Set(on));
+      m = this.device.createShaderModule({ label: key, code });
       this.modules.set(key, m);
     }
     return m;
@@ -65,13 +76,14 @@ export class PipelineCache {
 
   pipeline(desc: KernelDesc): GPUComputePipeline {
     const constants = desc.constants ?? {};
-    const key = `${desc.shader}[${this.variant}]:${desc.entry}:${Object.keys(constants).sort().map((k) => `${k}=${constants[k]}`).join(',')}`;
+    const on = [...new Set(desc.switches ?? [])].sort();
+    const key = `${this.moduleKey(desc.shader, on)}:${desc.entry}:${Object.keys(constants).sort().map((k) => `${k}=${constants[k]}`).join(',')}`;
     let p = this.pipelines.get(key);
     if (!p) {
       p = this.device.createComputePipeline({
         label: key,
         layout: 'auto',
-        compute: { module: this.module(desc.shader), entryPoint: desc.entry, constants },
+        compute: { module: this.module(desc.shader, on), entryPoint: desc.entry, constants },
       });
       this.pipelines.set(key, p);
     }

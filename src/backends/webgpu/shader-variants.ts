@@ -13,6 +13,13 @@
 // front of the first line. Blocks may nest; only the names in SHADER_FEATURES may be
 // tested, and an unknown name or an unbalanced block is an error.
 //
+// A shader may also declare switches of its own, chosen per kernel rather than per
+// device: a whole line `// #switch NAME ...` declares them, and `// #if NAME` tests them
+// as it tests a feature (`// #if !NAME`, for features too, keeps its first branch when
+// NAME is off). The matmul kernels use them for the operand load width (`a4`: A read as
+// vec4s), which changes a binding's type: one entry point, its variants compiled as
+// separate modules, where WGSL alone would need one entry per combination.
+//
 // WGSL has no includes, so a whole line `// #include NAME` (expandIncludes) stands for the
 // text of NAME.wgsl: kernels that share declarations and helpers (matmul.wgsl and
 // matmul_8x8.wgsl share matmul_tiles.wgsl) keep one copy of them. Included files may
@@ -34,6 +41,7 @@ export const SHADER_FEATURES = { subgroups: 'enable subgroups;' } as const;
 export type ShaderFeature = keyof typeof SHADER_FEATURES;
 
 const DIRECTIVE = /^\s*\/\/\s*#(if|else|endif)\b\s*(\S*)\s*$/;
+const SWITCH = /^\s*\/\/\s*#switch\b(.*)$/;
 
 const INCLUDE = /^\s*\/\/\s*#include\s+(\S+)\s*$/;
 
@@ -49,22 +57,57 @@ export function expandIncludes(source: string, sources: Readonly<Record<string, 
   }).join('\n');
 }
 
-/** The source with one branch of every `// #if` block kept, for the features that are on. */
-export function preprocess(source: string, features: ReadonlySet<string>, name = 'shader'): string {
+/** The switches a shader (after expandIncludes) declares with `// #switch` lines. */
+export function declaredSwitches(source: string, name = 'shader'): Set<string> {
+  const out = new Set<string>();
+  source.split('\n').forEach((line, i) => {
+    const m = SWITCH.exec(line);
+    if (!m) return;
+    const names = m[1].trim().split(/\s+/).filter(Boolean);
+    if (!names.length) throw new Error(`${name}.wgsl:${i + 1}: #switch names nothing`);
+    for (const n of names) {
+      if (!/^[a-z][a-z0-9_]*$/.test(n)) throw new Error(`${name}.wgsl:${i + 1}: #switch ${n}: a switch is a lower-case name`);
+      if (n in SHADER_FEATURES) throw new Error(`${name}.wgsl:${i + 1}: #switch ${n}: that is a device feature`);
+      out.add(n);
+    }
+  });
+  return out;
+}
+
+/**
+ * The source with one branch of every `// #if` block kept: the #if branch where its name
+ * is a feature that is on or a switch that is on (`switches`), else the #else branch.
+ * Every switch turned on must be declared by the shader (`// #switch`).
+ */
+export function preprocess(source: string, features: ReadonlySet<string>, name = 'shader', switches: ReadonlySet<string> = new Set()): string {
+  const declared = declaredSwitches(source, name);
+  for (const sw of switches) {
+    if (!declared.has(sw)) throw new Error(`${name}.wgsl: no switch ${sw} (it declares ${[...declared].join(', ') || 'none'})`);
+  }
   const lines = source.split('\n');
   // One entry per open block: is its current branch kept, and was its parent kept?
   const stack: Array<{ feature: string; keep: boolean; parentKeeps: boolean; inElse: boolean }> = [];
   const used = new Set<ShaderFeature>();
   const keeping = () => stack.length === 0 || (stack[stack.length - 1].keep && stack[stack.length - 1].parentKeeps);
   const out = lines.map((line, i) => {
+    if (SWITCH.test(line)) return '';
     const d = DIRECTIVE.exec(line);
     const where = `${name}.wgsl:${i + 1}`;
     if (!d) return keeping() ? line : '';
     const [, op, arg] = d;
     if (op === 'if') {
-      if (!(arg in SHADER_FEATURES)) throw new Error(`${where}: #if ${arg || '(nothing)'}: not one of ${Object.keys(SHADER_FEATURES).join(', ')}`);
-      used.add(arg as ShaderFeature);
-      stack.push({ feature: arg, keep: features.has(arg), parentKeeps: keeping(), inElse: false });
+      const not = arg.startsWith('!');
+      const flag = not ? arg.slice(1) : arg;
+      let on: boolean;
+      if (declared.has(flag)) {
+        on = switches.has(flag);
+      } else if (flag in SHADER_FEATURES) {
+        used.add(flag as ShaderFeature);
+        on = features.has(flag);
+      } else {
+        throw new Error(`${where}: #if ${arg || '(nothing)'}: not one of ${[...Object.keys(SHADER_FEATURES), ...declared].join(', ')}`);
+      }
+      stack.push({ feature: arg, keep: on !== not, parentKeeps: keeping(), inElse: false });
     } else {
       const top = stack[stack.length - 1];
       if (!top) throw new Error(`${where}: #${op} without #if`);

@@ -4,8 +4,10 @@
 // output, for the benchmark only).
 //
 // Tiles (matmulTile): 32x32 and 64x64 output tiles (8x8 / 16x16 invocations, 4x4 outputs
-// each: matmul_a*_b*), and 128x128 (16x16 invocations, 8x8 outputs each, ping-pong
-// workgroup tiles: matmul_8x8_a*_b*) for large products. KILN_MATMUL_TILE=32|64|128 in
+// each: entry `matmul`), and 128x128 (16x16 invocations, 8x8 outputs each, ping-pong
+// workgroup tiles: `matmul_8x8`) for large products. Either reads an operand with vec4
+// loads (shader switches a4, b4) where its contiguous dimension allows; dispatch labels
+// say which, e.g. `matmul_8x8_a4_b1`. KILN_MATMUL_TILE=32|64|128 in
 // the environment forces one for every product that does not set `tile` (and
 // KILN_MATMUL_TILE_K=8|16 the 128 tile's K step): how a GPU visit compares candidates.
 //
@@ -142,8 +144,10 @@ export function matmul(k: PipelineCache, out: Bind, a: Bind, b: Bind, bias: Bind
   // aligned bindings, which 256-byte tensor offsets give).
   const a4 = (transA ? M : K) % 4 === 0;
   const b4 = (transB ? K : N) % 4 === 0;
-  const entry = `matmul_${big ? '8x8_' : ''}a${a4 ? 4 : 1}_b${b4 ? 4 : 1}`;
   const shader = big ? SHADER_8X8 : SHADER;
+  const entry = shader; // each file's one tiled entry point is named after it
+  const switches = [...(a4 ? ['a4'] : []), ...(b4 ? ['b4'] : [])];
+  const label = `${entry}_a${a4 ? 4 : 1}_b${b4 ? 4 : 1}`;
   const shape = { M, N, K, TRANS_A: +transA, TRANS_B: +transB, WG_X: wg, WG_Y: wg };
   const base = big
     ? { ...shape, TILE_K: matmulTileK(k.device.limits?.maxComputeWorkgroupStorageSize ?? MIN_WORKGROUP_STORAGE, o.tileK), BLOCK: 8, COPIES: 2 }
@@ -152,7 +156,7 @@ export function matmul(k: PipelineCache, out: Bind, a: Bind, b: Bind, bias: Bind
   const splits = o.scratch ? matmulSplits(M, N, K, tile) : 1;
   if (splits === 1) {
     const c = { ...base, ACCUMULATE: +!!o.accumulate, HAS_BIAS: +!!bias };
-    return [{ ...k.dispatch(entry, { shader, entry, constants: c }, [out, a, b, bias ?? b], grid), flops: 2 * M * N * K }];
+    return [{ ...k.dispatch(label, { shader, entry, constants: c, switches }, [out, a, b, bias ?? b], grid), flops: 2 * M * N * K }];
   }
   const scratch = o.scratch!;
   const need = splits * M * N * 4;
@@ -160,7 +164,7 @@ export function matmul(k: PipelineCache, out: Bind, a: Bind, b: Bind, bias: Bind
   const c = { ...base, ACCUMULATE: 0, HAS_BIAS: 0, K_CHUNK: kChunk(K, splits) };
   const reduce = { M, N, SPLITS: splits, ACCUMULATE: +!!o.accumulate, HAS_BIAS: +!!bias, WG_X: REDUCE_WG, WG_Y: 1 };
   return [
-    { ...k.dispatch(`${entry} split-K`, { shader, entry, constants: c }, [scratch, a, b, b], [grid[0], grid[1], splits]), flops: 2 * M * N * K },
+    { ...k.dispatch(`${label} split-K`, { shader, entry, constants: c, switches }, [scratch, a, b, b], [grid[0], grid[1], splits]), flops: 2 * M * N * K },
     k.dispatch('matmul_splitk_reduce', { shader: SUMS, entry: 'matmul_splitk_reduce', constants: reduce }, [out, scratch, bias ?? scratch], grid1d(M * N, REDUCE_WG)),
   ];
 }
