@@ -10,6 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { expect, vi } from 'vitest';
 import { main } from '../../src/cli/main.ts';
 import { Rng } from '../../src/core/rng.ts';
+import type { StepMetrics } from '../../src/train/trainer.ts';
 
 export const REPO_ROOT = fileURLToPath(new URL('../..', import.meta.url));
 
@@ -90,21 +91,10 @@ export function expectKilnError(r: KilnRun, exitCode: number, message: RegExp): 
   return { message: line.slice('kiln: error: '.length), hint: hint.slice('  hint: '.length) };
 }
 
-/** One line of a run's metrics.jsonl. */
-export interface MetricsLine {
-  step: number;
-  loss: number;
-  val_loss?: number;
-  lr: number;
-  grad_norm: number;
-  tokens_per_s: number;
-  elapsed_s: number;
-}
-
 /** The metrics.jsonl lines of the run in `dir`. */
-export function readMetrics(dir: string): MetricsLine[] {
+export function readMetrics(dir: string): StepMetrics[] {
   const text = readFileSync(join(dir, 'metrics.jsonl'), 'utf8');
-  return text.split('\n').filter((l) => l.trim()).map((l) => JSON.parse(l) as MetricsLine);
+  return text.split('\n').filter((l) => l.trim()).map((l) => JSON.parse(l) as StepMetrics);
 }
 
 /** A file's bytes as a Uint8Array (what decodeCheckpoint takes). */
