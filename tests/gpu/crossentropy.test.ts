@@ -5,7 +5,7 @@
 import { describe, expect, it } from 'vitest';
 import { gpuHarness } from '../helpers/gpu.ts';
 import { expectClose } from '../helpers/expect-close.ts';
-import { download, garbageFloats, randomFloats, randomInts, runDispatches, upload } from '../helpers/gpu-tensors.ts';
+import { download, expectSameBitsAgain, garbageFloats, randomFloats, randomInts, runDispatches, upload } from '../helpers/gpu-tensors.ts';
 import {
   logitsBackward, logitsForward, softmaxCrossEntropyBackward, softmaxCrossEntropyForward,
 } from '../../src/reference/crossentropy.ts';
@@ -79,13 +79,8 @@ describe('classifier (fused softmax + cross-entropy)', () => {
       const last = Math.floor((N - 1) / rowsPerChunk) * rowsPerChunk;
       expectClose(await download(device, gLogits, (N - last) * V), ref.dlogits.subarray(last * V), { rtol: 1e-4, atol: 1e-6 }, 'dlogits in place');
 
-      // Deterministic run to run.
       const gotLosses = await download(device, gLosses, N);
-      device.queue.writeBuffer(gDwte, 0, dwte0);
-      device.queue.writeBuffer(gLosses, 0, garbageFloats(N, seed + 9));
-      await runDispatches(device, fb);
-      expect(new Uint32Array((await download(device, gDwte, V * C)).buffer)).toEqual(new Uint32Array(gotDwte.buffer));
-      expect(new Uint32Array((await download(device, gLosses, N)).buffer)).toEqual(new Uint32Array(gotLosses.buffer));
+      await expectSameBitsAgain(device, fb, [[gDwte, dwte0], [gLosses, garbageFloats(N, seed + 9)]], { dwte: [gDwte, gotDwte], losses: [gLosses, gotLosses] });
 
       // accumulate: false overwrites dx (every chunk's rows) whatever it held; dwte still accumulates.
       const fresh = new Float64Array(N * C);

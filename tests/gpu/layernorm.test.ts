@@ -5,7 +5,7 @@
 import { describe, expect, it } from 'vitest';
 import { gpuHarness } from '../helpers/gpu.ts';
 import { expectClose } from '../helpers/expect-close.ts';
-import { download, garbageFloats, randomFloats, runDispatches, upload } from '../helpers/gpu-tensors.ts';
+import { download, expectSameBitsAgain, garbageFloats, randomFloats, runDispatches, upload } from '../helpers/gpu-tensors.ts';
 import { layernormBackward, layernormForward } from '../../src/reference/layernorm.ts';
 import * as gpu from '../../src/backends/webgpu/ops/layernorm.ts';
 
@@ -81,15 +81,8 @@ describe('layernorm', () => {
       expectClose(got.dweight, dweight, tol, 'dweight (+=)');
       expectClose(got.dbias, dbias, tol, 'dbias (+=)');
 
-      // Deterministic: the same inputs give the same bits.
-      device.queue.writeBuffer(gDinp, 0, dinp0);
-      device.queue.writeBuffer(gDw, 0, dweight0);
-      device.queue.writeBuffer(gDb, 0, dbias0);
-      await runDispatches(device, backward());
-      for (const [name, buf, n] of [['dinp', gDinp, N * C], ['dweight', gDw, C], ['dbias', gDb, C]] as const) {
-        const again = await download(device, buf, n);
-        expect(Buffer.from(again.buffer).equals(Buffer.from(got[name].buffer)), `${name} bit-identical`).toBe(true);
-      }
+      const restore = [[gDinp, dinp0], [gDw, dweight0], [gDb, dbias0]] as const;
+      await expectSameBitsAgain(device, backward(), restore, { dinp: [gDinp, got.dinp], dweight: [gDw, got.dweight], dbias: [gDb, got.dbias] });
 
       // accumulate: false overwrites dinp whatever it held; dweight and dbias still accumulate.
       const [fresh, dweight2, dbias2] = [new Float64Array(N * C), f64(dweight0), f64(dbias0)];

@@ -1,6 +1,7 @@
 // Moving test tensors to and from the GPU, and running a list of dispatches: the one
 // way every GPU kernel test uploads inputs and reads results.
 import { readBuffer, recordPass, storageBuffer, type Dispatch } from '../../src/backends/webgpu/kernel.ts';
+import { expect } from 'vitest';
 import { Rng } from '../../src/core/rng.ts';
 
 /** A storage buffer holding `data` (or `n` zero floats when given a number). */
@@ -20,6 +21,25 @@ export async function runDispatches(device: GPUDevice, dispatches: readonly Disp
   recordPass(enc, dispatches, 'test');
   device.queue.submit([enc.finish()]);
   await device.queue.onSubmittedWorkDone();
+}
+
+/**
+ * Determinism check: writes each `restore` buffer's starting contents back, runs the
+ * dispatches again, and expects every `outputs` buffer to hold exactly the bits it held
+ * after the first run (`first`).
+ */
+export async function expectSameBitsAgain(
+  device: GPUDevice,
+  dispatches: readonly Dispatch[],
+  restore: ReadonlyArray<readonly [GPUBuffer, Float32Array]>,
+  outputs: Readonly<Record<string, readonly [GPUBuffer, Float32Array]>>,
+): Promise<void> {
+  for (const [buf, data] of restore) device.queue.writeBuffer(buf, 0, data.buffer, data.byteOffset, data.byteLength);
+  await runDispatches(device, dispatches);
+  for (const [name, [buf, first]] of Object.entries(outputs)) {
+    const again = await download(device, buf, first.length);
+    expect(new Uint32Array(again.buffer), `${name} bit-identical run to run`).toEqual(new Uint32Array(first.buffer, first.byteOffset, first.length));
+  }
 }
 
 /** `n` seeded values uniform in [-scale, scale). */
