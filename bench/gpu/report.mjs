@@ -109,7 +109,8 @@ if (cmd === 'parity') {
         break;
       case 'torch_reference':
         row('torch', `${r.model?.nLayer}L ${r.model?.nEmbd}C on ${r.device}`, `${r.ok ? 'OK' : 'FAIL'} loss ${e(r.loss_rel_f32)} grad ${e(r.grad_max_rel_f32)} (f64 ${e(r.grad_max_rel_f64)})`,
-          r.loss_rel_transformers !== undefined ? `transformers ${e(r.loss_rel_transformers)}` : 'transformers skipped');
+          [r.loss_rel_transformers !== undefined ? `transformers ${e(r.loss_rel_transformers)}` : 'transformers skipped',
+            r.loss_rel_hf_export !== undefined ? `export ${e(r.loss_rel_hf_export)}` : r.hf_export?.startsWith('failed') ? 'export FAILED' : ''].filter(Boolean).join(', '));
         break;
       case 'step':
         if (r.status !== 'ok') row('step', r.name, r.status, `rc ${r.rc} ${f(r.seconds, 0)} s`);

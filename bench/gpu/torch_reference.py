@@ -2,7 +2,7 @@
 """Independent check of Kiln's CPU reference against PyTorch (DESIGN.md: "All backends
 agree with src/reference"; this checks the reference itself).
 
-  python3 bench/gpu/torch_reference.py --dir DIR [--checkpoint FILE] [--json FILE]
+  python3 bench/gpu/torch_reference.py --dir DIR [--checkpoint FILE] [--hf DIR] [--json FILE]
 
 DIR is what bench/gpu/dump-grads.ts wrote (batch.json, grads.safetensors,
 params.safetensors). The GPT-2 is built here from plain torch ops (not Kiln's code, not
@@ -14,6 +14,10 @@ DIR/params.safetensors. It runs the same batch in float64, and compares:
     max_rel = max|g_kiln - g_torch| / max|g_torch|, per tensor; the worst is reported.
 If transformers is importable, the same parameters are also loaded into
 GPT2LMHeadModel and its loss compared (checks the naming/layout claim; optional).
+With --hf DIR (a folder written by `kiln export --hf`), transformers' own loader reads
+it (GPT2LMHeadModel.from_pretrained: config.json and model.safetensors as a user would
+load them) and its loss on the batch must match too; there a failure to load is a
+failed check, not a skip.
 Prints one JSON line (and writes it to --json); exit 0 when the checks pass, 1 if not.
 """
 import argparse
@@ -30,6 +34,10 @@ from safetensors import safe_open
 # asks for ~1e-4 relative). Kiln's f64 reference is stored as F32, so ~1e-6 is its floor.
 TOL_F32 = 1e-4
 TOL_F64 = 1e-5
+# transformers against the torch ops here: the same float64 arithmetic in another
+# order, so only rounding (~1e-15) may differ. Loose tolerances would pass a wrong
+# config: exact-erf GELU instead of the tanh one moves a tiny model's loss by only ~3e-7.
+TOL_SAME = 1e-10
 
 
 def load(path):
@@ -93,11 +101,23 @@ def hf_loss(params, model, inputs, targets, device):
     return F.cross_entropy(logits.reshape(-1, logits.shape[-1]).double(), targets.reshape(-1)).item()
 
 
+def hf_export_loss(folder, inputs, targets, device):
+    """Loss of the `kiln export --hf` folder as transformers loads it, in float64."""
+    from transformers import GPT2LMHeadModel
+
+    m = GPT2LMHeadModel.from_pretrained(folder, attn_implementation="eager")
+    m = m.to(device=device, dtype=torch.float64).eval()
+    with torch.no_grad():
+        logits = m(input_ids=inputs).logits
+    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]).double(), targets.reshape(-1)).item()
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--dir", required=True)
     ap.add_argument("--checkpoint")
     ap.add_argument("--json")
+    ap.add_argument("--hf", help="a `kiln export --hf` folder of the same checkpoint")
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     a = ap.parse_args()
     torch.backends.cuda.matmul.allow_tf32 = False
@@ -151,8 +171,21 @@ def main():
         res["loss_rel_transformers"] = abs(hl - tl) / abs(tl)
     except Exception as e:  # transformers missing or its API moved: the torch check stands alone
         res["transformers"] = f"skipped: {type(e).__name__}: {str(e)[:160]}"
+    if a.hf:
+        try:
+            import transformers  # noqa: F401  (only to tell "not installed" from "failed to load")
+        except ImportError as e:
+            res["hf_export"] = f"skipped: {e}"
+        else:
+            try:
+                el = hf_export_loss(a.hf, inputs, targets, dev)
+                res["loss_hf_export_f64"] = el
+                res["loss_rel_hf_export"] = abs(el - tl) / abs(tl)
+            except Exception as e:  # the export does not load: that is the finding
+                res["hf_export"] = f"failed: {type(e).__name__}: {str(e)[:300]}"
     ok = (res["loss_rel_f32"] < TOL_F32 and res["grad_max_rel_f32"] < TOL_F32 and res["loss_rel_f64"] < TOL_F64
-          and res["grad_max_rel_f64"] < TOL_F64 and res.get("loss_rel_transformers", 0.0) < TOL_F64)
+          and res["grad_max_rel_f64"] < TOL_F64 and res.get("loss_rel_transformers", 0.0) < TOL_SAME and res.get("loss_rel_hf_export", 0.0) < TOL_SAME
+          and not res.get("hf_export", "").startswith("failed"))
     res["ok"] = bool(ok)
     line = json.dumps(res)
     print(line, flush=True)

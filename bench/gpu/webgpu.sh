@@ -19,7 +19,8 @@
 #             attention tiles, which tiny's T 16 never needs)
 #   torch     Kiln's reference gradients (dump-grads) vs PyTorch f64 (torch_reference.py),
 #             on the parity run's CPU checkpoint and on `names` at init; only if python3
-#             has torch and safetensors
+#             has torch and safetensors. The tiny checkpoint is also exported (`kiln export
+#             --hf`) and loaded by transformers' from_pretrained: same loss on the batch
 #   matmul    bench/matmul.ts, naive and the tile candidates 32, 64, 128 (K step 16 where
 #             the device has 32 KiB of workgroup memory) and 128k8 at 1024, 2048, 4096
 #   attention bench/attention.ts: the flash kernels and the multi-kernel path, forward and
@@ -261,8 +262,10 @@ fi
 # --- torch: the reference against PyTorch -------------------------------------------------
 if "$PY" -c 'import torch, safetensors' > /dev/null 2>&1; then
   if [ -f "$RUN/tiny-cpu/checkpoint.safetensors" ]; then
+    HF=()
+    step export-hf-tiny 30 "${KILN[@]}" export --checkpoint "$RUN/tiny-cpu/checkpoint.safetensors" --hf "$RUN/hf-tiny" && HF=(--hf "$RUN/hf-tiny")
     step dump-grads-tiny 60 "$NODE" dump-grads.mjs --checkpoint "$RUN/tiny-cpu/checkpoint.safetensors" --out "$RUN/grads-tiny" --batch 4 --seed 2 &&
-      step torch-tiny 120 env PYTHONUNBUFFERED=1 "$PY" "$HERE/torch_reference.py" --dir "$RUN/grads-tiny" --checkpoint "$RUN/tiny-cpu/checkpoint.safetensors"
+      step torch-tiny 120 env PYTHONUNBUFFERED=1 "$PY" "$HERE/torch_reference.py" --dir "$RUN/grads-tiny" --checkpoint "$RUN/tiny-cpu/checkpoint.safetensors" "${HF[@]}"
   fi
   step dump-grads-names 60 "$NODE" dump-grads.mjs --preset names --vocab 65 --out "$RUN/grads-names" --batch 4 --seed 3 &&
     step torch-names 120 env PYTHONUNBUFFERED=1 "$PY" "$HERE/torch_reference.py" --dir "$RUN/grads-names"
