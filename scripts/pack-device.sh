@@ -57,6 +57,7 @@ printf "import { main } from './src/cli/main.ts';\nprocess.exitCode = await main
 bundle bench-matmul.mjs bench/matmul.ts
 bundle bench-attention.mjs bench/attention.ts
 bundle dump-grads.mjs bench/gpu/dump-grads.ts
+bundle dump-steps.mjs bench/gpu/dump-steps.ts
 
 # 3. The webgpu package (index.js needs only node builtins and dawn.node).
 W=$T/node_modules/webgpu

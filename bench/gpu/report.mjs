@@ -112,6 +112,11 @@ if (cmd === 'parity') {
           [r.loss_rel_transformers !== undefined ? `transformers ${e(r.loss_rel_transformers)}` : 'transformers skipped',
             r.loss_rel_hf_export !== undefined ? `export ${e(r.loss_rel_hf_export)}` : r.hf_export?.startsWith('failed') ? 'export FAILED' : ''].filter(Boolean).join(', '));
         break;
+      case 'torch_train': {
+        const runs = ['cpu64', 'cpu', 'webgpu'].filter((k) => r[k] && !r[k].skipped).map((k) => `${k} ${e(r[k].loss_max_rel)}`);
+        row('torch', `train ${r.steps} steps on ${r.device}`, `${r.ok ? 'OK' : 'FAIL'} loss vs AdamW: ${runs.join(', ')}`, `lr ${e(r.lr_max_rel)}, ${r.clipped_steps} clipped`);
+        break;
+      }
       case 'step':
         if (r.status !== 'ok') row('step', r.name, r.status, `rc ${r.rc} ${f(r.seconds, 0)} s`);
         break;

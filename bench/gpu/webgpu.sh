@@ -21,6 +21,9 @@
 #             on the parity run's CPU checkpoint and on `names` at init; only if python3
 #             has torch and safetensors. The tiny checkpoint is also exported (`kiln export
 #             --hf`) and loaded by transformers' from_pretrained: same loss on the batch
+#   torch-train  20 optimizer steps of tiny (warmup, cosine, clipping, 2 micro-batches)
+#             by Kiln (f64 reference, f32 reference, webgpu) and by torch.optim.AdamW +
+#             clip_grad_norm_ in f64 (torch_train.py): f64 trajectories equal to 1e-8
 #   matmul    bench/matmul.ts, naive and the tile candidates 32, 64, 128 (K step 16 where
 #             the device has 32 KiB of workgroup memory) and 128k8 at 1024, 2048, 4096
 #   attention bench/attention.ts: the flash kernels and the multi-kernel path, forward and
@@ -269,6 +272,10 @@ if "$PY" -c 'import torch, safetensors' > /dev/null 2>&1; then
   fi
   step dump-grads-names 60 "$NODE" dump-grads.mjs --preset names --vocab 65 --out "$RUN/grads-names" --batch 4 --seed 3 &&
     step torch-names 120 env PYTHONUNBUFFERED=1 "$PY" "$HERE/torch_reference.py" --dir "$RUN/grads-names"
+  STEPS_BACKENDS=cpu64,cpu
+  ((GPU_OK)) && STEPS_BACKENDS=cpu64,cpu,webgpu
+  step dump-steps 90 "$NODE" dump-steps.mjs --out "$RUN/steps-tiny" --backends "$STEPS_BACKENDS" &&
+    step torch-train 120 env PYTHONUNBUFFERED=1 "$PY" "$HERE/torch_train.py" --dir "$RUN/steps-tiny"
 else
   skip torch "$PY has no torch + safetensors"
 fi

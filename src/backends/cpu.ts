@@ -1,19 +1,34 @@
 // The `cpu` backend: the reference GPT in f32 on one core. Slow, but exact to read and
-// always available; every other backend is tested against the same code.
+// always available; every other backend is tested against the same code. With
+// { dtype: 'f64' } the same code trains in double precision (parameters, gradients and
+// moments): the trajectory an independent f64 implementation (bench/gpu/torch_train.py,
+// PyTorch) must reproduce to rounding, where f32 ones only agree to ~1e-4.
 import { KilnError } from '../core/errors.ts';
 import { modelSpec, type ModelConfig, type ModelSpec } from '../core/model-spec.ts';
 import { adamwUpdate, clipScale, gradNorm } from '../reference/adamw.ts';
+import type { Buf } from '../reference/buf.ts';
 import { ReferenceGPT } from '../reference/gpt.ts';
 import type { Backend, BackendInfo, Batch, StepHyper, StepStats, TrainState } from './backend.ts';
 
+export interface CpuBackendOptions {
+  /** Precision of every op and of the optimizer state: 'f32' (the default, what `kiln` runs) or 'f64'. */
+  dtype?: 'f32' | 'f64';
+}
+
 export class CpuBackend implements Backend {
   readonly kind = 'cpu' as const;
-  readonly info: BackendInfo = { device: 'CPU reference (f32)', features: [], limits: {} };
+  readonly info: BackendInfo;
+  private readonly dtype: 'f32' | 'f64';
   private gpt: ReferenceGPT | null = null;
   private spec: ModelSpec | null = null;
-  private m = new Float32Array(0);
-  private v = new Float32Array(0);
+  private m: Buf = new Float32Array(0);
+  private v: Buf = new Float32Array(0);
   private stepCount = 0;
+
+  constructor(options: CpuBackendOptions = {}) {
+    this.dtype = options.dtype ?? 'f32';
+    this.info = { device: `CPU reference (${this.dtype})`, features: [], limits: {} };
+  }
 
   async load(model: ModelConfig, state: TrainState): Promise<void> {
     const spec = modelSpec(model);
@@ -24,10 +39,11 @@ export class CpuBackend implements Backend {
           'the checkpoint belongs to a different model config');
       }
     }
-    this.gpt = new ReferenceGPT(model, state.params);
+    this.gpt = new ReferenceGPT(model, state.params, { dtype: this.dtype });
     this.spec = spec;
-    this.m = state.m ? Float32Array.from(state.m) : new Float32Array(n);
-    this.v = state.v ? Float32Array.from(state.v) : new Float32Array(n);
+    const Arr = this.dtype === 'f64' ? Float64Array : Float32Array;
+    this.m = state.m ? Arr.from(state.m) : new Arr(n);
+    this.v = state.v ? Arr.from(state.v) : new Arr(n);
     this.stepCount = state.step;
   }
 

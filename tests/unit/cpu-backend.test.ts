@@ -119,6 +119,39 @@ describe('CpuBackend', () => {
     expect(last).toBeLessThan(0.5 * first);
   });
 
+  it('with dtype f64 runs the same step in double precision, moments included', async () => {
+    const state = freshState(9);
+    const data = batches(3, 2, 8, 2, 10);
+    const be = new CpuBackend({ dtype: 'f64' });
+    expect(be.info.device).toBe('CPU reference (f64)');
+    await be.load(MODEL, state);
+    // The same step spelled out in f64: ReferenceGPT f64, AdamW on Float64Array moments.
+    const gpt = new ReferenceGPT(MODEL, state.params, { maxBatch: 2, dtype: 'f64' });
+    const spec = modelSpec(MODEL);
+    const [m, v] = [new Float64Array(spec.numParams), new Float64Array(spec.numParams)];
+    const f32 = await loaded(state);
+    for (const [t, b] of data.entries()) {
+      gpt.zeroGrad();
+      let loss = 0;
+      for (let k = 0; k < 2; k++) {
+        loss += gpt.forward(b.inputs.subarray(k * 16, (k + 1) * 16), b.targets.subarray(k * 16, (k + 1) * 16), 2, 8);
+        gpt.backward(0.5);
+      }
+      const norm = gradNorm(gpt.grads);
+      adamwUpdate(gpt.params, gpt.grads, m, v, spec, HP, t + 1, clipScale(norm, HP.gradClip));
+      const s = await be.step(b, HP);
+      expect([s.loss, s.gradNorm]).toEqual([loss / 2, norm]);
+      // f32 agrees only to rounding: not the same numbers
+      const s32 = await f32.step(b, HP);
+      expectClose([s32.loss], [s.loss], { rtol: 1e-5 }, 'f32 vs f64 loss');
+      expect(s32.loss).not.toBe(s.loss);
+    }
+    const saved = await be.save();
+    expect(saved.params).toBeInstanceOf(Float32Array);
+    expect(saved.params).toEqual(Float32Array.from(gpt.params));
+    expect(saved.m).toEqual(Float32Array.from(m));
+  });
+
   it('rejects a state of the wrong size with a checkpoint error', async () => {
     const be = new CpuBackend();
     await expect(be.load(MODEL, { params: new Float32Array(10), m: null, v: null, step: 0 })).rejects.toBeInstanceOf(KilnError);
