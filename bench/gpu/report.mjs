@@ -110,7 +110,7 @@ if (cmd === 'parity') {
       case 'torch_reference':
         row('torch', `${r.model?.nLayer}L ${r.model?.nEmbd}C on ${r.device}`, `${r.ok ? 'OK' : 'FAIL'} loss ${e(r.loss_rel_f32)} grad ${e(r.grad_max_rel_f32)} (f64 ${e(r.grad_max_rel_f64)})`,
           [r.loss_rel_transformers !== undefined ? `transformers ${e(r.loss_rel_transformers)}` : 'transformers skipped',
-            r.loss_rel_hf_export !== undefined ? `export ${e(r.loss_rel_hf_export)}` : r.hf_export?.startsWith('failed') ? 'export FAILED' : ''].filter(Boolean).join(', '));
+            r.loss_rel_hf_export !== undefined ? `hf folder ${e(r.loss_rel_hf_export)}` : r.hf_export?.startsWith('failed') ? 'hf folder FAILED' : ''].filter(Boolean).join(', '));
         break;
       case 'torch_train': {
         const runs = ['cpu64', 'cpu', 'webgpu'].filter((k) => r[k] && !r[k].skipped).map((k) => `${k} ${e(r[k].loss_max_rel)}`);

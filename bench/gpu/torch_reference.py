@@ -14,10 +14,11 @@ DIR/params.safetensors. It runs the same batch in float64, and compares:
     max_rel = max|g_kiln - g_torch| / max|g_torch|, per tensor; the worst is reported.
 If transformers is importable, the same parameters are also loaded into
 GPT2LMHeadModel and its loss compared (checks the naming/layout claim; optional).
-With --hf DIR (a folder written by `kiln export --hf`), transformers' own loader reads
-it (GPT2LMHeadModel.from_pretrained: config.json and model.safetensors as a user would
-load them) and its loss on the batch must match too; there a failure to load is a
-failed check, not a skip.
+With --hf DIR (a Hugging Face folder of the same weights: what `kiln export --hf` wrote
+from --checkpoint, or the transformers-saved original `kiln import --hf` read it from),
+transformers' own loader reads it (GPT2LMHeadModel.from_pretrained, as a user would)
+and its loss on the batch must match too; there a failure to load is a failed check,
+not a skip.
 Prints one JSON line (and writes it to --json); exit 0 when the checks pass, 1 if not.
 """
 import argparse
@@ -117,7 +118,7 @@ def main():
     ap.add_argument("--dir", required=True)
     ap.add_argument("--checkpoint")
     ap.add_argument("--json")
-    ap.add_argument("--hf", help="a `kiln export --hf` folder of the same checkpoint")
+    ap.add_argument("--hf", help="a Hugging Face folder holding the same weights as --checkpoint")
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     a = ap.parse_args()
     torch.backends.cuda.matmul.allow_tf32 = False

@@ -21,6 +21,8 @@
 #             on the parity run's CPU checkpoint and on `names` at init; only if python3
 #             has torch and safetensors. The tiny checkpoint is also exported (`kiln export
 #             --hf`) and loaded by transformers' from_pretrained: same loss on the batch
+#   import    a random GPT-2 saved by transformers (hf_random_gpt2.py), `kiln import --hf`,
+#             then torch_reference.py --hf on the original folder: same loss
 #   torch-train  20 optimizer steps of tiny (warmup, cosine, clipping, 2 micro-batches)
 #             by Kiln (f64 reference, f32 reference, webgpu) and by torch.optim.AdamW +
 #             clip_grad_norm_ in f64 (torch_train.py): f64 trajectories equal to 1e-8
@@ -272,6 +274,12 @@ if "$PY" -c 'import torch, safetensors' > /dev/null 2>&1; then
   fi
   step dump-grads-names 60 "$NODE" dump-grads.mjs --preset names --vocab 65 --out "$RUN/grads-names" --batch 4 --seed 3 &&
     step torch-names 120 env PYTHONUNBUFFERED=1 "$PY" "$HERE/torch_reference.py" --dir "$RUN/grads-names"
+  if "$PY" -c 'import transformers' > /dev/null 2>&1; then
+    step hf-make 60 env PYTHONUNBUFFERED=1 "$PY" "$HERE/hf_random_gpt2.py" "$RUN/hf-orig" &&
+      step import-hf 30 "${KILN[@]}" import --hf "$RUN/hf-orig" --out "$RUN/hf-imported.safetensors" &&
+      step dump-grads-import 60 "$NODE" dump-grads.mjs --checkpoint "$RUN/hf-imported.safetensors" --out "$RUN/grads-import" --batch 2 --seed 4 &&
+      step torch-import 120 env PYTHONUNBUFFERED=1 "$PY" "$HERE/torch_reference.py" --dir "$RUN/grads-import" --checkpoint "$RUN/hf-imported.safetensors" --hf "$RUN/hf-orig"
+  fi
   STEPS_BACKENDS=cpu64,cpu
   ((GPU_OK)) && STEPS_BACKENDS=cpu64,cpu,webgpu
   step dump-steps 90 "$NODE" dump-steps.mjs --out "$RUN/steps-tiny" --backends "$STEPS_BACKENDS" &&
