@@ -117,6 +117,11 @@ if (cmd === 'parity') {
         row('torch', `train ${r.steps} steps on ${r.device}`, `${r.ok ? 'OK' : 'FAIL'} loss vs AdamW: ${runs.join(', ')}`, `lr ${e(r.lr_max_rel)}, ${r.clipped_steps} clipped`);
         break;
       }
+      case 'torch_speed':
+        if (r.skipped) row('torch', 'speed', 'skipped', r.skipped);
+        else if (r.error) row('torch', `speed ${r.preset}`, 'error', r.error);
+        else row('torch', `speed ${r.preset} eager f32`, `${f(r.tokens_per_s, 0)} tok/s ${f(r.ms_per_step, 2)} ms/step`, `kiln ${r.kiln_backend} ${f(r.kiln_tokens_per_s, 0)} tok/s = ${f(100 * r.kiln_over_torch, 1)}%`);
+        break;
       case 'step':
         if (r.status !== 'ok') row('step', r.name, r.status, `rc ${r.rc} ${f(r.seconds, 0)} s`);
         break;

@@ -39,6 +39,8 @@
 #             (or generated text) for up to 100 s (stopped by SIGINT: Kiln saves), then
 #             `kiln sample` from its checkpoint
 #   gpt2      `kiln bench --preset gpt2-124m --profile` on webgpu (before train)
+#   torch-speed  PyTorch eager f32 (torch_speed.py) on every shape `kiln bench` measured on
+#             webgpu: tokens/s side by side (a yardstick, not a goal)
 # Everything lands in $OUT: log.txt (all output), results.jsonl (every JSON line),
 # train-metrics.jsonl, parity-cpu.jsonl, parity-webgpu.jsonl. A short table is printed last.
 #
@@ -334,6 +336,11 @@ fi
 # --- gpt2-124m throughput and profile (before the training run: it says more about the engine) --
 if ((KGPU)) && ((!SMALL)); then
   step bench-gpt2-124m 120 "${KILN[@]}" bench --backend webgpu --preset gpt2-124m --steps 2 --profile
+fi
+
+# --- PyTorch eager f32 on the shapes kiln bench measured: a yardstick on the same GPU ----------
+if ((KGPU)) && "$PY" -c 'import torch' > /dev/null 2>&1; then
+  step torch-speed 90 env PYTHONUNBUFFERED=1 "$PY" "$HERE/torch_speed.py" --results "$RES" --backend webgpu --steps "$( ((SMALL)) && echo 2 || echo 10)"
 fi
 
 # --- train char-shakespeare on webgpu, then sample -----------------------------------------

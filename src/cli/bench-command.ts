@@ -77,6 +77,8 @@ export async function benchCommand(flags: BenchFlags): Promise<number> {
         const mfu = peak ? { mfu: +((tokensPerStep * 1000 * flopsPerToken(model)) / ms / peak).toPrecision(4), peak_tflops: peak / 1e12 } : {};
         process.stdout.write(JSON.stringify({
           bench: 'train', backend: b, preset: name, params: modelSpec(model).numParams, device: backend.info.device,
+          // The shape measured, so other tools (bench/gpu/torch_speed.py) can time the same one.
+          model, batch_size: config.batchSize, grad_accum: config.gradAccum,
           ms_per_step: +ms.toFixed(3), tokens_per_s: +((tokensPerStep * 1000) / ms).toFixed(1), steps, ...sync, ...stats, ...shader, ...dawn, ...mfu,
         }) + '\n');
         if (flags.profile) await profileLines(backend, b, name, () => profiler(backend).profileStep(batch(), stepHyper(config, 2 * steps + 1)));

@@ -28,7 +28,9 @@ describe('kiln bench', () => {
     const train = (b: string) => lines.find((l) => l.bench === 'train' && l.backend === b)!;
 
     const cpu = train('cpu');
-    expect(cpu).toMatchObject({ preset: 'tiny', steps: 2, params: 28064 });
+    expect(cpu).toMatchObject({ preset: 'tiny', steps: 2, params: 28064, batch_size: 4, grad_accum: 1 });
+    // The shape measured, for tools that time the same model elsewhere (bench/gpu/torch_speed.py).
+    expect(cpu.model).toEqual({ vocabSize: 65, blockSize: 16, nLayer: 2, nHead: 2, nEmbd: 32 });
     expect(cpu.tokens_per_s as number).toBeGreaterThan(0);
     // tokens/s is the tiny preset's 4 x 16 tokens per step over ms_per_step.
     expect(cpu.tokens_per_s as number).toBeCloseTo((4 * 16 * 1000) / (cpu.ms_per_step as number), -1);
