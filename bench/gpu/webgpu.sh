@@ -5,8 +5,9 @@
 #   here:   bash scripts/pack-device.sh                       (builds .tools/, ~30 MiB)
 #   device: run(command="bash bench/gpu/webgpu.sh", carry=[".tools"], timeout_s=540)
 #
-# Steps, most important first, each under its own timeout and all inside BUDGET_S
-# (default 480 s, so the script ends within 8 minutes of the run's 9; a step that would not fit
+# Steps, most important first (what #3 still needs measured, the matmul, before the
+# PyTorch checks, which also run on CPU torch elsewhere), each under its own timeout
+# and all inside BUDGET_S (default 480 s, so the script ends within 8 minutes of the run's 9; a step that would not fit
 # is reported as skipped):
 #   setup     node and dawn.node unpacked into $KILN_RUN_DIR (/tmp/kiln-run); the Vulkan
 #             loader from .tools/deb only if the machine lacks libvulkan.so.1; the ICD:
@@ -17,6 +18,13 @@
 #             losses must agree to 1e-3 relative (DESIGN.md)
 #   parity-wide  the same, 3 steps of a 2-layer, 128-wide char model at T 256 (several
 #             attention tiles, which tiny's T 16 never needs)
+#   matmul    bench/matmul.ts, naive and the tile candidates 32, 64, 128 (K step 16 where
+#             the device has 32 KiB of workgroup memory) and 128k8 at 1024, 2048, 4096
+#   attention bench/attention.ts: the flash kernels and the multi-kernel path, forward and
+#             backward, at char-shakespeare's and gpt2-124m's shapes
+#   bench     `kiln bench --profile` on webgpu: tiny, names, char-shakespeare (GPU ms per
+#             kernel family of one more step, where timestamp-query exists; steps timed
+#             pipelined, as the trainer runs them, and one at a time); cpu: tiny, names
 #   torch     Kiln's reference gradients (dump-grads) vs PyTorch f64 (torch_reference.py),
 #             on the parity run's CPU checkpoint and on `names` at init; only if python3
 #             has torch and safetensors. The tiny checkpoint is also exported (`kiln export
@@ -26,13 +34,6 @@
 #   torch-train  20 optimizer steps of tiny (warmup, cosine, clipping, 2 micro-batches)
 #             by Kiln (f64 reference, f32 reference, webgpu) and by torch.optim.AdamW +
 #             clip_grad_norm_ in f64 (torch_train.py): f64 trajectories equal to 1e-8
-#   matmul    bench/matmul.ts, naive and the tile candidates 32, 64, 128 (K step 16 where
-#             the device has 32 KiB of workgroup memory) and 128k8 at 1024, 2048, 4096
-#   attention bench/attention.ts: the flash kernels and the multi-kernel path, forward and
-#             backward, at char-shakespeare's and gpt2-124m's shapes
-#   bench     `kiln bench --profile` on webgpu: tiny, names, char-shakespeare (GPU ms per
-#             kernel family of one more step, where timestamp-query exists; steps timed
-#             pipelined, as the trainer runs them, and one at a time); cpu: tiny, names
 #   unsafe    the 4096 matmul (tiles 64, 128, 128k8) and char-shakespeare's bench again
 #             with Dawn's disable_robustness toggle (no bounds clamps in the shaders)
 #   train     `kiln train --preset char-shakespeare --backend webgpu` on tinyshakespeare
@@ -266,30 +267,6 @@ else
   skip parity-wide-webgpu "$WHY"
 fi
 
-# --- torch: the reference against PyTorch -------------------------------------------------
-if "$PY" -c 'import torch, safetensors' > /dev/null 2>&1; then
-  if [ -f "$RUN/tiny-cpu/checkpoint.safetensors" ]; then
-    HF=()
-    step export-hf-tiny 30 "${KILN[@]}" export --checkpoint "$RUN/tiny-cpu/checkpoint.safetensors" --hf "$RUN/hf-tiny" && HF=(--hf "$RUN/hf-tiny")
-    step dump-grads-tiny 60 "$NODE" dump-grads.mjs --checkpoint "$RUN/tiny-cpu/checkpoint.safetensors" --out "$RUN/grads-tiny" --batch 4 --seed 2 &&
-      step torch-tiny 120 env PYTHONUNBUFFERED=1 "$PY" "$HERE/torch_reference.py" --dir "$RUN/grads-tiny" --checkpoint "$RUN/tiny-cpu/checkpoint.safetensors" "${HF[@]}"
-  fi
-  step dump-grads-names 60 "$NODE" dump-grads.mjs --preset names --vocab 65 --out "$RUN/grads-names" --batch 4 --seed 3 &&
-    step torch-names 120 env PYTHONUNBUFFERED=1 "$PY" "$HERE/torch_reference.py" --dir "$RUN/grads-names"
-  if "$PY" -c 'import transformers' > /dev/null 2>&1; then
-    step hf-make 60 env PYTHONUNBUFFERED=1 "$PY" "$HERE/hf_random_gpt2.py" "$RUN/hf-orig" &&
-      step import-hf 30 "${KILN[@]}" import --hf "$RUN/hf-orig" --out "$RUN/hf-imported.safetensors" &&
-      step dump-grads-import 60 "$NODE" dump-grads.mjs --checkpoint "$RUN/hf-imported.safetensors" --out "$RUN/grads-import" --batch 2 --seed 4 &&
-      step torch-import 120 env PYTHONUNBUFFERED=1 "$PY" "$HERE/torch_reference.py" --dir "$RUN/grads-import" --checkpoint "$RUN/hf-imported.safetensors" --hf "$RUN/hf-orig"
-  fi
-  STEPS_BACKENDS=cpu64,cpu
-  ((GPU_OK)) && STEPS_BACKENDS=cpu64,cpu,webgpu
-  step dump-steps 90 "$NODE" dump-steps.mjs --out "$RUN/steps-tiny" --backends "$STEPS_BACKENDS" &&
-    step torch-train 120 env PYTHONUNBUFFERED=1 "$PY" "$HERE/torch_train.py" --dir "$RUN/steps-tiny"
-else
-  skip torch "$PY has no torch + safetensors"
-fi
-
 # --- matmul -------------------------------------------------------------------------------
 if ((GPU_OK)); then
   if ((SMALL)); then
@@ -320,6 +297,30 @@ if ((SMALL)); then
 else
   ((KGPU)) && step bench-webgpu 150 "${KILN[@]}" bench --backend webgpu --preset tiny,names,char-shakespeare --steps 10 --profile
   step bench-cpu 60 "${KILN[@]}" bench --backend cpu --preset tiny,names --steps 3
+fi
+
+# --- torch: the reference against PyTorch -------------------------------------------------
+if "$PY" -c 'import torch, safetensors' > /dev/null 2>&1; then
+  if [ -f "$RUN/tiny-cpu/checkpoint.safetensors" ]; then
+    HF=()
+    step export-hf-tiny 30 "${KILN[@]}" export --checkpoint "$RUN/tiny-cpu/checkpoint.safetensors" --hf "$RUN/hf-tiny" && HF=(--hf "$RUN/hf-tiny")
+    step dump-grads-tiny 60 "$NODE" dump-grads.mjs --checkpoint "$RUN/tiny-cpu/checkpoint.safetensors" --out "$RUN/grads-tiny" --batch 4 --seed 2 &&
+      step torch-tiny 120 env PYTHONUNBUFFERED=1 "$PY" "$HERE/torch_reference.py" --dir "$RUN/grads-tiny" --checkpoint "$RUN/tiny-cpu/checkpoint.safetensors" "${HF[@]}"
+  fi
+  step dump-grads-names 60 "$NODE" dump-grads.mjs --preset names --vocab 65 --out "$RUN/grads-names" --batch 4 --seed 3 &&
+    step torch-names 120 env PYTHONUNBUFFERED=1 "$PY" "$HERE/torch_reference.py" --dir "$RUN/grads-names"
+  if "$PY" -c 'import transformers' > /dev/null 2>&1; then
+    step hf-make 60 env PYTHONUNBUFFERED=1 "$PY" "$HERE/hf_random_gpt2.py" "$RUN/hf-orig" &&
+      step import-hf 30 "${KILN[@]}" import --hf "$RUN/hf-orig" --out "$RUN/hf-imported.safetensors" &&
+      step dump-grads-import 60 "$NODE" dump-grads.mjs --checkpoint "$RUN/hf-imported.safetensors" --out "$RUN/grads-import" --batch 2 --seed 4 &&
+      step torch-import 120 env PYTHONUNBUFFERED=1 "$PY" "$HERE/torch_reference.py" --dir "$RUN/grads-import" --checkpoint "$RUN/hf-imported.safetensors" --hf "$RUN/hf-orig"
+  fi
+  STEPS_BACKENDS=cpu64,cpu
+  ((GPU_OK)) && STEPS_BACKENDS=cpu64,cpu,webgpu
+  step dump-steps 90 "$NODE" dump-steps.mjs --out "$RUN/steps-tiny" --backends "$STEPS_BACKENDS" &&
+    step torch-train 120 env PYTHONUNBUFFERED=1 "$PY" "$HERE/torch_train.py" --dir "$RUN/steps-tiny"
+else
+  skip torch "$PY has no torch + safetensors"
 fi
 
 # --- Dawn without robustness: what Tint's bounds clamps cost ------------------------------
