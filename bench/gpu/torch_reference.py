@@ -50,6 +50,15 @@ def load(path):
     return tensors, meta
 
 
+def emit(res, json_path=None):
+    """Prints one JSON line, and appends it to json_path if given (the visit collects stdout)."""
+    line = json.dumps(res)
+    print(line, flush=True)
+    if json_path:
+        with open(json_path, "a") as f:
+            f.write(line + "\n")
+
+
 def gpt2_loss(p, model, inputs, targets):
     """GPT-2 forward (pre-LN, causal attention, tanh GELU, tied head) -> mean cross-entropy."""
     B, T = inputs.shape
@@ -188,11 +197,7 @@ def main():
           and res["grad_max_rel_f64"] < TOL_F64 and res.get("loss_rel_transformers", 0.0) < TOL_SAME and res.get("loss_rel_hf_export", 0.0) < TOL_SAME
           and not res.get("hf_export", "").startswith("failed"))
     res["ok"] = bool(ok)
-    line = json.dumps(res)
-    print(line, flush=True)
-    if a.json:
-        with open(a.json, "a") as f:
-            f.write(line + "\n")
+    emit(res, a.json)
     return 0 if ok else 1
 
 

@@ -18,12 +18,17 @@ kiln_over_torch}.
 """
 import argparse
 import json
-import math
 import time
+
+import os
+import sys
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from torch_reference import emit  # noqa: E402
 
 
 class Block(nn.Module):
@@ -128,18 +133,14 @@ def main():
                     and "dawn_toggles" not in line and line["preset"] not in seen):
                 seen[line["preset"]] = line
     if not seen:
-        print(json.dumps({"bench": "torch_speed", "skipped": f"no {a.backend} train lines with a model in {a.results}"}), flush=True)
+        emit({"bench": "torch_speed", "skipped": f"no {a.backend} train lines with a model in {a.results}"}, a.json)
         return 0
     for line in seen.values():
         try:
             res = time_preset(line, a.steps, dev)
         except Exception as e:  # e.g. out of memory: say so, go on with the next preset
             res = {"bench": "torch_speed", "preset": line["preset"], "error": f"{type(e).__name__}: {str(e)[:200]}"}
-        text = json.dumps(res)
-        print(text, flush=True)
-        if a.json:
-            with open(a.json, "a") as f:
-                f.write(text + "\n")
+        emit(res, a.json)
     return 0
 
 

@@ -31,7 +31,7 @@ import sys
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from torch_reference import gpt2_loss, load  # noqa: E402
+from torch_reference import emit, gpt2_loss, load  # noqa: E402
 
 TOL_F64 = 1e-8
 TOL_PARAMS_F64 = 1e-6
@@ -121,11 +121,7 @@ def main():
         ok = ok and r["ok"]
         res[name] = r
     res["ok"] = bool(ok)
-    line = json.dumps(res)
-    print(line, flush=True)
-    if a.json:
-        with open(a.json, "a") as f:
-            f.write(line + "\n")
+    emit(res, a.json)
     return 0 if ok else 1
 
 
