@@ -115,7 +115,10 @@ def hf_export_loss(folder, inputs, targets, device):
     """Loss of the `kiln export --hf` folder as transformers loads it, in float64."""
     from transformers import GPT2LMHeadModel
 
-    m = GPT2LMHeadModel.from_pretrained(folder, attn_implementation="eager")
+    try:  # eager attention: the plain softmax path, same as ours
+        m = GPT2LMHeadModel.from_pretrained(folder, attn_implementation="eager")
+    except TypeError:  # a transformers from before attn_implementation: GPT-2 was eager only
+        m = GPT2LMHeadModel.from_pretrained(folder)
     m = m.to(device=device, dtype=torch.float64).eval()
     with torch.no_grad():
         logits = m(input_ids=inputs).logits
