@@ -95,25 +95,31 @@ async function main(): Promise<void> {
   mkdirSync(out, { recursive: true });
   write('params0.safetensors', init.params);
 
-  const runs: Record<string, { device: string; loss: number[]; grad_norm: number[] } | { skipped: string }> = {};
+  const runs: Record<string, { device: string; loss: number[]; grad_norm: number[] } | { skipped: string } | { error: string }> = {};
   for (const name of (flag('backends') ?? 'cpu64,cpu,webgpu').split(',')) {
     const be = await makeBackend(name);
     if (typeof be === 'string') {
       runs[name] = { skipped: be };
       continue;
     }
-    const state: TrainState = { params: Float32Array.from(init.params), m: null, v: null, step: 0 };
-    await be.load(model, state);
-    const loss: number[] = [];
-    const gradNorm: number[] = [];
-    for (let s = 0; s < steps; s++) {
-      const st = await be.step({ inputs: inputs[s], targets: targets[s], B, T, microBatches: micro }, hyper[s]);
-      loss.push(st.loss);
-      gradNorm.push(st.gradNorm);
+    // A backend that fails mid-run is recorded (torch_train.py fails on it) and the others still run.
+    try {
+      const state: TrainState = { params: Float32Array.from(init.params), m: null, v: null, step: 0 };
+      await be.load(model, state);
+      const loss: number[] = [];
+      const gradNorm: number[] = [];
+      for (let s = 0; s < steps; s++) {
+        const st = await be.step({ inputs: inputs[s], targets: targets[s], B, T, microBatches: micro }, hyper[s]);
+        loss.push(st.loss);
+        gradNorm.push(st.gradNorm);
+      }
+      write(`final-${name}.safetensors`, (await be.save()).params);
+      runs[name] = { device: be.info.device, loss, grad_norm: gradNorm };
+    } catch (e) {
+      runs[name] = { error: (e as Error).message };
+    } finally {
+      be.dispose();
     }
-    write(`final-${name}.safetensors`, (await be.save()).params);
-    runs[name] = { device: be.info.device, loss, grad_norm: gradNorm };
-    be.dispose();
   }
 
   const schedule = { lr: config.lr, minLr: config.minLr, warmupSteps: config.warmupSteps, decaySteps: config.decaySteps };

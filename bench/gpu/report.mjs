@@ -113,7 +113,7 @@ if (cmd === 'parity') {
             r.loss_rel_hf_export !== undefined ? `hf folder ${e(r.loss_rel_hf_export)}` : r.hf_export?.startsWith('failed') ? 'hf folder FAILED' : ''].filter(Boolean).join(', '));
         break;
       case 'torch_train': {
-        const runs = ['cpu64', 'cpu', 'webgpu'].filter((k) => r[k] && !r[k].skipped).map((k) => `${k} ${e(r[k].loss_max_rel)}`);
+        const runs = ['cpu64', 'cpu', 'webgpu'].filter((k) => r[k] && !r[k].skipped).map((k) => `${k} ${r[k].error ? 'ERROR' : e(r[k].loss_max_rel)}`);
         row('torch', `train ${r.steps} steps on ${r.device}`, `${r.ok ? 'OK' : 'FAIL'} loss vs AdamW: ${runs.join(', ')}`, `lr ${e(r.lr_max_rel)}, ${r.clipped_steps} clipped`);
         break;
       }

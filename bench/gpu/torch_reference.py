@@ -29,7 +29,6 @@ import sys
 
 import torch
 import torch.nn.functional as F
-from safetensors import safe_open
 
 # Kiln's f32 reference vs float64 torch: f32 rounding through a few layers (DESIGN.md
 # asks for ~1e-4 relative). Kiln's f64 reference is stored as F32, so ~1e-6 is its floor.
@@ -42,6 +41,8 @@ TOL_SAME = 1e-10
 
 
 def load(path):
+    from safetensors import safe_open  # here, so that emit() users need only torch
+
     tensors, meta = {}, {}
     with safe_open(path, framework="pt") as f:
         meta = f.metadata() or {}

@@ -305,7 +305,7 @@ if "$PY" -c 'import torch, safetensors' > /dev/null 2>&1; then
     HF=()
     step export-hf-tiny 30 "${KILN[@]}" export --checkpoint "$RUN/tiny-cpu/checkpoint.safetensors" --hf "$RUN/hf-tiny" && HF=(--hf "$RUN/hf-tiny")
     step dump-grads-tiny 60 "$NODE" dump-grads.mjs --checkpoint "$RUN/tiny-cpu/checkpoint.safetensors" --out "$RUN/grads-tiny" --batch 4 --seed 2 &&
-      step torch-tiny 120 env PYTHONUNBUFFERED=1 "$PY" "$HERE/torch_reference.py" --dir "$RUN/grads-tiny" --checkpoint "$RUN/tiny-cpu/checkpoint.safetensors" "${HF[@]}"
+      step torch-tiny 120 env PYTHONUNBUFFERED=1 "$PY" "$HERE/torch_reference.py" --dir "$RUN/grads-tiny" --checkpoint "$RUN/tiny-cpu/checkpoint.safetensors" ${HF[@]+"${HF[@]}"}
   fi
   step dump-grads-names 60 "$NODE" dump-grads.mjs --preset names --vocab 65 --out "$RUN/grads-names" --batch 4 --seed 3 &&
     step torch-names 120 env PYTHONUNBUFFERED=1 "$PY" "$HERE/torch_reference.py" --dir "$RUN/grads-names"
@@ -340,7 +340,7 @@ if ((KGPU)) && ((!SMALL)); then
 fi
 
 # --- PyTorch eager f32 on the shapes kiln bench measured: a yardstick on the same GPU ----------
-if ((KGPU)) && "$PY" -c 'import torch' > /dev/null 2>&1; then
+if ((KGPU)) && "$PY" -c 'import torch' > /dev/null 2>&1; then  # torch_speed.py needs torch only
   step torch-speed 90 env PYTHONUNBUFFERED=1 "$PY" "$HERE/torch_speed.py" --results "$RES" --backend webgpu --steps "$( ((SMALL)) && echo 2 || echo 10)"
 fi
 

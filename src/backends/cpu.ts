@@ -83,6 +83,7 @@ export class CpuBackend implements Backend {
     return this.loaded().lastLogits(context);
   }
 
+  /** The state as a checkpoint holds it: f32 (an f64 run's values rounded, so its resume is not bit-exact). */
   async save(): Promise<TrainState> {
     const gpt = this.loaded();
     return {

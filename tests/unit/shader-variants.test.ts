@@ -2,6 +2,7 @@
 // survive, the enable directive, line numbers kept, errors for malformed blocks; and
 // which features a device gets.
 import { describe, expect, it } from 'vitest';
+import { PipelineCache } from '../../src/backends/webgpu/kernel.ts';
 import { declaredSwitches, expandIncludes, preprocess, shaderFeatures, variantKey } from '../../src/backends/webgpu/shader-variants.ts';
 
 const SRC = [
@@ -57,6 +58,48 @@ describe('shader variants', () => {
     expect(() => preprocess('// #switch subgroups', new Set(), 'mm')).toThrow('that is a device feature');
     expect(() => preprocess('// #switch', new Set(), 'mm')).toThrow('#switch names nothing');
     expect(declaredSwitches('x\n// #switch a4\n// #switch b4 c', 'mm')).toEqual(new Set(['a4', 'b4', 'c']));
+  });
+
+  it('nests switches and features both ways, #else under #if !switch included', () => {
+    const src = [
+      '// #switch a4', '// #if subgroups', '// #if !a4', 'sg_scalar;', '// #else', 'sg_vec;', '// #endif', '// #endif',
+      '// #if a4', '// #if !subgroups', 'wg_vec;', '// #endif', '// #endif',
+    ].join('\n');
+    const kept = (f: string[], on: string[]) => preprocess(src, new Set(f), 'n', new Set(on)).split('\n').filter(Boolean);
+    expect(kept([], [])).toEqual([]);
+    expect(kept(['subgroups'], [])).toEqual(['enable subgroups; ', 'sg_scalar;']);
+    expect(kept(['subgroups'], ['a4'])).toEqual(['enable subgroups; ', 'sg_vec;']);
+    expect(kept([], ['a4'])).toEqual(['wg_vec;']);
+  });
+
+  it('rejects directive-like lines it does not know, names that are not own features, and switches no block tests', () => {
+    expect(() => preprocess('// #if subgroups\n// #elif subgroups\n// #endif', new Set(), 'e')).toThrow(/e\.wgsl:2: "\/\/ #elif subgroups": not a directive/);
+    expect(() => preprocess('// #switch a4\n// #if a4 b4\n// #endif', new Set(), 'e')).toThrow(/e\.wgsl:2: .*not a directive/);
+    expect(() => preprocess('// #if toString\n// #endif', new Set(), 'e')).toThrow(/#if toString: not one of subgroups/);
+    expect(() => preprocess('// #if !constructor\n// #endif', new Set(), 'e')).toThrow(/#if !constructor: not one of/);
+    expect(() => preprocess('// #switch a4 b4\n// #if a4\n// #endif', new Set(), 'e', new Set(['b4']))).toThrow('switch b4 is turned on but no #if tests it');
+    // A test inside a dropped branch still counts: the switch is in use.
+    expect(preprocess('// #switch b4\n// #if subgroups\n// #if b4\nx;\n// #endif\n// #endif', new Set(), 'e', new Set(['b4'])).trim()).toBe('');
+    // #include lines are expandIncludes' business, left alone here.
+    expect(preprocess('// #include lib', new Set())).toBe('// #include lib');
+  });
+
+  it('PipelineCache compiles one module per set of switches, whatever their order', () => {
+    const modules: string[] = [];
+    const device = {
+      features: new Set<string>(),
+      createShaderModule: (d: { label: string; code: string }) => { modules.push(d.label); return { label: d.label }; },
+      createComputePipeline: (d: { label: string }) => ({ label: d.label }),
+    } as unknown as GPUDevice;
+    const src = '// #switch a4 b4\n// #if a4\na;\n// #endif\n// #if b4\nb;\n// #endif\n@compute @workgroup_size(1) fn main() {}';
+    const k = new PipelineCache(device, { mm: src });
+    const p1 = k.pipeline({ shader: 'mm', entry: 'main', switches: ['b4', 'a4'] });
+    const p2 = k.pipeline({ shader: 'mm', entry: 'main', switches: ['a4', 'b4', 'a4'] });
+    k.pipeline({ shader: 'mm', entry: 'main', switches: ['a4'] });
+    k.pipeline({ shader: 'mm', entry: 'main' });
+    expect(p2).toBe(p1);
+    expect(modules).toEqual(['mm[](a4,b4)', 'mm[](a4)', 'mm[]']);
+    expect(() => k.pipeline({ shader: 'mm', entry: 'main', switches: ['c4'] })).toThrow('no switch c4');
   });
 
   it('negates a feature with !', () => {

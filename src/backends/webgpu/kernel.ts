@@ -9,7 +9,7 @@
 // variant. Made without features it compiles the fallback of every shader. A kernel's
 // own switches (KernelDesc.switches, `// #switch` in its shader) pick among further
 // variants of one entry point; each combination is a module of its own.
-import { expandIncludes, preprocess, SHADER_FEATURES, variantKey } from './shader-variants.ts';
+import { expandIncludes, isShaderFeature, preprocess, SHADER_FEATURES, variantKey } from './shader-variants.ts';
 
 export type Constants = Record<string, number>;
 
@@ -49,7 +49,7 @@ export class PipelineCache {
   ) {
     this.features = new Set(features);
     for (const f of this.features) {
-      if (!(f in SHADER_FEATURES)) throw new Error(`PipelineCache: no shader feature ${f} (known: ${Object.keys(SHADER_FEATURES).join(', ')})`);
+      if (!isShaderFeature(f)) throw new Error(`PipelineCache: no shader feature ${f} (known: ${Object.keys(SHADER_FEATURES).join(', ')})`);
       if (!device.features.has(f)) throw new Error(`PipelineCache: the device was not created with the ${f} feature`);
     }
     this.variant = variantKey(this.features);

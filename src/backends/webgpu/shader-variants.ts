@@ -42,6 +42,13 @@ export type ShaderFeature = keyof typeof SHADER_FEATURES;
 
 const DIRECTIVE = /^\s*\/\/\s*#(if|else|endif)\b\s*(\S*)\s*$/;
 const SWITCH = /^\s*\/\/\s*#switch\b(.*)$/;
+/** Any line that looks like a directive: one that matches none of the above is a mistake (e.g. `#elif`), not a comment. */
+const ANY_DIRECTIVE = /^\s*\/\/\s*#(\w+)/;
+
+/** Whether `name` is one of SHADER_FEATURES (own keys only: not `constructor` and the like). */
+export function isShaderFeature(name: string): name is ShaderFeature {
+  return Object.hasOwn(SHADER_FEATURES, name);
+}
 
 const INCLUDE = /^\s*\/\/\s*#include\s+(\S+)\s*$/;
 
@@ -67,7 +74,7 @@ export function declaredSwitches(source: string, name = 'shader'): Set<string> {
     if (!names.length) throw new Error(`${name}.wgsl:${i + 1}: #switch names nothing`);
     for (const n of names) {
       if (!/^[a-z][a-z0-9_]*$/.test(n)) throw new Error(`${name}.wgsl:${i + 1}: #switch ${n}: a switch is a lower-case name`);
-      if (n in SHADER_FEATURES) throw new Error(`${name}.wgsl:${i + 1}: #switch ${n}: that is a device feature`);
+      if (isShaderFeature(n)) throw new Error(`${name}.wgsl:${i + 1}: #switch ${n}: that is a device feature`);
       out.add(n);
     }
   });
@@ -89,20 +96,26 @@ export function preprocess(source: string, features: ReadonlySet<string>, name =
   const stack: Array<{ feature: string; keep: boolean; parentKeeps: boolean; inElse: boolean }> = [];
   const used = new Set<ShaderFeature>();
   const keeping = () => stack.length === 0 || (stack[stack.length - 1].keep && stack[stack.length - 1].parentKeeps);
+  const tested = new Set<string>();
   const out = lines.map((line, i) => {
     if (SWITCH.test(line)) return '';
     const d = DIRECTIVE.exec(line);
     const where = `${name}.wgsl:${i + 1}`;
-    if (!d) return keeping() ? line : '';
+    if (!d) {
+      const odd = ANY_DIRECTIVE.exec(line);
+      if (odd && odd[1] !== 'include') throw new Error(`${where}: "${line.trim()}": not a directive (#if NAME, #if !NAME, #else, #endif, #switch NAMES)`);
+      return keeping() ? line : '';
+    }
     const [, op, arg] = d;
     if (op === 'if') {
       const not = arg.startsWith('!');
       const flag = not ? arg.slice(1) : arg;
       let on: boolean;
       if (declared.has(flag)) {
+        tested.add(flag);
         on = switches.has(flag);
-      } else if (flag in SHADER_FEATURES) {
-        used.add(flag as ShaderFeature);
+      } else if (isShaderFeature(flag)) {
+        used.add(flag);
         on = features.has(flag);
       } else {
         throw new Error(`${where}: #if ${arg || '(nothing)'}: not one of ${[...Object.keys(SHADER_FEATURES), ...declared].join(', ')}`);
@@ -123,6 +136,11 @@ export function preprocess(source: string, features: ReadonlySet<string>, name =
     return '';
   });
   if (stack.length) throw new Error(`${name}.wgsl: #if ${stack[stack.length - 1].feature} without #endif`);
+  // A switch turned on that no block tests would only make a module of its own with
+  // the same code: a caller left behind by a shader edit.
+  for (const sw of switches) {
+    if (!tested.has(sw)) throw new Error(`${name}.wgsl: switch ${sw} is turned on but no #if tests it`);
+  }
   const enables = [...used].filter((f) => features.has(f)).map((f) => SHADER_FEATURES[f]);
   if (enables.length) out[0] = `${enables.join(' ')} ${out[0]}`;
   return out.join('\n');
