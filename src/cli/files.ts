@@ -16,18 +16,23 @@ export function ensureDir(path: string, flag: string): void {
   }
 }
 
+/** What to tell a user whose disk filled up: the caller knows what can be resumed. */
+export type FullDiskHint = () => string;
+
+const TRY_AGAIN: FullDiskHint = () => 'free some space and try again';
+
 /** A failed write as the user can act on it: a full disk or quota, or the system's reason. */
-function storageError(path: string, e: unknown): KilnError {
+function storageError(path: string, e: unknown, whenFull: FullDiskHint): KilnError {
   const err = e as NodeJS.ErrnoException;
   const full = err.code === 'ENOSPC' || err.code === 'EDQUOT';
   return new KilnError(
     'storage',
     `could not write ${path}: ${full ? 'the disk is full' : err.message}`,
-    full ? 'free some space and resume with --resume (the previous checkpoint is intact)' : 'check the folder exists and is writable',
+    full ? whenFull() : 'check the folder exists and is writable',
   );
 }
 
-export function writeFileAtomic(path: string, data: Uint8Array | string): void {
+export function writeFileAtomic(path: string, data: Uint8Array | string, whenFull: FullDiskHint = TRY_AGAIN): void {
   const tmp = join(dirname(path), `.${basename(path)}.${process.pid}.tmp`);
   const bytes = typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
   let fd = -1;
@@ -42,7 +47,7 @@ export function writeFileAtomic(path: string, data: Uint8Array | string): void {
   } catch (e) {
     if (fd >= 0) closeSync(fd);
     rmSync(tmp, { force: true });
-    throw storageError(path, e);
+    throw storageError(path, e, whenFull);
   }
   // Make the rename itself durable.
   try {
@@ -56,7 +61,10 @@ export function writeFileAtomic(path: string, data: Uint8Array | string): void {
 
 /** Appends JSON lines; on resume, drops lines past the checkpoint's step so the curve continues cleanly. */
 export class MetricsLog {
-  constructor(private readonly path: string) {}
+  constructor(
+    private readonly path: string,
+    private readonly whenFull: FullDiskHint = TRY_AGAIN,
+  ) {}
 
   truncateAfter(step: number): void {
     if (!existsSync(this.path)) return;
@@ -70,7 +78,7 @@ export class MetricsLog {
           return false;
         }
       });
-    writeFileAtomic(this.path, kept.length ? kept.join('\n') + '\n' : '');
+    writeFileAtomic(this.path, kept.length ? kept.join('\n') + '\n' : '', this.whenFull);
   }
 
   reset(): void {
@@ -85,7 +93,7 @@ export class MetricsLog {
     try {
       writeFileSync(this.path, text, { flag });
     } catch (e) {
-      throw storageError(this.path, e);
+      throw storageError(this.path, e, this.whenFull);
     }
   }
 }

@@ -57,7 +57,12 @@ export async function trainCommand(flags: TrainFlags): Promise<number> {
   const out = flags.out;
   const ckptPath = join(out, 'checkpoint.safetensors');
   const bestPath = join(out, 'best.safetensors');
-  const metrics = new MetricsLog(join(out, 'metrics.jsonl'));
+  // Checked when the disk fills, not now: what can be resumed is what is on disk then.
+  const whenFull = () =>
+    existsSync(ckptPath)
+      ? `free some space, then continue with the same command and --resume (${ckptPath} is intact)`
+      : 'free some space, then run the same command again (no checkpoint had been saved yet)';
+  const metrics = new MetricsLog(join(out, 'metrics.jsonl'), whenFull);
 
   let spec: RunSpec;
   let resume: ResumePoint | null = null;
@@ -145,7 +150,7 @@ export async function trainCommand(flags: TrainFlags): Promise<number> {
           },
           async onCheckpoint(snap) {
             const bytes = await checkpointBytes(backend, run, snap);
-            writeFileAtomic(snap.reason === 'best' ? bestPath : ckptPath, bytes);
+            writeFileAtomic(snap.reason === 'best' ? bestPath : ckptPath, bytes, whenFull);
           },
         },
       });

@@ -67,7 +67,7 @@ describe('kiln train on a full disk', () => {
     disk.full = { only: 'checkpoint.safetensors' };
     const r = await train(dir, '--steps', '8', '--resume').finally(() => (disk.full = null));
     const e = expectKilnError(r, 2, /could not write .*checkpoint\.safetensors: the disk is full/);
-    expect(e.hint).toMatch(/free some space and resume with --resume/);
+    expect(e.hint).toMatch(/free some space, then continue with the same command and --resume \(.*checkpoint\.safetensors is intact\)/);
     expect(readFileSync(join(dir, 'checkpoint.safetensors')).equals(before)).toBe(true);
     expect((await decodeCheckpoint(new Uint8Array(before))).step).toBe(4);
     expect(readdirSync(dir).filter((f) => f.endsWith('.tmp'))).toEqual([]);
@@ -97,7 +97,19 @@ describe('kiln train on a full disk', () => {
     disk.full = {};
     const fresh = join(root, 'fresh');
     const f = await train(fresh, '--steps', '2').finally(() => (disk.full = null));
-    expectKilnError(f, 2, /could not write .*metrics\.jsonl: the disk is full/);
+    const ef = expectKilnError(f, 2, /could not write .*metrics\.jsonl: the disk is full/);
     expect(existsSync(join(fresh, 'checkpoint.safetensors'))).toBe(false);
+    // Nothing to resume from, so the hint must not send the user to --resume.
+    expect(ef.hint).toMatch(/run the same command again \(no checkpoint had been saved yet\)/);
+    expect(ef.hint).not.toMatch(/--resume/);
+
+    // A fresh run whose first checkpoint does not fit: the same advice, and a rerun works.
+    const first = join(root, 'first-checkpoint');
+    disk.full = { only: 'checkpoint.safetensors' };
+    const c = await train(first, '--steps', '4').finally(() => (disk.full = null));
+    const ec = expectKilnError(c, 2, /could not write .*checkpoint\.safetensors: the disk is full/);
+    expect(ec.hint).not.toMatch(/--resume/);
+    const rerun = await train(first, '--steps', '4');
+    expect(rerun.code, rerun.stderr).toBe(0);
   });
 });
