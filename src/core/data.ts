@@ -19,16 +19,24 @@ export interface Split {
   val: Int32Array;
 }
 
+/** Tokens kept for validation: the last `valFraction`, but at least a block plus one. */
+function valTokens(n: number, valFraction: number, blockSize: number): number {
+  return Math.max(blockSize + 1, Math.floor(n * valFraction));
+}
+
 /** The last `valFraction` of the tokens is validation (as nanoGPT's prepare scripts); both parts must hold a block plus one. */
 export function splitTokens(tokens: Int32Array, valFraction: number, blockSize: number): Split {
   const need = blockSize + 1;
-  const nVal = Math.max(need, Math.floor(tokens.length * valFraction));
+  const nVal = valTokens(tokens.length, valFraction, blockSize);
   const nTrain = tokens.length - nVal;
   if (nTrain < need) {
+    // The largest context this text can feed (2 is the smallest blockSize a config takes).
+    let fits = blockSize - 1;
+    while (fits >= 2 && tokens.length - valTokens(tokens.length, valFraction, fits) < fits + 1) fits--;
     throw new KilnError(
       'data',
       `the data is too short: ${tokens.length} tokens, but a block of ${blockSize} needs at least ${2 * need} (${need} for training and ${need} for validation)`,
-      `give more text, or lower blockSize (e.g. --config with "blockSize": ${Math.max(2, Math.floor(tokens.length / 4))})`,
+      fits >= 2 ? `give more text, or lower blockSize to ${fits} or less` : 'give more text (a few lines at the least)',
     );
   }
   return { train: tokens.subarray(0, nTrain), val: tokens.subarray(nTrain) };

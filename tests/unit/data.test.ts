@@ -60,8 +60,15 @@ describe('splitTokens', () => {
     expect(e.message).not.toContain('\n');
     expect(e.hint).toMatch(/more text|blockSize/);
     // The blockSize the hint suggests does fit the data.
-    const suggested = Number(/"blockSize": (\d+)/.exec(e.hint)![1]);
+    const suggested = Number(/lower blockSize to (\d+) or less/.exec(e.hint)![1]);
+    expect(suggested).toBe(15);
     expect(() => splitTokens(ramp(33), 0.1, suggested)).not.toThrow();
+    // Text too short for even the smallest block: no blockSize is suggested.
+    const tiny = thrown(() => splitTokens(ramp(5), 0.1, 16));
+    expect(tiny.hint).toMatch(/more text/);
+    expect(tiny.hint).not.toMatch(/blockSize/);
+    expect(() => splitTokens(ramp(6), 0.1, 2)).not.toThrow();
+    expect(thrown(() => splitTokens(ramp(6), 0.1, 16)).hint).toMatch(/lower blockSize to 2 or less/);
     expect(thrown(() => splitTokens(new Int32Array(0), 0.1, 4)).message).toContain('0 tokens');
   });
 });

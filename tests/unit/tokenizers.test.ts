@@ -77,7 +77,7 @@ describe('char tokenizer', () => {
     expect(k.code).toBe('data');
     expect(k.message).toContain('U+1F600');
     expect(k.message).toContain('position 5');
-    expect(k.hint).toMatch(/trained with/);
+    expect(k.hint).toMatch(/only the characters of its training text/);
     expect(k.hint).toMatch(/bpe/);
   });
 

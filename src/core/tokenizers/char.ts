@@ -92,8 +92,8 @@ export class CharTokenizer implements Tokenizer {
           'data',
           `character ${codePointName(cp)} ${JSON.stringify(String.fromCodePoint(cp))} at position ${index} ` +
             `is not in this char tokenizer's vocabulary (${this.vocabSize} characters)`,
-          'Encode with the tokenizer the model was trained with (the one in its checkpoint), ' +
-            'or train with the bpe tokenizer, which can encode any text.',
+          'a char model knows only the characters of its training text: leave this one out, ' +
+            'or train with the bpe tokenizer, which can encode any text',
         );
       }
       out[n++] = id;
