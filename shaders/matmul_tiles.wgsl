@@ -48,6 +48,10 @@ var<workgroup> tileB: array<vec4f, COPIES * TILE_K * (BLOCK / 4u) * WG_X>;  // [
 // A tile slot q holds 4 elements consecutive along the operand's contiguous dimension.
 // Untransposed A (M,K): slot q = (row m, k group); transposed A (K,M): slot q = (k, m group).
 // w is the tile's width in vec4s along M (A) or N (B); base the first vec4 of its copy.
+// The transposing loaders have four invocations write different components of one vec4
+// in the same phase: each component is its own memory location in WGSL, and Tint keeps
+// such stores per component for workgroup memory on every backend (its HLSL writer's
+// whole-vector rewrite of dynamically indexed stores is only for function/private vars).
 
 fn put_a(base: u32, q: u32, v: vec4f, w: u32) {
   if (TRANS_A) {
