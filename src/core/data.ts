@@ -19,27 +19,51 @@ export interface Split {
   val: Int32Array;
 }
 
-/** Tokens kept for validation: the last `valFraction`, but at least a block plus one. */
+/** Tokens kept for validation: `valFraction` of them, but at least a block plus one. */
 function valTokens(n: number, valFraction: number, blockSize: number): number {
   return Math.max(blockSize + 1, Math.floor(n * valFraction));
 }
 
-/** The last `valFraction` of the tokens is validation (as nanoGPT's prepare scripts); both parts must hold a block plus one. */
+/** The shortest validation piece, in windows of a block plus one: few seams inside it. */
+const PIECE_WINDOWS = 16;
+
+/**
+ * Train and validation tokens. The validation share is cut into k equal pieces, one at
+ * the end of each of k equal segments of the text, so it samples the whole file: a
+ * held-out tail (nanoGPT's split) is a different distribution whenever the file is
+ * ordered, as sorted word lists like names.txt are (there the tail is only names from
+ * 's' on). Pieces are contiguous runs of at least PIECE_WINDOWS blocks, so windows
+ * rarely cross a seam; short data gets one piece: exactly the tail split. Both parts
+ * must hold a block plus one.
+ */
 export function splitTokens(tokens: Int32Array, valFraction: number, blockSize: number): Split {
+  const n = tokens.length;
   const need = blockSize + 1;
-  const nVal = valTokens(tokens.length, valFraction, blockSize);
-  const nTrain = tokens.length - nVal;
-  if (nTrain < need) {
+  const nValWanted = valTokens(n, valFraction, blockSize);
+  if (n - nValWanted < need) {
     // The largest context this text can feed (2 is the smallest blockSize a config takes).
     let fits = blockSize - 1;
-    while (fits >= 2 && tokens.length - valTokens(tokens.length, valFraction, fits) < fits + 1) fits--;
+    while (fits >= 2 && n - valTokens(n, valFraction, fits) < fits + 1) fits--;
     throw new KilnError(
       'data',
-      `the data is too short: ${tokens.length} tokens, but a block of ${blockSize} needs at least ${2 * need} (${need} for training and ${need} for validation)`,
+      `the data is too short: ${n} tokens, but a block of ${blockSize} needs at least ${2 * need} (${need} for training and ${need} for validation)`,
       fits >= 2 ? `give more text, or lower blockSize to ${fits} or less` : 'give more text (a few lines at the least)',
     );
   }
-  return { train: tokens.subarray(0, nTrain), val: tokens.subarray(nTrain) };
+  const k = Math.max(1, Math.floor(nValWanted / (PIECE_WINDOWS * need)));
+  const piece = Math.floor(nValWanted / k);
+  if (k === 1) return { train: tokens.subarray(0, n - piece), val: tokens.subarray(n - piece) };
+  const train = new Int32Array(n - k * piece);
+  const val = new Int32Array(k * piece);
+  let t = 0;
+  for (let j = 0; j < k; j++) {
+    const a = Math.floor((j * n) / k);
+    const b = Math.floor(((j + 1) * n) / k);
+    train.set(tokens.subarray(a, b - piece), t);
+    t += b - piece - a;
+    val.set(tokens.subarray(b - piece, b), j * piece);
+  }
+  return { train, val };
 }
 
 /** Random windows of the training tokens (nanoGPT's get_batch), from a stream that can be saved and restored. */
@@ -72,19 +96,22 @@ export class BatchSampler {
 }
 
 /**
- * The validation set as `count` batches of B consecutive, non-overlapping windows,
- * in order from the start of the split (wrapping around on short data). The same
+ * The validation set as `count` batches of B non-overlapping windows, spread evenly
+ * over the whole split (a long split is not judged by its first pieces only), or all
+ * of its windows in order, wrapping around, when it holds fewer than B. The same
  * batches every time: evaluation never consumes randomness.
  */
 export function valBatches(val: Int32Array, B: number, T: number, count: number): Batch[] {
   const windows = Math.max(1, Math.floor((val.length - 1) / T));
   const total = Math.min(count * B, Math.max(B, windows));
+  // The last batch wraps around to the first windows when `total` is not a multiple of B.
+  const windowAt = (i: number) => (total <= windows ? Math.floor(((i % total) * windows) / total) : i % windows);
   const batches: Batch[] = [];
   for (let w0 = 0; w0 < total; w0 += B) {
     const inputs = new Int32Array(B * T);
     const targets = new Int32Array(B * T);
     for (let b = 0; b < B; b++) {
-      const start = ((w0 + b) % windows) * T;
+      const start = windowAt(w0 + b) * T;
       inputs.set(val.subarray(start, start + T), b * T);
       targets.set(val.subarray(start + 1, start + T + 1), b * T);
     }

@@ -31,7 +31,7 @@ function sameBatch(a: Batch, b: Batch): boolean {
 }
 
 describe('splitTokens', () => {
-  it('holds out the last valFraction for validation', () => {
+  it('holds out the last valFraction for validation when it is too short to cut in pieces', () => {
     const t = ramp(1000);
     const { train, val } = splitTokens(t, 0.1, 16);
     expect(train.length).toBe(900);
@@ -40,6 +40,36 @@ describe('splitTokens', () => {
     expect(train[899]).toBe(899);
     expect(val[0]).toBe(900);
     expect(val[99]).toBe(999);
+  });
+
+  it('spreads validation over the whole text in long contiguous pieces, so an ordered file is not judged by its tail', () => {
+    // 20000 tokens, 10%, blockSize 16: 2000 wanted; pieces of at least 16 windows of 17.
+    const n = 20000;
+    const { train, val } = splitTokens(ramp(n), 0.1, 16);
+    const runs = (a: Int32Array) => {
+      const out: number[][] = [];
+      for (let i = 0; i < a.length; i++) {
+        if (i === 0 || a[i] !== a[i - 1] + 1) out.push([a[i], a[i]]);
+        else out[out.length - 1][1] = a[i];
+      }
+      return out;
+    };
+    const pieces = runs(val);
+    expect(pieces.length).toBe(7);
+    for (const [a, b] of pieces) expect(b - a + 1).toBeGreaterThanOrEqual(16 * 17);
+    expect(val.length).toBeGreaterThan(0.099 * n);
+    expect(val.length).toBeLessThanOrEqual(0.1 * n);
+    // Every token in exactly one part, each part in file order.
+    expect(train.length + val.length).toBe(n);
+    const seen = new Uint8Array(n);
+    for (const t of [...train, ...val]) seen[t]++;
+    expect(seen.every((c) => c === 1)).toBe(true);
+    for (const part of [train, val]) for (let i = 1; i < part.length; i++) expect(part[i]).toBeGreaterThan(part[i - 1]);
+    // From the first seventh of the file to its end (a sorted word list: every part of the alphabet).
+    expect(val[0]).toBeLessThan(n / 7);
+    expect(val[val.length - 1]).toBe(n - 1);
+    // Deterministic.
+    expect(Array.from(splitTokens(ramp(n), 0.1, 16).val)).toEqual(Array.from(val));
   });
 
   it('gives validation at least a block plus one when the fraction is smaller', () => {
@@ -157,18 +187,24 @@ describe('BatchSampler', () => {
 });
 
 describe('valBatches', () => {
-  it('takes consecutive, non-overlapping windows from the start, targets shifted by one', () => {
+  it('spreads its windows evenly over the whole split, targets shifted by one', () => {
+    // 200 tokens, T=10: 19 windows; 3 batches of 2 take every ~3rd, from start to end.
     const val = ramp(200);
     const batches = valBatches(val, 2, 10, 3);
     expect(batches).toHaveLength(3);
-    for (const [k, b] of batches.entries()) {
+    const starts = batches.flatMap((b) => [0, 1].map((s) => b.inputs[s * 10]));
+    expect(starts).toEqual([0, 30, 60, 90, 120, 150]);
+    for (const b of batches) {
       expect([b.B, b.T, b.microBatches]).toEqual([2, 10, 1]);
       for (let s = 0; s < 2; s++) {
-        const start = (k * 2 + s) * 10;
+        const start = b.inputs[s * 10];
         expect(Array.from(b.inputs.subarray(s * 10, s * 10 + 10))).toEqual(Array.from({ length: 10 }, (_, i) => start + i));
         expect(Array.from(b.targets.subarray(s * 10, s * 10 + 10))).toEqual(Array.from({ length: 10 }, (_, i) => start + i + 1));
       }
     }
+    // Asked for every window: all of them, in order.
+    const all = valBatches(val, 1, 10, 19).map((b) => b.inputs[0]);
+    expect(all).toEqual(Array.from({ length: 19 }, (_, i) => i * 10));
   });
 
   it('is identical on every call (evaluation consumes no randomness)', () => {
