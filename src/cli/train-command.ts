@@ -5,7 +5,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { basename, join } from 'node:path';
 import type { Backend } from '../backends/backend.ts';
-import { KilnError } from '../core/errors.ts';
+import { isKilnError, KilnError } from '../core/errors.ts';
 import { formatBytes, memoryEstimate, modelSpec } from '../core/model-spec.ts';
 import { Rng } from '../core/rng.ts';
 import type { DatasetRef, RunSpec } from '../core/run-spec.ts';
@@ -57,9 +57,11 @@ export async function trainCommand(flags: TrainFlags): Promise<number> {
   const out = flags.out;
   const ckptPath = join(out, 'checkpoint.safetensors');
   const bestPath = join(out, 'best.safetensors');
-  // Checked when the disk fills, not now: what can be resumed is what is on disk then.
+  // Checked when the disk fills or the GPU goes, not now: what can be resumed is what is
+  // on disk then.
+  const canResume = () => existsSync(ckptPath);
   const whenFull = () =>
-    existsSync(ckptPath)
+    canResume()
       ? `free some space, then continue with the same command and --resume (${ckptPath} is intact)`
       : 'free some space, then run the same command again (no checkpoint had been saved yet)';
   const metrics = new MetricsLog(join(out, 'metrics.jsonl'), whenFull);
@@ -163,6 +165,19 @@ export async function trainCommand(flags: TrainFlags): Promise<number> {
       }
       process.stdout.write(JSON.stringify(summary) + '\n');
       return 0;
+    } catch (e) {
+      // A lost GPU (driver reset, sleep, another process) loses only the steps since
+      // the last checkpoint: say how to get them back from here.
+      if (isKilnError(e) && e.code === 'device') {
+        throw new KilnError(
+          'device',
+          e.message,
+          canResume()
+            ? `run the same command with --resume: it continues from the last checkpoint in ${ckptPath}`
+            : 'run the same command again (no checkpoint had been saved yet; lower checkpointEvery to save more often)',
+        );
+      }
+      throw e;
     } finally {
       process.off('SIGINT', onSigint);
     }

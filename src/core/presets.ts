@@ -20,7 +20,7 @@ export const PRESETS: readonly Preset[] = [
   }),
   preset('names', 'Character-level model of first names (makemore-sized): trains in a minute on a CPU.', {
     // One block and wider batches beat two blocks at equal cost over 300 steps on
-    // names.txt (val 2.31 vs 2.38, measured 2026-11-30 with the validation pieces spread
+    // names.txt (val 2.34 vs 2.38, measured 2026-11-30 with the validation pieces spread
     // over the sorted file); a bigram model reaches ~2.45.
     nLayer: 1, nHead: 4, nEmbd: 64, blockSize: 16, tokenizer: 'char',
     batchSize: 64, steps: 300, lr: 1e-2, minLr: 1e-3, warmupSteps: 20, decaySteps: 300,
