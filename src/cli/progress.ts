@@ -42,7 +42,8 @@ export class Progress {
       this.out.write(`\r\x1b[2Kstep ${m.step}/${this.total} [${bar}] ${stats} | eta ${fmtTime(eta)}`);
     } else if (m.val_loss !== undefined || m.step === this.total || m.step - this.lastPrinted >= Math.max(1, Math.ceil(this.total / 20))) {
       this.lastPrinted = m.step;
-      this.out.write(`step ${m.step}/${this.total} ${stats} | ${fmtTime(m.elapsed_s)} elapsed\n`);
+      const left = m.step < this.total ? `, eta ${fmtTime(eta)}` : '';
+      this.out.write(`step ${m.step}/${this.total} ${stats} | ${fmtTime(m.elapsed_s)} elapsed${left}\n`);
     }
   }
 
