@@ -1,5 +1,5 @@
 // `kiln train --backend webgpu` when the GPU device is lost mid-run (a driver reset, a
-// watchdog, a GPU taken away): exit 3 with a one-line message that says to resume, the
+// watchdog, a GPU taken away): exit 3 with a one-line message that says how to resume, the
 // checkpoint written before the loss left intact, and --resume on a fresh device
 // finishing the same run as one that was never interrupted, bit for bit. The loss is
 // real: the CLI's backend factory is wrapped so that one chosen step destroys the
@@ -65,7 +65,7 @@ describe('kiln train on a GPU device that is lost mid-run', () => {
     lose.atCall = 6;
     const r = await train(dir, '--steps', '8').finally(() => (lose.atCall = 0));
     const e = expectKilnError(r, 3, /the GPU device was lost/);
-    expect(e.hint).toMatch(/resume from the last checkpoint/);
+    expect(e.hint).toMatch(/run the same command with --resume: it continues from the last checkpoint in .*checkpoint\.safetensors/);
     expect((await checkpoint(dir)).step).toBe(4);
     expect(readdirSync(dir).filter((f) => f.endsWith('.tmp'))).toEqual([]);
 
@@ -76,5 +76,16 @@ describe('kiln train on a GPU device that is lost mid-run', () => {
     const [a, b] = [await checkpoint(straight), await checkpoint(dir)];
     expect(b.step).toBe(8);
     expect(Buffer.from(b.state.params.buffer).equals(Buffer.from(a.state.params.buffer))).toBe(true);
+  });
+
+  it('lost before the first checkpoint: the hint says to run the command again, not to --resume', async () => {
+    const dir = join(root, 'lost-early');
+    lose.atCall = 1;
+    const r = await train(dir, '--steps', '2').finally(() => (lose.atCall = 0));
+    const e = expectKilnError(r, 3, /the GPU device was lost/);
+    expect(e.hint).toMatch(/run the same command again \(no checkpoint had been saved yet/);
+    expect(e.hint).not.toMatch(/--resume/);
+    const rerun = await train(dir, '--steps', '2');
+    expect(rerun.code, rerun.stderr).toBe(0);
   });
 });
