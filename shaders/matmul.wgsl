@@ -14,6 +14,9 @@
 // Global loads are vec4 where the operand's contiguous dimension is a multiple of 4
 // (switches a4 / b4, matmul_tiles.wgsl), scalar otherwise.
 //
+// The MLP's GELU lives here too (gelu.wgsl): GELU_A reads A as gelu(A), GELU_GRAD
+// multiplies the result by gelu'(gelu_in) before it is stored.
+//
 // The 8x8 kernel (matmul_8x8: 128x128 tiles with 16x16 invocations, in
 // matmul_8x8.wgsl) hold an 8x8 block per invocation and overlap the global loads of the
 // next K step with the arithmetic of this one.
@@ -27,6 +30,7 @@
 // 8x8 kernels are in matmul_8x8.wgsl.
 
 // #include matmul_tiles
+// #include gelu
 
 var<private> acc: array<vec4f, 4>;                   // a 4x4 kernel's block, by row
 

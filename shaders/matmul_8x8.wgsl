@@ -3,6 +3,7 @@
 // for large outputs. The declarations and tile loaders are shared: matmul_tiles.wgsl.
 
 // #include matmul_tiles
+// #include gelu
 
 // ---- 8x8 register blocks: 128x128 tiles (published fast WGSL / CUDA SGEMM layout) ----
 // A WG_X x WG_Y workgroup computes an (8 WG_Y) x (8 WG_X) tile of out; invocation (tx, ty)

@@ -24,6 +24,8 @@ override TILE_K: u32 = 16;   // K step held in workgroup memory (a multiple of 4
 override BLOCK: u32 = 4;     // outputs per invocation along M and along N: 4 (matmul), 8 (matmul_8x8)
 override COPIES: u32 = 1;    // copies of each workgroup tile: 1, or 2 (matmul_8x8: ping-pong)
 override K_CHUNK: u32 = 0;   // split-K: K range per grid layer z (a multiple of TILE_K); 0: all of K
+override GELU_A: bool = false;     // A is read as gelu(A) (c_proj's input: gelu.wgsl)
+override GELU_GRAD: bool = false;  // the result (+ bias) is multiplied by gelu'(gelu_in) before it is stored
 
 @group(0) @binding(0) var<storage, read_write> out: array<f32>;
 // #if a4
@@ -37,6 +39,7 @@ override K_CHUNK: u32 = 0;   // split-K: K range per grid layer z (a multiple of
 @group(0) @binding(2) var<storage, read> b1: array<f32>;
 // #endif
 @group(0) @binding(3) var<storage, read> bias: array<f32>;
+@group(0) @binding(4) var<storage, read> gelu_in: array<f32>;  // (M,N): the pre-activation whose gelu' GELU_GRAD applies
 
 // Both workgroup tiles are k-major rows of vec4s: BLOCK / 4 * WG_Y vec4s (the tile's M
 // edge / 4) per k for A, BLOCK / 4 * WG_X for B; COPIES of them (the 8x8 kernels ping-pong
@@ -76,8 +79,16 @@ fn slot_a(q: u32, m0: u32, k0: u32, w: u32) -> vec2u {
   return vec2u(m0 + q / (TILE_K / 4u), k0 + 4u * (q % (TILE_K / 4u)));
 }
 
-// A tile slot q (zeros outside the matrix and past k_end).
+// A tile slot q (zeros outside the matrix and past k_end, which gelu keeps zero).
 fn fetch_a(q: u32, m0: u32, k0: u32, k_end: u32, w: u32) -> vec4f {
+  let v = fetch_a_raw(q, m0, k0, k_end, w);
+  if (GELU_A) {
+    return gelu4(v);
+  }
+  return v;
+}
+
+fn fetch_a_raw(q: u32, m0: u32, k0: u32, k_end: u32, w: u32) -> vec4f {
   let p = slot_a(q, m0, k0, w);
 // #if a4
   if (p.x < M && p.y < k_end) {
@@ -182,8 +193,8 @@ fn k_range(z: u32) -> vec2u {
   return vec2u(z * K_CHUNK, min(K, (z + 1u) * K_CHUNK));
 }
 
-// Row m, columns n..n+3 of out (those inside it) from v (+ bias) (+ out with
-// ACCUMULATE), in split-K layer z of the scratch (0 otherwise).
+// Row m, columns n..n+3 of out (those inside it) from v (+ bias) (times gelu'(gelu_in)
+// with GELU_GRAD) (+ out with ACCUMULATE), in split-K layer z of the scratch (0 otherwise).
 fn store4(z: u32, m: u32, n: u32, v: vec4f) {
   if (m >= M) {
     return;
@@ -195,6 +206,9 @@ fn store4(z: u32, m: u32, n: u32, v: vec4f) {
       var s = v[j];
       if (HAS_BIAS) {
         s += bias[nj];
+      }
+      if (GELU_GRAD) {
+        s *= gelu_grad(gelu_in[m * N + nj]);
       }
       let o = base + m * N + nj;
       if (ACCUMULATE) {

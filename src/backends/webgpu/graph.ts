@@ -15,7 +15,6 @@ import { adamw, adamwHyperBuffer, ADAMW_HYPER_BYTES, gradNorm } from './ops/adam
 import { attentionBackward, attentionForward } from './ops/attention.ts';
 import { classifierForwardBackward, classifierLoss, classifierRowsPerChunk, lastLogits, meanLoss } from './ops/crossentropy.ts';
 import { encoderBackward, encoderForward } from './ops/encoder.ts';
-import { geluBackward, geluForward } from './ops/gelu.ts';
 import { layernormBackward, layernormForward, layernormResidualForward } from './ops/layernorm.ts';
 import { matmulBackward, matmulForward } from './ops/matmul.ts';
 import { fill, slice } from './ops/util.ts';
@@ -140,8 +139,8 @@ function forward(g: GraphBuffers, inputs: Bind, B: number, T: number): Dispatch[
       ...matmulForward(k, projOut, a.atty, p.attprojw, p.attprojb, BT, C, C),
       ...layernormResidualForward(k, a.ln2, a.ln2Mean, a.ln2Rstd, a.residual2, x, projOut, p.ln2w, p.ln2b, BT, C),
       ...matmulForward(k, a.fch, a.ln2, p.fcw, p.fcb, BT, C, 4 * C),
-      ...geluForward(k, a.fchGelu, a.fch, BT * 4 * C),
-      ...matmulForward(k, projOut, a.fchGelu, p.fcprojw, p.fcprojb, BT, 4 * C, C),
+      // The GELU happens inside c_proj's tile loads (shaders/gelu.wgsl): gelu(fch) is never stored.
+      ...matmulForward(k, projOut, a.fch, p.fcprojw, p.fcprojb, BT, 4 * C, C, { geluInput: true }),
     );
   }
   const last = ws.block(L - 1);
@@ -161,7 +160,7 @@ function backward(g: GraphBuffers, inputs: Bind, B: number, T: number): Dispatch
   const BT = B * T;
   const w = weights(g.pb.params, plan.params, L);
   const dw = weights(g.pb.grads, plan.params, L);
-  const [dres, dbtc, dqkv, dfch, dfchGelu, scratch] = ['dresidual', 'dbtc', 'dqkv', 'dfch', 'dfchGelu', 'scratch'].map((n) => ws.get(n));
+  const [dres, dbtc, dqkv, dfch, scratch] = ['dresidual', 'dbtc', 'dqkv', 'dfch', 'scratch'].map((n) => ws.get(n));
   const fresh = { accumulate: false };
   const xOf = (l: number) => (l > 0 ? ws.get(`h${l - 1}.residual3`) : ws.get('encoded'));
   const d: Dispatch[] = [
@@ -172,9 +171,9 @@ function backward(g: GraphBuffers, inputs: Bind, B: number, T: number): Dispatch
     const gp = dw.blocks[l];
     const a = ws.block(l);
     d.push(
-      // MLP: residual3 = residual2 + c_proj(gelu(c_fc(ln_2(residual2))))
-      ...matmulBackward(k, dfchGelu, gp.fcprojw, gp.fcprojb, dres, a.fchGelu, p.fcprojw, BT, 4 * C, C, scratch, fresh),
-      ...geluBackward(k, dfch, a.fch, dfchGelu, BT * 4 * C, fresh),
+      // MLP: residual3 = residual2 + c_proj(gelu(c_fc(ln_2(residual2)))); c_proj's backward
+      // goes through the GELU too, writing d(fch) (gelu.wgsl).
+      ...matmulBackward(k, dfch, gp.fcprojw, gp.fcprojb, dres, a.fch, p.fcprojw, BT, 4 * C, C, scratch, { ...fresh, geluInput: true }),
       ...matmulBackward(k, dbtc, gp.fcw, gp.fcb, dfch, a.ln2, p.fcw, BT, C, 4 * C, scratch, fresh),
       ...layernormBackward(k, dres, gp.ln2w, gp.ln2b, dbtc, a.residual2, p.ln2w, a.ln2Mean, a.ln2Rstd, BT, C, scratch),
       // attention: residual2 = x + c_proj(attn(c_attn(ln_1(x))))

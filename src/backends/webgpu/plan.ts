@@ -131,7 +131,7 @@ export interface TensorPlan {
 /** Names of one block's saved activations (the buffer names are `h{l}.{name}`). */
 export const BLOCK_ACTIVATIONS = [
   'ln1', 'ln1Mean', 'ln1Rstd', 'qkv', 'atty', 'attSaved', 'residual2',
-  'ln2', 'ln2Mean', 'ln2Rstd', 'fch', 'fchGelu', 'residual3',
+  'ln2', 'ln2Mean', 'ln2Rstd', 'fch', 'residual3',
 ] as const;
 export type BlockActivation = (typeof BLOCK_ACTIVATIONS)[number];
 
@@ -155,7 +155,8 @@ export function sharedScratchBytes(model: ModelConfig, B: number, T: number, par
 
 /**
  * Every activation-sized buffer of a training step over micro-batches of B sequences of
- * T tokens (llm.c's list). Saved activations are per block; the gradients flowing down
+ * T tokens (llm.c's list, less gelu(fch): c_proj recomputes it as it loads its tiles,
+ * shaders/gelu.wgsl). Saved activations are per block; the gradients flowing down
  * the network and the scratch are shared by all blocks (the backward pass walks the
  * blocks one at a time).
  */
@@ -171,7 +172,7 @@ export function activationTensors(model: ModelConfig, B: number, T: number, clas
     const sizes: Record<BlockActivation, number> = {
       ln1: BT * C * f, ln1Mean: BT * f, ln1Rstd: BT * f, qkv: BT * 3 * C * f, atty: BT * C * f, attSaved: att.saved,
       residual2: BT * C * f, ln2: BT * C * f, ln2Mean: BT * f, ln2Rstd: BT * f, fch: BT * 4 * C * f,
-      fchGelu: BT * 4 * C * f, residual3: BT * C * f,
+      residual3: BT * C * f,
     };
     for (const n of BLOCK_ACTIVATIONS) add(`h${l}.${n}`, sizes[n], 'activation');
   }
@@ -186,7 +187,6 @@ export function activationTensors(model: ModelConfig, B: number, T: number, clas
   add('dbtc', BT * C * f, 'gradient');
   add('dqkv', BT * 3 * C * f, 'gradient');
   add('dfch', BT * 4 * C * f, 'gradient');
-  add('dfchGelu', BT * 4 * C * f, 'gradient');
   // The projections' output before the residual add (the backward pass never reads it),
   // the classifier's logits chunk, and the ops' shared scratch.
   add('projOut', BT * C * f, 'scratch');

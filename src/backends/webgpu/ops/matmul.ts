@@ -11,6 +11,10 @@
 // the environment forces one for every product that does not set `tile` (and
 // KILN_MATMUL_TILE_K=8|16 the 128 tile's K step): how a GPU visit compares candidates.
 //
+// GELU (shaders/gelu.wgsl) has no kernel of its own: `geluA` reads A as gelu(A) and
+// `geluGradOf` multiplies the result by gelu'(P), which is how the step graph runs the MLP's
+// c_proj (matmulForward / matmulBackward with geluInput).
+//
 // Scratch (matmulScratch): matmulBackward uses one scratch buffer, in sequence, for the
 // split-K partial products of dweight (and dinp) and for the per-row-chunk partial
 // column sums of dbias. It is only read inside one matmulBackward, so every layer can
@@ -59,6 +63,10 @@ export interface MatmulOptions {
    * matmulTileK: 16 where the device allows 32 KiB, else 8; 16 asked of a 16 KiB device gives 8.
    */
   tileK?: 8 | 16;
+  /** A is read as gelu(A): the GELU before c_proj, folded into the tile loads (shaders/gelu.wgsl). */
+  geluA?: boolean;
+  /** The result (+ bias) is multiplied by gelu'(geluGradOf) elementwise, geluGradOf (M,N): c_proj's input gradient made d(fch). */
+  geluGradOf?: Bind;
 }
 
 export type MatmulTile = 32 | 64 | 128;
@@ -147,25 +155,30 @@ export function matmul(k: PipelineCache, out: Bind, a: Bind, b: Bind, bias: Bind
   const shader = big ? SHADER_8X8 : SHADER;
   const entry = shader; // each file's one tiled entry point is named after it
   const switches = [...(a4 ? ['a4'] : []), ...(b4 ? ['b4'] : [])];
-  const label = `${entry}_a${a4 ? 4 : 1}_b${b4 ? 4 : 1}`;
-  const shape = { M, N, K, TRANS_A: +transA, TRANS_B: +transB, WG_X: wg, WG_Y: wg };
+  const gelu = `${o.geluA ? '_gelu' : ''}${o.geluGradOf ? '_dgelu' : ''}`;
+  const label = `${entry}_a${a4 ? 4 : 1}_b${b4 ? 4 : 1}${gelu}`;
+  const shape = { M, N, K, TRANS_A: +transA, TRANS_B: +transB, WG_X: wg, WG_Y: wg, GELU_A: +!!o.geluA };
+  // Every pipeline binds gelu_in (the shader reads it only with GELU_GRAD): b stands in,
+  // read-only like it, so it can never alias the output.
+  const geluIn = o.geluGradOf ?? b;
   const base = big
     ? { ...shape, TILE_K: matmulTileK(k.device.limits?.maxComputeWorkgroupStorageSize ?? MIN_WORKGROUP_STORAGE, o.tileK), BLOCK: 8, COPIES: 2 }
     : { ...shape, TILE_K };
   const grid: [number, number] = [ceilDiv(N, tile), ceilDiv(M, tile)];
   const splits = o.scratch ? matmulSplits(M, N, K, tile) : 1;
   if (splits === 1) {
-    const c = { ...base, ACCUMULATE: +!!o.accumulate, HAS_BIAS: +!!bias };
-    return [{ ...k.dispatch(label, { shader, entry, constants: c, switches }, [out, a, b, bias ?? b], grid), flops: 2 * M * N * K }];
+    const c = { ...base, ACCUMULATE: +!!o.accumulate, HAS_BIAS: +!!bias, GELU_GRAD: +!!o.geluGradOf };
+    return [{ ...k.dispatch(label, { shader, entry, constants: c, switches }, [out, a, b, bias ?? b, geluIn], grid), flops: 2 * M * N * K }];
   }
   const scratch = o.scratch!;
   const need = splits * M * N * 4;
   if (bindBytes(scratch) < need) throw new Error(`matmul: split-K scratch holds ${bindBytes(scratch)} bytes, needs ${need} (matmulSplitKBytes)`);
-  const c = { ...base, ACCUMULATE: 0, HAS_BIAS: 0, K_CHUNK: kChunk(K, splits) };
-  const reduce = { M, N, SPLITS: splits, ACCUMULATE: +!!o.accumulate, HAS_BIAS: +!!bias, WG_X: REDUCE_WG, WG_Y: 1 };
+  // The layers write raw partial products; bias and gelu' apply once, to the sum.
+  const c = { ...base, ACCUMULATE: 0, HAS_BIAS: 0, GELU_GRAD: 0, K_CHUNK: kChunk(K, splits) };
+  const reduce = { M, N, SPLITS: splits, ACCUMULATE: +!!o.accumulate, HAS_BIAS: +!!bias, GELU_GRAD: +!!o.geluGradOf, WG_X: REDUCE_WG, WG_Y: 1 };
   return [
-    { ...k.dispatch(`${label} split-K`, { shader, entry, constants: c, switches }, [scratch, a, b, b], [grid[0], grid[1], splits]), flops: 2 * M * N * K },
-    k.dispatch('matmul_splitk_reduce', { shader: SUMS, entry: 'matmul_splitk_reduce', constants: reduce }, [out, scratch, bias ?? scratch], grid1d(M * N, REDUCE_WG)),
+    { ...k.dispatch(`${label} split-K`, { shader, entry, constants: c, switches }, [scratch, a, b, b, b], [grid[0], grid[1], splits]), flops: 2 * M * N * K },
+    k.dispatch(`matmul_splitk_reduce${gelu}`, { shader: SUMS, entry: 'matmul_splitk_reduce', constants: reduce }, [out, scratch, bias ?? scratch, o.geluGradOf ?? scratch], grid1d(M * N, REDUCE_WG)),
   ];
 }
 
@@ -189,24 +202,34 @@ export function matmulScratch(N: number, C: number, OC: number): Record<'partial
   };
 }
 
+/** A linear layer whose input is gelu(inp): inp is the GELU's input (fch), the layer c_proj. */
+export interface GeluInputOptions {
+  geluInput?: boolean;
+}
+
 // out is (N,OC) (N = B*T); inp is (N,C); weight is (C,OC); bias is (OC) or null.
-// out = inp @ weight + bias.
-export function matmulForward(k: PipelineCache, out: Bind, inp: Bind, weight: Bind, bias: Bind | null, N: number, C: number, OC: number): Dispatch[] {
-  return matmul(k, out, inp, weight, bias, { M: N, N: OC, K: C });
+// out = inp @ weight + bias (gelu(inp) @ weight + bias with geluInput).
+export function matmulForward(
+  k: PipelineCache, out: Bind, inp: Bind, weight: Bind, bias: Bind | null, N: number, C: number, OC: number, o: GeluInputOptions = {},
+): Dispatch[] {
+  return matmul(k, out, inp, weight, bias, { M: N, N: OC, K: C, geluA: o.geluInput });
 }
 
 // dinp and inp are (N,C); dweight and weight are (C,OC); dbias is (OC) or null; dout is (N,OC);
 // scratch is matmulScratch(N, C, OC).partials bytes (optional, see the top of this file).
 // Accumulates: dinp += dout @ weight^T; dweight += inp^T @ dout; dbias += column sums of dout
 // (with accumulate: false, dinp = dout @ weight^T; dweight and dbias still accumulate).
+// With geluInput (the layer saw gelu(inp)): dinp (+)= gelu'(inp) * (dout @ weight^T), the
+// gradient of inp itself, and dweight += gelu(inp)^T @ dout.
 export function matmulBackward(
   k: PipelineCache, dinp: Bind, dweight: Bind, dbias: Bind | null, dout: Bind, inp: Bind, weight: Bind,
-  N: number, C: number, OC: number, scratch?: Bind, o: InputGradOptions = {},
+  N: number, C: number, OC: number, scratch?: Bind, o: InputGradOptions & GeluInputOptions = {},
 ): Dispatch[] {
   const out: Dispatch[] = [];
+  const gelu = !!o.geluInput;
   if (dbias) out.push(...biasBackward(k, dbias, dout, N, OC, scratch));
-  out.push(...matmul(k, dinp, dout, weight, null, { M: N, N: C, K: OC, transB: true, accumulate: o.accumulate ?? true, scratch }));
-  out.push(...matmul(k, dweight, inp, dout, null, { M: C, N: OC, K: N, transA: true, accumulate: true, scratch }));
+  out.push(...matmul(k, dinp, dout, weight, null, { M: N, N: C, K: OC, transB: true, accumulate: o.accumulate ?? true, scratch, geluGradOf: gelu ? inp : undefined }));
+  out.push(...matmul(k, dweight, inp, dout, null, { M: C, N: OC, K: N, transA: true, accumulate: true, scratch, geluA: gelu }));
   return out;
 }
 
@@ -224,6 +247,6 @@ function biasBackward(k: PipelineCache, dbias: Bind, dout: Bind, N: number, OC: 
   const reduce = { M: 1, N: OC, SPLITS: chunks, ACCUMULATE: 1, HAS_BIAS: 0, WG_X: REDUCE_WG, WG_Y: 1 };
   return [
     k.dispatch('matmul_colsum partial', { shader: SUMS, entry: 'matmul_colsum', constants: partial }, [scratch, dout], [colGroups, chunks]),
-    k.dispatch('matmul_colsum reduce', { shader: SUMS, entry: 'matmul_splitk_reduce', constants: reduce }, [dbias, scratch, scratch], grid1d(OC, REDUCE_WG)),
+    k.dispatch('matmul_colsum reduce', { shader: SUMS, entry: 'matmul_splitk_reduce', constants: reduce }, [dbias, scratch, scratch, scratch], grid1d(OC, REDUCE_WG)),
   ];
 }
