@@ -12,6 +12,7 @@ import { stepHyper } from '../train/trainer.ts';
 import { initialState } from '../train/prepare.ts';
 import type { Backend, Batch, StepHyper } from '../backends/backend.ts';
 import type { StepProfile } from '../backends/webgpu/backend.ts';
+import type { FamilyTime } from '../backends/webgpu/profile.ts';
 import { createBackend, parseBackendName } from './backends.ts';
 
 export interface BenchFlags {
@@ -121,12 +122,19 @@ async function profileLines(backend: Backend, b: string, preset: string, run: ()
     return;
   }
   const r = (x: number, d = 4) => +x.toFixed(d);
-  for (const f of p.families) {
-    // GFLOP/s of the dispatches whose op counts its flops (matmul, flash attention): a lower bound.
+  // GFLOP/s of the dispatches whose op counts its flops (matmul, flash attention): a lower bound.
+  const rate = (f: FamilyTime) => {
     const gflops = f.flops > 0 && f.countedMs > 0 ? f.flops / f.countedMs / 1e6 : 0;
     const peak = backend.info.peakFlops;
-    const rate = gflops ? { gflops: r(gflops, 3), ...(peak ? { pct_peak: r((100 * gflops * 1e9) / peak, 2) } : {}) } : {};
-    process.stdout.write(JSON.stringify({ ...head, family: f.family, ms: r(f.ms), share: r(f.share), dispatches: f.dispatches, ...rate }) + '\n');
+    return gflops ? { gflops: r(gflops, 3), ...(peak ? { pct_peak: r((100 * gflops * 1e9) / peak, 2) } : {}) } : {};
+  };
+  for (const f of p.families) {
+    process.stdout.write(JSON.stringify({ ...head, family: f.family, ms: r(f.ms), share: r(f.share), dispatches: f.dispatches, ...rate(f) }) + '\n');
+  }
+  // The same by dispatch label (e.g. matmul_8x8_a4_b4_gelu: c_proj with the GELU in its
+  // loads), for telling variants of one family apart; shapes are not in the label.
+  for (const f of p.labels) {
+    process.stdout.write(JSON.stringify({ bench: 'profile_kernel', backend: b, preset, label: f.family, ms: r(f.ms), share: r(f.share), dispatches: f.dispatches, ...rate(f) }) + '\n');
   }
   // Per-pass overhead makes gpu ms an upper bound (src/backends/webgpu/profile.ts); step_ms is a normal step's wall time.
   process.stdout.write(JSON.stringify({

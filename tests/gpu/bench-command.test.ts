@@ -59,6 +59,13 @@ describe('kiln bench', () => {
     expect(families.reduce((a, l) => a + (l.dispatches as number), 0)).toBe(76);
     expect(total.dispatches).toBe(76);
     expect(families.reduce((a, l) => a + (l.ms as number), 0)).toBeCloseTo(total.ms as number, 2);
+    // Per label: the same dispatches and time, split finer (c_proj's GELU variants apart).
+    const kernels = lines.filter((l) => l.bench === 'profile_kernel' && l.backend === 'webgpu');
+    expect(kernels.reduce((a, l) => a + (l.dispatches as number), 0)).toBe(76);
+    expect(kernels.reduce((a, l) => a + (l.ms as number), 0)).toBeCloseTo(total.ms as number, 2);
+    const labels = kernels.map((l) => l.label);
+    expect(labels).toEqual(expect.arrayContaining(['matmul_a4_b4', 'matmul_a4_b4_gelu', 'matmul_a4_b4_dgelu', 'classifier_softmax']));
+    expect(new Set(labels).size).toBe(labels.length);
     expect(total.step_ms as number).toBeGreaterThan(0);
   });
 });

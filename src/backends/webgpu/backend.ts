@@ -44,6 +44,8 @@ export interface StepProfile {
   dispatches: DispatchTime[];
   /** Totals per kernel family, largest first; their ms add up to gpuMs. */
   families: FamilyTime[];
+  /** The same per dispatch label (`family` holds the label), e.g. matmul_8x8_a4_b4_gelu apart from matmul_8x8_a4_b4. */
+  labels: FamilyTime[];
   /** Sum of the dispatches' GPU times (an upper bound: see profile.ts). */
   gpuMs: number;
   /** Wall time of this profiled step, submit to readback (inflated by one pass per dispatch). */
@@ -209,7 +211,7 @@ export class WebGpuBackend implements Backend {
         const wallMs = performance.now() - t0;
         const dispatches = d.map((x, i) => ({ label: x.label, family: kernelFamily(x.label), ms: ms[i], ...(x.flops !== undefined ? { flops: x.flops } : {}) }));
         return {
-          stats, dispatches, families: familyTotals(dispatches), gpuMs: ms.reduce((a, b) => a + b, 0), wallMs, stepWallMs: this.lastStepMs,
+          stats, dispatches, families: familyTotals(dispatches), labels: familyTotals(dispatches.map((x) => ({ ...x, family: x.label }))), gpuMs: ms.reduce((a, b) => a + b, 0), wallMs, stepWallMs: this.lastStepMs,
           timerResolutionNs: resolutionNs,
         };
       } finally {
