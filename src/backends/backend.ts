@@ -54,6 +54,12 @@ export interface Backend {
    * every step called before them.
    */
   readonly maxStepsInFlight?: number;
+  /**
+   * Bytes this backend allocates to train `model` at micro-batch size batchSize (its
+   * own buffers: the CPU reference keeps llm.c's full list, the WebGPU one its plan,
+   * without the T*T attention or the B*T*V logits). Absent: the generic estimate.
+   */
+  memoryBytes?(model: ModelConfig, batchSize: number): number;
   load(model: ModelConfig, state: TrainState): Promise<void>;
   step(batch: Batch, hp: StepHyper): Promise<StepStats>;
   /** Mean cross-entropy without gradients. */

@@ -4,7 +4,7 @@
 // moments): the trajectory an independent f64 implementation (bench/gpu/torch_train.py,
 // PyTorch) must reproduce to rounding, where f32 ones only agree to ~1e-4.
 import { KilnError } from '../core/errors.ts';
-import { modelSpec, type ModelConfig, type ModelSpec } from '../core/model-spec.ts';
+import { memoryEstimate, modelSpec, type ModelConfig, type ModelSpec } from '../core/model-spec.ts';
 import { adamwUpdate, clipScale, gradNorm } from '../reference/adamw.ts';
 import type { Buf } from '../reference/buf.ts';
 import { ReferenceGPT } from '../reference/gpt.ts';
@@ -28,6 +28,10 @@ export class CpuBackend implements Backend {
   constructor(options: CpuBackendOptions = {}) {
     this.dtype = options.dtype ?? 'f32';
     this.info = { device: `CPU reference (${this.dtype})`, features: [], limits: {} };
+  }
+
+  memoryBytes(model: ModelConfig, batchSize: number): number {
+    return memoryEstimate(model, batchSize).total * (this.dtype === 'f64' ? 2 : 1);
   }
 
   async load(model: ModelConfig, state: TrainState): Promise<void> {

@@ -93,17 +93,17 @@ export async function trainCommand(flags: TrainFlags): Promise<number> {
 
   const prepared = await prepareData(config, text, resume?.checkpoint.tokenizer);
   const { tokenizer, model, split } = prepared;
-  const mem = memoryEstimate(model, config.batchSize);
   const nParams = modelSpec(model).numParams;
   const progress = new Progress(config.steps, resume?.checkpoint.step ?? 0);
   progress.message(
     `kiln: ${nParams.toLocaleString('en-US')} parameters, vocab ${model.vocabSize} (${tokenizer.kind}), ` +
-      `${split.train.length.toLocaleString('en-US')} train / ${split.val.length.toLocaleString('en-US')} val tokens, ` +
-      `~${formatBytes(mem.total)} to train`,
+      `${split.train.length.toLocaleString('en-US')} train / ${split.val.length.toLocaleString('en-US')} val tokens`,
   );
 
   const backend: Backend = await createBackend(backendName);
-  progress.message(`kiln: backend ${backend.kind} (${backend.info.device})`);
+  // What this backend allocates: the WebGPU plan holds no T*T attention and no B*T*V logits.
+  const bytes = backend.memoryBytes?.(model, config.batchSize) ?? memoryEstimate(model, config.batchSize).total;
+  progress.message(`kiln: backend ${backend.kind} (${backend.info.device}), ~${formatBytes(bytes)} to train`);
   const startStep = resume?.checkpoint.step ?? 0;
   try {
     await backend.load(model, resume ? resume.checkpoint.state : initialState(model, config.seed));

@@ -8,6 +8,7 @@ import type { Batch, StepHyper, TrainState } from '../../src/backends/backend.ts
 import { CpuBackend } from '../../src/backends/cpu.ts';
 import { buildChecked, WebGpuBackend } from '../../src/backends/webgpu/backend.ts';
 import { PipelineCache } from '../../src/backends/webgpu/kernel.ts';
+import { planSummary } from '../../src/backends/webgpu/plan.ts';
 import { requestGpu } from '../../src/backends/webgpu/device.ts';
 import { KilnError } from '../../src/core/errors.ts';
 import { initParams, modelSpec, type ModelConfig } from '../../src/core/model-spec.ts';
@@ -80,6 +81,21 @@ describe('webgpu backend', () => {
     return;
   }
   const { gpu: harnessGpu } = h;
+
+  it('memoryBytes is its buffer plan on this device: no T*T attention, no B*T*V logits', async () => {
+    const gpu = await newGpuBackend(initialState());
+    try {
+      // GPT-2 small's shape at B 8: the reference's list holds 12 layers of (8,12,1024,1024) attention
+      // and (8,1024,50257) logits; the plan holds neither.
+      const gpt2: ModelConfig = { vocabSize: 50257, blockSize: 1024, nLayer: 12, nHead: 12, nEmbd: 768 };
+      const bytes = gpu.memoryBytes(gpt2, 8);
+      expect(bytes).toBe(planSummary(gpt2, 8, harnessGpu.device.limits).totalBytes);
+      expect(bytes).toBeLessThan(0.5 * new CpuBackend().memoryBytes(gpt2, 8));
+      expect(bytes).toBeGreaterThan(4 * 4 * 124e6); // params, grads and both moments at least
+    } finally {
+      gpu.dispose();
+    }
+  });
 
   describe('WebGpuBackend vs CpuBackend', () => {
     for (const microBatches of [1, 2]) {

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import type { Batch, StepHyper, TrainState } from '../../src/backends/backend.ts';
 import { CpuBackend } from '../../src/backends/cpu.ts';
 import { KilnError } from '../../src/core/errors.ts';
-import { initParams, modelSpec, type ModelConfig } from '../../src/core/model-spec.ts';
+import { initParams, memoryEstimate, modelSpec, type ModelConfig } from '../../src/core/model-spec.ts';
 import { adamwUpdate, clipScale, gradNorm } from '../../src/reference/adamw.ts';
 import { ReferenceGPT } from '../../src/reference/gpt.ts';
 import { expectClose } from '../helpers/expect-close.ts';
@@ -30,6 +30,12 @@ async function loaded(state: TrainState): Promise<CpuBackend> {
 }
 
 describe('CpuBackend', () => {
+  it('memoryBytes is the reference\'s full buffer list, twice as large in f64', () => {
+    expect(new CpuBackend().memoryBytes(MODEL, 4)).toBe(memoryEstimate(MODEL, 4).total);
+    expect(new CpuBackend({ dtype: 'f64' }).memoryBytes(MODEL, 4)).toBe(2 * memoryEstimate(MODEL, 4).total);
+    expect(new CpuBackend().memoryBytes(MODEL, 8)).toBeGreaterThan(new CpuBackend().memoryBytes(MODEL, 4));
+  });
+
   it('save() then load() continues bit-identically (3 + 3 steps == 6 steps)', async () => {
     const data = batches(6, 3, 8, 1);
     const straight = await loaded(freshState());

@@ -16,7 +16,7 @@ import {
 } from './graph.ts';
 import { PipelineCache, readBuffer, storageBuffer, type Dispatch } from './kernel.ts';
 import {
-  bufferPlan, ioStrideBytes, paramLayout, planLimits, sharedScratchBytes, toPlanLayout, toSpecLayout,
+  bufferPlan, ioStrideBytes, paramLayout, planLimits, planSummary, sharedScratchBytes, toPlanLayout, toSpecLayout,
   type BufferPlan, type ParamLayout, type PlanLimits,
 } from './plan.ts';
 import { fp32Peak } from './peaks.ts';
@@ -136,6 +136,11 @@ export class WebGpuBackend implements Backend {
       perDevice.set(variant, k);
     }
     return new WebGpuBackend(gpu, k, !opts.gpu, opts);
+  }
+
+  /** The buffer plan's total on this device (what load and the first steps allocate), fitting or not. */
+  memoryBytes(model: ModelConfig, batchSize: number): number {
+    return planSummary(model, batchSize, this.limits).totalBytes;
   }
 
   load(model: ModelConfig, state: TrainState): Promise<void> {
