@@ -168,9 +168,9 @@ export async function trainCommand(flags: TrainFlags): Promise<number> {
     } catch (e) {
       // A lost GPU (driver reset, sleep, another process) loses only the steps since
       // the last checkpoint: say how to get them back from here.
-      if (isKilnError(e) && e.code === 'device') {
+      if (isKilnError(e) && e.code === 'device_lost') {
         throw new KilnError(
-          'device',
+          'device_lost',
           e.message,
           canResume()
             ? `run the same command with --resume: it continues from the last checkpoint in ${ckptPath}`

@@ -324,7 +324,7 @@ describe('webgpu backend', () => {
       await gpu.device.lost;
       const err = await be.step(b, hp).then(() => null, (e: unknown) => e);
       expect(err).toBeInstanceOf(KilnError);
-      expect((err as KilnError).code).toBe('device');
+      expect((err as KilnError).code).toBe('device_lost');
       expect((err as KilnError).message).toMatch(/the GPU device was lost/);
       expect((err as KilnError).hint).toMatch(/resume from the last checkpoint/);
     });

@@ -461,7 +461,7 @@ export async function buildChecked<R>(device: GPUDevice, what: string, make: () 
 }
 
 function lostError(message: string): KilnError {
-  return new KilnError('device', `the GPU device was lost: ${message}`, 'resume from the last checkpoint');
+  return new KilnError('device_lost', `the GPU device was lost: ${message}`, 'resume from the last checkpoint');
 }
 
 function checkTokens(what: string, ids: Int32Array, V: number): void {
