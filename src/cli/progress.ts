@@ -19,6 +19,8 @@ export class Progress {
   private lastVal: number | null = null;
   private lastPrinted = 0;
   private readonly startStep: number;
+  /** The first update of this run: the pace is counted from it, so the one-time start-up (pipeline compilation, first batch) does not inflate the time left. */
+  private first: { step: number; elapsed: number } | null = null;
 
   constructor(
     private readonly total: number,
@@ -31,8 +33,7 @@ export class Progress {
 
   update(m: StepMetrics, elapsedThisRun: number): void {
     if (m.val_loss !== undefined) this.lastVal = m.val_loss;
-    const done = m.step - this.startStep;
-    const eta = done > 0 ? (elapsedThisRun / done) * (this.total - m.step) : NaN;
+    const eta = this.timeLeft(m.step, elapsedThisRun);
     const val = this.lastVal !== null ? ` val ${this.lastVal.toFixed(4)}` : '';
     const stats = `loss ${m.loss.toFixed(4)}${val} | ${fmtRate(m.tokens_per_s)} tok/s${m.mfu !== undefined ? ` | MFU ${(m.mfu * 100).toFixed(1)}%` : ''}`;
     if (this.tty) {
@@ -45,6 +46,17 @@ export class Progress {
       const left = m.step < this.total ? `, eta ${fmtTime(eta)}` : '';
       this.out.write(`step ${m.step}/${this.total} ${stats} | ${fmtTime(m.elapsed_s)} elapsed${left}\n`);
     }
+  }
+
+  private timeLeft(step: number, elapsed: number): number {
+    const left = this.total - step;
+    if (this.first === null) {
+      this.first = { step, elapsed };
+      const done = step - this.startStep;
+      return done > 0 ? (elapsed / done) * left : NaN;
+    }
+    const done = step - this.first.step;
+    return done > 0 ? ((elapsed - this.first.elapsed) / done) * left : NaN;
   }
 
   message(line: string): void {

@@ -38,6 +38,17 @@ describe('Progress', () => {
     expect(out.text()).toBe('step 80/100 loss 2.2000 | 500 tok/s | 8:20 elapsed, eta 0:10\n');
   });
 
+  it('leaves the first step\'s start-up (pipeline compilation) out of the pace', () => {
+    const out = sink(false);
+    const p = new Progress(100, 0, out.stream);
+    // Step 1 takes 30 s, every later one 1 s: at step 11 the 89 steps left take 89 s
+    // (averaging over all 11 steps would say 5:23).
+    p.update(metrics(1, { elapsed_s: 30 }), 30);
+    expect(out.text()).toBe('');
+    p.update(metrics(11, { elapsed_s: 40 }), 40);
+    expect(out.text()).toBe('step 11/100 loss 2.8900 | 500 tok/s | 0:40 elapsed, eta 1:29\n');
+  });
+
   it('redraws one line with a bar and the time left on a terminal', () => {
     vi.stubEnv('CI', '');
     const out = sink(true);
