@@ -2,7 +2,7 @@
 // does one thing and prints its result; numbers go to stdout as JSON.
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { encodeCheckpoint, decodeCheckpoint, type CheckpointData } from '../core/checkpoint.ts';
+import { encodeCheckpoint } from '../core/checkpoint.ts';
 import { DEFAULT_CONFIG, parseField, validate, type RunConfig } from '../core/config.ts';
 import { KilnError } from '../core/errors.ts';
 import { exportHF, importHF, KILN_TOKENIZER_FILE } from '../core/hf.ts';
@@ -12,23 +12,8 @@ import { tokenizerFromJSON } from '../core/tokenizers/index.ts';
 import { generate, startTokens } from '../train/generate.ts';
 import { evaluate } from '../train/trainer.ts';
 import { createBackend, parseBackendName } from './backends.ts';
-import { ensureDir, writeFileAtomic } from './files.ts';
+import { ensureDir, readCheckpointFile, readInputFile, writeFileAtomic } from './files.ts';
 import { readDataFile } from './train-command.ts';
-
-function readBytes(path: string | undefined, what: string, flag: string): Uint8Array {
-  if (!path) throw new KilnError('usage', `no ${what} given`, `add ${flag} FILE`);
-  try {
-    const b = readFileSync(path);
-    return new Uint8Array(b.buffer, b.byteOffset, b.length);
-  } catch (e) {
-    const err = e as NodeJS.ErrnoException;
-    throw new KilnError('checkpoint', `cannot read ${path}: ${err.code === 'ENOENT' ? 'no such file' : err.message}`, `check the path given to ${flag}`);
-  }
-}
-
-export async function readCheckpointFile(path: string | undefined): Promise<CheckpointData> {
-  return decodeCheckpoint(readBytes(path, 'checkpoint', '--checkpoint'));
-}
 
 function num(flag: string, text: string | undefined, fallback: number, min: number, max: number, integer = false): number {
   if (text === undefined) return fallback;
@@ -116,7 +101,7 @@ export async function importCommand(flags: { hf?: string; out?: string; set?: st
   if (!flags.hf) throw new KilnError('usage', 'no folder given', 'add --hf DIR (a folder with model.safetensors and config.json)');
   if (!flags.out) throw new KilnError('usage', 'no output file given', 'add --out FILE.safetensors');
   if (existsSync(flags.out)) throw new KilnError('usage', `${flags.out} already exists`, 'choose another --out; Kiln never overwrites a checkpoint');
-  const modelSafetensors = readBytes(join(flags.hf, 'model.safetensors'), 'model.safetensors', '--hf');
+  const modelSafetensors = readInputFile(join(flags.hf, 'model.safetensors'), 'model.safetensors', '--hf');
   let configJson: string;
   try {
     configJson = readFileSync(join(flags.hf, 'config.json'), 'utf8');

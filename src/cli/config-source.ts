@@ -49,7 +49,8 @@ function setField(config: RunConfig, key: string, text: string, flag: string): v
   (config as unknown as Record<string, unknown>)[key] = parsed.value;
 }
 
-export function resolveRunSpec(flags: ConfigFlags): RunSpec {
+/** `base` is the config when no --link, --config or --preset is given (a fine-tune's checkpoint). */
+export function resolveRunSpec(flags: ConfigFlags, base?: RunSpec): RunSpec {
   const sources = [flags.link, flags.config, flags.preset].filter((x) => x !== undefined).length;
   if (sources > 1) throw new KilnError('usage', 'give only one of --link, --config and --preset', 'choose where the config comes from');
   let spec: RunSpec;
@@ -58,6 +59,8 @@ export function resolveRunSpec(flags: ConfigFlags): RunSpec {
   else if (flags.preset !== undefined) {
     const p = presetOrFail(flags.preset);
     spec = { preset: p.name, config: { ...p.config }, data: null };
+  } else if (base) {
+    spec = { ...base, config: { ...base.config } };
   } else {
     throw new KilnError('usage', 'no config given', `add --preset NAME (${PRESET_NAMES.join(', ')}), --config FILE or --link URL`);
   }

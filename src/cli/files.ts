@@ -3,7 +3,25 @@
 // place of a good one, and the metrics log.
 import { closeSync, existsSync, mkdirSync, fsyncSync, openSync, readFileSync, renameSync, rmSync, writeSync, writeFileSync } from 'node:fs';
 import { dirname, basename, join } from 'node:path';
+import { decodeCheckpoint, type CheckpointData } from '../core/checkpoint.ts';
 import { KilnError } from '../core/errors.ts';
+
+/** The bytes of a file the user named with `flag`, or a message that says why they cannot be read. */
+export function readInputFile(path: string | undefined, what: string, flag: string): Uint8Array {
+  if (!path) throw new KilnError('usage', `no ${what} given`, `add ${flag} FILE`);
+  try {
+    const b = readFileSync(path);
+    return new Uint8Array(b.buffer, b.byteOffset, b.length);
+  } catch (e) {
+    const err = e as NodeJS.ErrnoException;
+    const why = err.code === 'ENOENT' ? 'no such file' : err.code === 'EISDIR' ? 'it is a folder' : err.message;
+    throw new KilnError('checkpoint', `cannot read ${path}: ${why}`, `check the path given to ${flag}`);
+  }
+}
+
+export async function readCheckpointFile(path: string | undefined, flag = '--checkpoint'): Promise<CheckpointData> {
+  return decodeCheckpoint(readInputFile(path, 'checkpoint', flag));
+}
 
 /** Creates an output folder, or says plainly why it cannot (a file in the way, no permission). */
 export function ensureDir(path: string, flag: string): void {

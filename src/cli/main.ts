@@ -13,6 +13,7 @@ const USAGE = `kiln: train small GPT models (CPU, WebGPU through Dawn, CUDA)
 usage:
   kiln train  [--link URL | --config FILE | --preset NAME] --data FILE --out DIR
               [--backend auto|cpu|webgpu|cuda] [--steps N] [--seed N] [--set key=value]... [--resume]
+              [--init CHECKPOINT]   fine-tune: start from a trained model's weights (its shape and tokenizer)
   kiln eval   --checkpoint FILE --data FILE [--backend B]      prints {"loss": ...}
   kiln sample --checkpoint FILE [--prompt S] [--tokens N] [--temperature T] [--top-k K] [--top-p P] [--seed N]
   kiln export --checkpoint FILE --hf DIR                       Hugging Face GPT-2 folder
@@ -35,7 +36,7 @@ const B: Opt = { type: 'boolean' };
 
 const COMMANDS: Record<string, { options: Record<string, Opt>; run: (v: Record<string, unknown>) => Promise<number> }> = {
   train: {
-    options: { link: S, config: S, preset: S, data: S, backend: S, steps: S, out: S, resume: B, seed: S, set: { type: 'string', multiple: true } },
+    options: { link: S, config: S, preset: S, data: S, backend: S, steps: S, out: S, resume: B, init: S, seed: S, set: { type: 'string', multiple: true } },
     run: (v) => trainCommand(v),
   },
   eval: { options: { checkpoint: S, data: S, backend: S }, run: (v) => evalCommand(v) },

@@ -4,7 +4,9 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { basename, join } from 'node:path';
-import type { Backend } from '../backends/backend.ts';
+import type { Backend, TrainState } from '../backends/backend.ts';
+import type { CheckpointData } from '../core/checkpoint.ts';
+import type { FieldKey } from '../core/config.ts';
 import { isKilnError, KilnError } from '../core/errors.ts';
 import { formatBytes, memoryEstimate, modelSpec } from '../core/model-spec.ts';
 import { Rng } from '../core/rng.ts';
@@ -12,11 +14,12 @@ import type { DatasetRef, RunSpec } from '../core/run-spec.ts';
 import { decodeText } from '../core/text.ts';
 import { checkpointBytes, readResumePoint, type ResumePoint, type RunIdentity } from '../train/checkpointing.ts';
 import { generate, startTokens } from '../train/generate.ts';
+import { fineTuneStart } from '../train/init-from.ts';
 import { initialState, prepareData } from '../train/prepare.ts';
 import { train } from '../train/trainer.ts';
 import { createBackend, parseBackendName } from './backends.ts';
 import { resolveRunSpec, type ConfigFlags } from './config-source.ts';
-import { ensureDir, MetricsLog, writeFileAtomic } from './files.ts';
+import { ensureDir, MetricsLog, readCheckpointFile, writeFileAtomic } from './files.ts';
 import { Progress } from './progress.ts';
 
 export interface TrainFlags extends ConfigFlags {
@@ -24,6 +27,8 @@ export interface TrainFlags extends ConfigFlags {
   backend?: string;
   out?: string;
   resume?: boolean;
+  /** A checkpoint whose weights start the run (fine-tuning). */
+  init?: string;
 }
 
 export function readDataFile(path: string | undefined): { text: string; ref: Extract<DatasetRef, { kind: 'file' }> } {
@@ -39,6 +44,11 @@ export function readDataFile(path: string | undefined): { text: string; ref: Ext
   const text = decodeText(new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.length), path);
   const sha256 = createHash('sha256').update(bytes).digest('hex');
   return { text, ref: { kind: 'file', name: basename(path), bytes: bytes.length, sha256 } };
+}
+
+/** The fields named by --set key=value (checked and parsed later, by resolveRunSpec). */
+function setKeys(set: string[] | undefined): Set<FieldKey> {
+  return new Set((set ?? []).map((kv) => kv.slice(0, Math.max(0, kv.indexOf('='))) as FieldKey));
 }
 
 function loadResume(path: string): Promise<ResumePoint> {
@@ -68,10 +78,12 @@ export async function trainCommand(flags: TrainFlags): Promise<number> {
 
   let spec: RunSpec;
   let resume: ResumePoint | null = null;
+  let init: CheckpointData | null = null;
+  let initState: TrainState | null = null;
   if (flags.resume) {
     if (!existsSync(ckptPath)) throw new KilnError('usage', `nothing to resume: ${ckptPath} does not exist`, 'start the run without --resume');
     resume = await loadResume(ckptPath);
-    const ignored = (['link', 'config', 'seed'] as const).filter((k) => flags[k] !== undefined);
+    const ignored = (['link', 'config', 'seed', 'init'] as const).filter((k) => flags[k] !== undefined);
     if (flags.set?.length) ignored.push('set' as never);
     if (ignored.length)
       process.stderr.write(`kiln: note: --resume continues the run saved in ${ckptPath} with its own config; ignoring ${ignored.map((k) => `--${k}`).join(', ')}\n`);
@@ -82,7 +94,17 @@ export async function trainCommand(flags: TrainFlags): Promise<number> {
   } else {
     if (existsSync(ckptPath))
       throw new KilnError('usage', `${out} already holds a run (checkpoint.safetensors)`, 'add --resume to continue it, or choose another --out');
-    spec = resolveRunSpec(flags);
+    if (flags.init !== undefined) {
+      init = await readCheckpointFile(flags.init, '--init');
+      // Without --preset/--config/--link the fine-tune trains as the checkpoint's own run did.
+      spec = resolveRunSpec(flags, { preset: 'tiny', config: { ...init.config }, data: null });
+      const start = fineTuneStart(init, spec.config, setKeys(flags.set));
+      spec.config = start.config;
+      initState = start.state;
+      for (const note of start.notes) process.stderr.write(`kiln: --init: ${note}\n`);
+    } else {
+      spec = resolveRunSpec(flags);
+    }
   }
   const config = spec.config;
   const { text, ref } = readDataFile(flags.data);
@@ -91,7 +113,7 @@ export async function trainCommand(flags: TrainFlags): Promise<number> {
     process.stderr.write(`warning: ${flags.data} differs from the data this run was made with (${made.name}, ${made.bytes} bytes)\n`);
   }
 
-  const prepared = await prepareData(config, text, resume?.checkpoint.tokenizer);
+  const prepared = await prepareData(config, text, resume?.checkpoint.tokenizer ?? init?.tokenizer);
   const { tokenizer, model, split } = prepared;
   const nParams = modelSpec(model).numParams;
   const progress = new Progress(config.steps, resume?.checkpoint.step ?? 0);
@@ -106,7 +128,7 @@ export async function trainCommand(flags: TrainFlags): Promise<number> {
   progress.message(`kiln: backend ${backend.kind} (${backend.info.device}), ~${formatBytes(bytes)} to train`);
   const startStep = resume?.checkpoint.step ?? 0;
   try {
-    await backend.load(model, resume ? resume.checkpoint.state : initialState(model, config.seed));
+    await backend.load(model, resume ? resume.checkpoint.state : initState ?? initialState(model, config.seed));
     ensureDir(out, '--out');
     if (resume) metrics.truncateAfter(startStep);
     else metrics.reset();
@@ -116,6 +138,8 @@ export async function trainCommand(flags: TrainFlags): Promise<number> {
     }
 
     const run: RunIdentity = { config, model, tokenizer: tokenizer.toJSON(), dataset: ref };
+    const origin = init && flags.init ? { name: basename(flags.init), step: init.step } : resume?.init;
+    if (origin) run.init = origin;
     const controller = new AbortController();
     let interrupts = 0;
     const onSigint = () => {

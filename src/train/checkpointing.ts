@@ -16,6 +16,8 @@ export interface RunIdentity {
   model: ModelConfig;
   tokenizer: TokenizerJSON;
   dataset: DatasetRef | null;
+  /** A fine-tune's starting checkpoint (its file name and step), kept as provenance. */
+  init?: { name: string; step: number };
 }
 
 export async function checkpointBytes(backend: Backend, run: RunIdentity, snap: TrainerSnapshot): Promise<Uint8Array> {
@@ -24,6 +26,7 @@ export async function checkpointBytes(backend: Backend, run: RunIdentity, snap: 
   if (snap.bestValLoss !== null) extra['kiln.best_val_loss'] = String(snap.bestValLoss);
   if (snap.lastValLoss !== null) extra['kiln.val_loss'] = String(snap.lastValLoss);
   if (run.dataset) extra['kiln.dataset'] = JSON.stringify(run.dataset);
+  if (run.init) extra['kiln.init'] = JSON.stringify(run.init);
   extra['kiln.backend'] = backend.kind;
   const data: CheckpointData = {
     config: run.config,
@@ -44,6 +47,8 @@ export interface ResumePoint {
   elapsedS: number;
   bestValLoss: number | null;
   dataset: DatasetRef | null;
+  /** Where a fine-tune started, carried into its later checkpoints. */
+  init: RunIdentity['init'] | null;
 }
 
 export async function readResumePoint(bytes: Uint8Array): Promise<ResumePoint> {
@@ -63,5 +68,12 @@ export async function readResumePoint(bytes: Uint8Array): Promise<ResumePoint> {
   } catch {
     dataset = null;
   }
-  return { checkpoint, samplerState, elapsedS: num('kiln.elapsed_s') ?? 0, bestValLoss: num('kiln.best_val_loss'), dataset };
+  let init: ResumePoint['init'] = null;
+  try {
+    const x = extra['kiln.init'] ? (JSON.parse(extra['kiln.init']) as { name?: unknown; step?: unknown }) : null;
+    if (x && typeof x.name === 'string' && typeof x.step === 'number') init = { name: x.name, step: x.step };
+  } catch {
+    init = null;
+  }
+  return { checkpoint, samplerState, elapsedS: num('kiln.elapsed_s') ?? 0, bestValLoss: num('kiln.best_val_loss'), dataset, init };
 }
