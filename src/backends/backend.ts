@@ -1,6 +1,7 @@
 // The Backend interface (DESIGN.md): one call of step() is one optimizer step over
 // all micro-batches. Every backend agrees with src/reference on the same inputs.
 import type { Batch } from '../core/data.ts';
+import type { StepDropout } from '../core/dropout.ts';
 import type { ModelConfig } from '../core/model-spec.ts';
 
 export type { Batch };
@@ -34,6 +35,8 @@ export interface StepHyper {
   eps: number;
   /** Clip the global gradient norm to this; 0 disables. */
   gradClip: number;
+  /** Dropout in this step's forward passes (absent or p 0: none); masks follow from its seed (src/core/dropout.ts). */
+  dropout?: StepDropout;
 }
 
 export interface StepStats {

@@ -61,7 +61,8 @@ export class CpuBackend implements Backend {
     for (let k = 0; k < microBatches; k++) {
       const inputs = batch.inputs.subarray(k * span, (k + 1) * span);
       const targets = batch.targets.subarray(k * span, (k + 1) * span);
-      loss += gpt.forward(inputs, targets, B, T);
+      const dropout = hp.dropout && hp.dropout.p > 0 ? { ...hp.dropout, microBatch: k } : null;
+      loss += gpt.forward(inputs, targets, B, T, dropout);
       gpt.backward(1 / microBatches);
     }
     loss /= microBatches;

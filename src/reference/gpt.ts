@@ -1,12 +1,16 @@
 // The reference GPT-2 (as llm.c's train_gpt2.c): forward and backward over one flat
 // parameter array laid out by modelSpec(), in f32 by default or f64 for gradient tests.
 // Pre-LN: x = wte[tok] + wpe[pos]; per block x += attn.c_proj(attn(ln_1(x))) and
-// x += mlp.c_proj(gelu(mlp.c_fc(ln_2(x)))); logits = ln_f(x) @ wte^T. No dropout.
+// x += mlp.c_proj(gelu(mlp.c_fc(ln_2(x)))); logits = ln_f(x) @ wte^T. Dropout where
+// nanoGPT has it (the embedding sum, the attention probabilities, each branch's output)
+// when forward() is given one; masks are recomputed from their keys in backward().
+import { dropoutKey, SITE_EMBEDDING, siteAttention, siteAttnResidual, siteMlpResidual } from '../core/dropout.ts';
 import { KilnError } from '../core/errors.ts';
 import { modelSpec, type ModelConfig, type ModelSpec } from '../core/model-spec.ts';
 import { attentionBackward, attentionForward } from './attention.ts';
 import type { Buf } from './buf.ts';
 import { logitsBackward, logitsForward, softmaxCrossEntropyBackward, softmaxCrossEntropyForward } from './crossentropy.ts';
+import { dropoutBackward, dropoutForward, type DropoutMask } from './dropout.ts';
 import { encoderBackward, encoderForward } from './encoder.ts';
 import { geluBackward, geluForward } from './gelu.ts';
 import { layernormBackward, layernormForward } from './layernorm.ts';
@@ -14,6 +18,13 @@ import { matmulBackward, matmulForward } from './matmul.ts';
 import { residualForward } from './residual.ts';
 
 export type Dtype = 'f32' | 'f64';
+
+/** Dropout for one training forward: probability p, the step's seed, which micro-batch. */
+export interface GPTDropout {
+  p: number;
+  seed: number;
+  microBatch: number;
+}
 
 export interface ReferenceGPTOptions {
   /** Sequences per forward the activations are first sized for; forward grows them for a larger B. */
@@ -99,7 +110,7 @@ export class ReferenceGPT {
   private attproj!: Buf;
   private fcproj!: Buf;
   // The last forward pass that backward() differentiates.
-  private last: { inputs: Int32Array; targets: Int32Array; B: number; T: number } | null = null;
+  private last: { inputs: Int32Array; targets: Int32Array; B: number; T: number; dropout: GPTDropout | null } | null = null;
 
   constructor(model: ModelConfig, params: Float32Array | Float64Array, options: ReferenceGPTOptions = {}) {
     this.model = { ...model };
@@ -162,9 +173,10 @@ export class ReferenceGPT {
 
   /**
    * inputs and targets are (B,T) token ids (targets null: logits only). Returns the mean
-   * cross-entropy over the B*T positions, or NaN without targets.
+   * cross-entropy over the B*T positions, or NaN without targets. With `dropout` (training
+   * only; p > 0) nanoGPT's dropout modules are on.
    */
-  forward(inputs: Int32Array, targets: Int32Array | null, B: number, T: number): number {
+  forward(inputs: Int32Array, targets: Int32Array | null, B: number, T: number, dropout: GPTDropout | null = null): number {
     const { blockSize, nHead: NH, nEmbd: C, vocabSize: V } = this.model;
     if (!(T >= 1 && T <= blockSize) || !(B >= 1)) throw new RangeError(`forward: B=${B}, T=${T} (blockSize ${blockSize})`);
     const BT = B * T;
@@ -172,21 +184,26 @@ export class ReferenceGPT {
     if (targets) checkTokens('targets', targets, BT, V);
     if (B > this.maxBatch) this.allocate(B);
     const p = this.p;
+    const drop = dropout && dropout.p > 0 ? dropout : null;
+    const mask = (site: number): DropoutMask | undefined => (drop ? maskOf(drop, site) : undefined);
 
     encoderForward(this.encoded, inputs, p.wte, p.wpe, B, T, C);
+    if (drop) dropoutForward(this.encoded, this.encoded, BT * C, mask(SITE_EMBEDDING)!);
     let x = this.encoded;
     for (let l = 0; l < this.blocks.length; l++) {
       const w = p.blocks[l];
       const a = this.blocks[l];
       layernormForward(a.ln1, a.ln1Mean, a.ln1Rstd, x, w.ln1w, w.ln1b, BT, C);
       matmulForward(a.qkv, a.ln1, w.qkvw, w.qkvb, BT, C, 3 * C);
-      attentionForward(a.atty, a.preatt, a.att, a.qkv, B, T, C, NH);
+      attentionForward(a.atty, a.preatt, a.att, a.qkv, B, T, C, NH, mask(siteAttention(l)));
       matmulForward(this.attproj, a.atty, w.attprojw, w.attprojb, BT, C, C);
+      if (drop) dropoutForward(this.attproj, this.attproj, BT * C, mask(siteAttnResidual(l))!);
       residualForward(a.residual2, x, this.attproj, BT * C);
       layernormForward(a.ln2, a.ln2Mean, a.ln2Rstd, a.residual2, w.ln2w, w.ln2b, BT, C);
       matmulForward(a.fch, a.ln2, w.fcw, w.fcb, BT, C, 4 * C);
       geluForward(a.fchGelu, a.fch, BT * 4 * C);
       matmulForward(this.fcproj, a.fchGelu, w.fcprojw, w.fcprojb, BT, 4 * C, C);
+      if (drop) dropoutForward(this.fcproj, this.fcproj, BT * C, mask(siteMlpResidual(l))!);
       residualForward(a.residual3, a.residual2, this.fcproj, BT * C);
       x = a.residual3;
     }
@@ -199,7 +216,7 @@ export class ReferenceGPT {
     softmaxCrossEntropyForward(this.losses, this.probs, this.logits, targets, BT, V);
     let sum = 0;
     for (let i = 0; i < BT; i++) sum += this.losses[i];
-    this.last = { inputs, targets, B, T };
+    this.last = { inputs, targets, B, T, dropout: drop };
     return sum / BT;
   }
 
@@ -210,12 +227,20 @@ export class ReferenceGPT {
    */
   backward(lossScale = 1): void {
     if (!this.last) throw new Error('backward() needs a forward() with targets first');
-    const { inputs, targets, B, T } = this.last;
+    const { inputs, targets, B, T, dropout: drop } = this.last;
     const { nHead: NH, nEmbd: C, vocabSize: V } = this.model;
     const BT = B * T;
     const p = this.p;
     const g = this.g;
     const zero = (buf: Buf, n: number) => buf.fill(0, 0, n);
+    // The gradient that reaches a dropped tensor from the residual stream: dres itself, or
+    // with dropout dres through the mask, in dln (free until the branch's next matmul).
+    const throughDropout = (site: number): Buf => {
+      if (!drop) return this.dres;
+      zero(this.dln, BT * C);
+      dropoutBackward(this.dln, this.dres, BT * C, maskOf(drop, site));
+      return this.dln;
+    };
 
     softmaxCrossEntropyBackward(this.dlogits, this.probs, targets, lossScale / BT, BT, V);
     zero(this.dln, BT * C);
@@ -235,7 +260,7 @@ export class ReferenceGPT {
       const x = l > 0 ? this.blocks[l - 1].residual3 : this.encoded;
       // MLP branch: residual3 = residual2 + c_proj(gelu(c_fc(ln_2(residual2))))
       zero(this.dfchGelu, BT * 4 * C);
-      matmulBackward(this.dfchGelu, dw.fcprojw, dw.fcprojb, this.dres, a.fchGelu, w.fcprojw, BT, 4 * C, C);
+      matmulBackward(this.dfchGelu, dw.fcprojw, dw.fcprojb, throughDropout(siteMlpResidual(l)), a.fchGelu, w.fcprojw, BT, 4 * C, C);
       zero(this.dfch, BT * 4 * C);
       geluBackward(this.dfch, a.fch, this.dfchGelu, BT * 4 * C);
       zero(this.dln, BT * C);
@@ -243,16 +268,17 @@ export class ReferenceGPT {
       layernormBackward(this.dres, dw.ln2w, dw.ln2b, this.dln, a.residual2, w.ln2w, a.ln2Mean, a.ln2Rstd, BT, C);
       // attention branch: residual2 = x + c_proj(attn(c_attn(ln_1(x))))
       zero(this.datty, BT * C);
-      matmulBackward(this.datty, dw.attprojw, dw.attprojb, this.dres, a.atty, w.attprojw, BT, C, C);
+      matmulBackward(this.datty, dw.attprojw, dw.attprojb, throughDropout(siteAttnResidual(l)), a.atty, w.attprojw, BT, C, C);
       zero(this.dqkv, BT * 3 * C);
       zero(this.dpreatt, B * NH * T * T);
       zero(this.datt, B * NH * T * T);
-      attentionBackward(this.dqkv, this.dpreatt, this.datt, this.datty, a.qkv, a.att, B, T, C, NH);
+      attentionBackward(this.dqkv, this.dpreatt, this.datt, this.datty, a.qkv, a.att, B, T, C, NH,
+        drop ? maskOf(drop, siteAttention(l)) : undefined);
       zero(this.dln, BT * C);
       matmulBackward(this.dln, dw.qkvw, dw.qkvb, this.dqkv, a.ln1, w.qkvw, BT, C, 3 * C);
       layernormBackward(this.dres, dw.ln1w, dw.ln1b, this.dln, x, w.ln1w, a.ln1Mean, a.ln1Rstd, BT, C);
     }
-    encoderBackward(g.wte, g.wpe, this.dres, inputs, B, T, C);
+    encoderBackward(g.wte, g.wpe, throughDropout(SITE_EMBEDDING), inputs, B, T, C);
   }
 
   zeroGrad(): void {
@@ -269,6 +295,10 @@ export class ReferenceGPT {
     const V = this.model.vocabSize;
     return Float32Array.from(this.logits.subarray((T - 1) * V, T * V));
   }
+}
+
+function maskOf(d: GPTDropout, site: number): DropoutMask {
+  return { p: d.p, key: dropoutKey(d.seed, d.microBatch, site) };
 }
 
 function checkTokens(what: string, ids: Int32Array, n: number, V: number): void {

@@ -2,6 +2,7 @@
 // a fixed cadence on fixed validation batches, sampling, checkpoint cadence. It
 // reports through events; sinks (terminal, files, the lab's UI, IndexedDB) listen.
 import type { Backend, Batch, StepHyper, StepStats } from '../backends/backend.ts';
+import { dropoutStepSeed } from '../core/dropout.ts';
 import type { RunConfig } from '../core/config.ts';
 import { BatchSampler, valBatches, type Split } from '../core/data.ts';
 import { KilnError } from '../core/errors.ts';
@@ -74,6 +75,7 @@ export function stepHyper(config: RunConfig, step: number): StepHyper {
     beta2: config.beta2,
     eps: config.eps,
     gradClip: config.gradClip,
+    ...(config.dropout > 0 ? { dropout: { p: config.dropout, seed: dropoutStepSeed(config.seed, step) } } : {}),
   };
 }
 
