@@ -13,6 +13,14 @@
 // - backward: each invocation computes a 2x2 block of a score tile (8 vec4 loads for 32
 //   FMAs) and keeps its share of dq, or of dk and dv, in registers across all tiles.
 // Head rows are handled as vec4s, zero-padded from HS to 4 * HS4 (zeros add nothing).
+//
+// Switch `dropout` (nanoGPT's attn_dropout): the values are weighted by the dropped
+// probabilities p * drop_factor(key, ((b*NH+h)*T+t)*T+t2) (dropout_mask.wgsl); the
+// softmax's sum stays that of the undropped p. The backward recomputes the mask: dv
+// takes the dropped p, and ds = p (drop_factor dout.v - delta), where delta = dout . out
+// still holds because out is the dropped output. The key is one u32 binding.
+// #switch dropout
+// #include dropout_mask
 
 override B: u32 = 1;
 override T: u32 = 1;
@@ -84,6 +92,18 @@ fn load_kv(b: u32, h: u32, c0: u32, tid: u32) {
 
 @group(0) @binding(0) var<storage, read_write> ff_out: array<f32>;
 @group(0) @binding(1) var<storage, read_write> ff_lse: array<f32>;
+// #if dropout
+@group(0) @binding(3) var<storage, read> ff_key: array<u32>;
+// #endif
+
+// The forward's weight on value row t2 of query row t of head bh: 1, or dropout's factor.
+fn forward_drop(bh: u32, t: u32, t2: u32) -> f32 {
+// #if dropout
+  return drop_factor(ff_key[0], (bh * T + t) * T + t2);
+// #else
+  return 1.0;
+// #endif
+}
 
 var<private> qrow: array<vec4f, MAX_HS4>;
 var<private> orow: array<vec4f, MAX_HS4>;
@@ -124,7 +144,8 @@ fn attention_flash_forward(@builtin(workgroup_id) wid: vec3u, @builtin(local_inv
       }
       let p = exp(s - m);
       l += p;
-      for (var j = 0u; j < HS4; j++) { orow[j] = fma(vec4f(p), tv[c * HSP + j], orow[j]); }
+      let pv = p * forward_drop(bh, t, c0 + c);
+      for (var j = 0u; j < HS4; j++) { orow[j] = fma(vec4f(pv), tv[c * HSP + j], orow[j]); }
     }
   }
   if (t < T) {
@@ -165,6 +186,18 @@ fn attention_flash_delta(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgro
 @group(0) @binding(1) var<storage, read> fq_dout: array<f32>;
 @group(0) @binding(3) var<storage, read> fq_lse: array<f32>;
 @group(0) @binding(4) var<storage, read> fq_delta: array<f32>;
+// #if dropout
+@group(0) @binding(5) var<storage, read> fq_key: array<u32>;
+// #endif
+
+// The backward's dropout factor of score (t, t2) of head bh: 1, or the forward's.
+fn backward_drop(bh: u32, t: u32, t2: u32) -> f32 {
+// #if dropout
+  return drop_factor(fq_key[0], (bh * T + t) * T + t2);
+// #else
+  return 1.0;
+// #endif
+}
 
 var<private> acc: array<vec4f, MAX_ACC>;   // dq, or dk
 var<private> acc2: array<vec4f, MAX_ACC>;  // dv
@@ -211,9 +244,10 @@ fn put_grad4(o: u32, j: u32, x: vec4f) {
 }
 
 // p = exp(score - lse) and ds = p (dout . v - delta) of query rows r0.. (tq, tq2, rm, rl)
-// against key rows c0.. (tk, tv) into ts, ts2; zero where the key is after the query.
+// against key rows c0.. (tk, tv) of head bh into ts, ts2; zero where the key is after the
+// query. With dropout, ts holds the dropped p (what dv needs) and ds = p (z dout.v - delta).
 // Each invocation computes 2x2 blocks: rows r, r + BR/2 and columns c, c + BC/2.
-fn scores(r0: u32, c0: u32, tid: u32) {
+fn scores(bh: u32, r0: u32, c0: u32, tid: u32) {
   let hr = BR / 2u;
   let hc = BC / 2u;
   for (var e = tid; e < hr * hc; e += WG) {
@@ -239,8 +273,10 @@ fn scores(r0: u32, c0: u32, tid: u32) {
       var p = 0.0;
       var ds = 0.0;
       if (c0 + cc <= r0 + rr && r0 + rr < T) {
-        p = exp(s[q] - rm[rr]);
-        ds = p * (dp[q] - rl[rr]);
+        let z = backward_drop(bh, r0 + rr, c0 + cc);
+        let pr = exp(s[q] - rm[rr]);
+        p = pr * z;
+        ds = pr * (z * dp[q] - rl[rr]);
       }
       ts[rr * BCP + cc] = p;
       ts2[rr * BCP + cc] = ds;
@@ -266,7 +302,7 @@ fn attention_flash_backward_dq(@builtin(workgroup_id) wid: vec3u, @builtin(local
     workgroupBarrier();  // every invocation is done with the previous tiles
     load_kv(b, h, c0, tid);
     workgroupBarrier();
-    scores(r0, c0, tid);
+    scores(bh, r0, c0, tid);
     workgroupBarrier();
     for (var a = 0u; a < NACC; a++) {
       let e = tid + a * WG;
@@ -311,7 +347,7 @@ fn attention_flash_backward_dkv(@builtin(workgroup_id) wid: vec3u, @builtin(loca
     workgroupBarrier();  // every invocation is done with the previous tiles
     load_q(b, h, bh, r0, tid);
     workgroupBarrier();
-    scores(r0, c0, tid);
+    scores(bh, r0, c0, tid);
     workgroupBarrier();
     for (var a = 0u; a < NACC; a++) {
       let e = tid + a * WG;

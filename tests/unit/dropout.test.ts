@@ -67,11 +67,11 @@ describe('dropout masks', () => {
     const t = dropoutThreshold(0.3);
     const s = dropoutScale(0.3);
     expect(s).toBe(Math.fround(1 / 0.7));
-    for (let i = 0; i < n; i++) expect(out[i]).toBe(dropoutKeep(12345, i, t) ? x[i] * s : 0);
+    for (let i = 0; i < n; i++) expect(out[i]).toBe(x[i] * (dropoutKeep(12345, i, t) ? s : 0));
     const dx = new Float64Array(n).fill(2);
     const dout = randn(n, new Rng(2));
     dropoutBackward(dx, dout, n, mask);
-    for (let i = 0; i < n; i++) expect(dx[i]).toBe(2 + (dropoutKeep(12345, i, t) ? dout[i] * s : 0));
+    for (let i = 0; i < n; i++) expect(dx[i]).toBe(2 + dout[i] * (dropoutKeep(12345, i, t) ? s : 0));
   });
 });
 

@@ -8,6 +8,7 @@
 //   flash: saved = lse (B,NH,T) logsumexp per query row; temp = delta (B,NH,T)
 //   naive: saved = att (B,NH,T,T) probabilities;          temp = ds (B,NH,T,T)
 import type { Bind, Dispatch, PipelineCache } from '../kernel.ts';
+import { dropoutConstants, type OpDropout } from './dropout.ts';
 import { grid1d, pow2AtLeast } from './grid.ts';
 import type { InputGradOptions } from './util.ts';
 
@@ -106,20 +107,35 @@ function constants(B: number, T: number, C: number, NH: number, extra: Record<st
   return { B, T, C, NH, HS: C / NH, WG, ...extra };
 }
 
+/** The switches, constants and extra binding of a flash kernel with or without dropout. */
+function withDropout(dropout: OpDropout | undefined): { switches: string[]; constants: Record<string, number>; key: Bind[] } {
+  if (!dropout || dropout.p === 0) return { switches: [], constants: {}, key: [] };
+  return { switches: ['dropout'], constants: dropoutConstants(dropout.p), key: [dropout.key] };
+}
+
+function noNaiveDropout(dropout: OpDropout | undefined): void {
+  if (dropout && dropout.p > 0) throw new Error('attention: dropout runs in the flash kernels only');
+}
+
 // out is (B,T,C); qkv is (B,T,3C); saved is lse (B,NH,T) for flash, att (B,NH,T,T) for naive.
-// out[b,t,h] = softmax over t2 <= t of (q_t . k_t2 / sqrt(HS)) applied to v_t2.
+// out[b,t,h] = softmax over t2 <= t of (q_t . k_t2 / sqrt(HS)) applied to v_t2; with
+// dropout (flash only) the probabilities are dropped on their way to the values.
 export function attentionForward(
   k: PipelineCache, out: Bind, qkv: Bind, saved: Bind, B: number, T: number, C: number, NH: number, impl: AttentionImpl = 'flash',
+  dropout?: OpDropout,
 ): Dispatch[] {
   const HS = checkShape(T, C, NH);
   if (impl === 'flash') {
     checkFlash(HS);
+    const drop = withDropout(dropout);
     // One invocation per query row: short sequences get smaller workgroups rather than idle invocations.
     const rows = Math.max(16, Math.min(WG, pow2AtLeast(T)));
-    const c = constants(B, T, C, NH, { BC: flashForwardTile(k, HS), WG: rows });
-    const d = k.dispatch('attention_flash_forward', { shader: SHADER, entry: 'attention_flash_forward', constants: c }, [out, saved, qkv], [Math.ceil(T / rows), B * NH]);
+    const c = constants(B, T, C, NH, { BC: flashForwardTile(k, HS), WG: rows, ...drop.constants });
+    const d = k.dispatch('attention_flash_forward', { shader: SHADER, entry: 'attention_flash_forward', constants: c, switches: drop.switches },
+      [out, saved, qkv, ...drop.key], [Math.ceil(T / rows), B * NH]);
     return [{ ...d, flops: causalPairs(B, T, NH) * 4 * HS }];
   }
+  noNaiveDropout(dropout);
   const c = constants(B, T, C, NH);
   return [
     k.dispatch('attention_softmax_forward', { shader: NAIVE, entry: 'attention_softmax_forward', constants: c }, [saved, qkv], [T, B * NH]),
@@ -129,25 +145,28 @@ export function attentionForward(
 
 // dqkv and qkv are (B,T,3C); dout and out (the forward's output) are (B,T,C); saved as the
 // forward wrote it; temp is attentionScratch().temp bytes. Accumulates (+=) into dqkv
-// (overwrites it with accumulate: false).
+// (overwrites it with accumulate: false). With dropout: the forward's (same p and key).
 export function attentionBackward(
   k: PipelineCache, dqkv: Bind, dout: Bind, qkv: Bind, out: Bind, saved: Bind, temp: Bind,
-  B: number, T: number, C: number, NH: number, impl: AttentionImpl = 'flash', o: InputGradOptions = {},
+  B: number, T: number, C: number, NH: number, impl: AttentionImpl = 'flash', o: InputGradOptions & { dropout?: OpDropout } = {},
 ): Dispatch[] {
   const HS = checkShape(T, C, NH);
   const ACCUMULATE = +(o.accumulate ?? true);
   if (impl === 'flash') {
     checkFlash(HS);
+    const drop = withDropout(o.dropout);
     const n = Math.min(flashTile(k, HS), Math.max(2, pow2AtLeast(T)));
-    const c = constants(B, T, C, NH, { BR: n, BC: n, NACC: accumulators(n, HS), ACCUMULATE });
+    const c = constants(B, T, C, NH, { BR: n, BC: n, NACC: accumulators(n, HS), ACCUMULATE, ...drop.constants });
     const grid: [number, number] = [Math.ceil(T / n), B * NH];
-    const bufs = [dqkv, dout, qkv, saved, temp];
+    const bufs = [dqkv, dout, qkv, saved, temp, ...drop.key];
+    const desc = (entry: string) => ({ shader: SHADER, entry, constants: c, switches: drop.switches });
     return [
       k.dispatch('attention_flash_delta', { shader: SHADER, entry: 'attention_flash_delta', constants: constants(B, T, C, NH) }, [temp, out, dout], grid1d(B * NH * T, WG)),
-      { ...k.dispatch('attention_flash_backward_dq', { shader: SHADER, entry: 'attention_flash_backward_dq', constants: c }, bufs, grid), flops: causalPairs(B, T, NH) * 6 * HS },
-      { ...k.dispatch('attention_flash_backward_dkv', { shader: SHADER, entry: 'attention_flash_backward_dkv', constants: c }, bufs, grid), flops: causalPairs(B, T, NH) * 8 * HS },
+      { ...k.dispatch('attention_flash_backward_dq', desc('attention_flash_backward_dq'), bufs, grid), flops: causalPairs(B, T, NH) * 6 * HS },
+      { ...k.dispatch('attention_flash_backward_dkv', desc('attention_flash_backward_dkv'), bufs, grid), flops: causalPairs(B, T, NH) * 8 * HS },
     ];
   }
+  noNaiveDropout(o.dropout);
   const c = constants(B, T, C, NH);
   return [
     k.dispatch('attention_softmax_backward', { shader: NAIVE, entry: 'attention_softmax_backward', constants: c }, [temp, saved, dout, qkv], [T, B * NH]),
