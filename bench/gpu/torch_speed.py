@@ -9,7 +9,8 @@ cuBLAS; it says how far our kernels are from it).
 For every distinct preset among the `{"bench":"train", "backend": BACKEND}` lines of
 --results (their `model`, `batch_size` and `grad_accum`), trains the same GPT-2 shape in
 PyTorch eager float32: nanoGPT's model (pre-LN blocks, causal
-scaled_dot_product_attention, tanh GELU, tied head, biases), torch.optim.AdamW
+scaled_dot_product_attention, tanh GELU, tied head, biases, and its dropout where the
+line's `dropout` is above 0, as Kiln ran it), torch.optim.AdamW
 (fused where CUDA has it), clipping at 1.0, random tokens, micro-batches as Kiln runs
 them. TF32 stays off (PyTorch's default for matmuls), so both sides do FP32 arithmetic.
 One warm-up step, then --steps timed (synchronised). Prints one JSON line per preset:
@@ -32,9 +33,10 @@ from torch_reference import emit  # noqa: E402
 
 
 class Block(nn.Module):
-    def __init__(self, C, H):
+    def __init__(self, C, H, p):
         super().__init__()
-        self.H = H
+        self.H, self.p = H, p
+        self.drop = nn.Dropout(p)
         self.ln_1, self.ln_2 = nn.LayerNorm(C), nn.LayerNorm(C)
         self.c_attn, self.c_proj = nn.Linear(C, 3 * C), nn.Linear(C, C)
         self.c_fc, self.mlp_proj = nn.Linear(C, 4 * C), nn.Linear(4 * C, C)
@@ -43,9 +45,9 @@ class Block(nn.Module):
         B, T, C = x.shape
         q, k, v = self.c_attn(self.ln_1(x)).split(C, dim=2)
         q, k, v = (t.view(B, T, self.H, C // self.H).transpose(1, 2) for t in (q, k, v))
-        y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
-        x = x + self.c_proj(y.transpose(1, 2).reshape(B, T, C))
-        return x + self.mlp_proj(F.gelu(self.c_fc(self.ln_2(x)), approximate="tanh"))
+        y = F.scaled_dot_product_attention(q, k, v, is_causal=True, dropout_p=self.p if self.training else 0.0)
+        x = x + self.drop(self.c_proj(y.transpose(1, 2).reshape(B, T, C)))
+        return x + self.drop(self.mlp_proj(F.gelu(self.c_fc(self.ln_2(x)), approximate="tanh")))
 
 
 class GPT(nn.Module):
@@ -54,14 +56,16 @@ class GPT(nn.Module):
         C = m["nEmbd"]
         self.wte = nn.Embedding(m["vocabSize"], C)
         self.wpe = nn.Embedding(m["blockSize"], C)
-        self.h = nn.ModuleList(Block(C, m["nHead"]) for _ in range(m["nLayer"]))
+        p = m.get("dropout", 0.0)
+        self.drop = nn.Dropout(p)
+        self.h = nn.ModuleList(Block(C, m["nHead"], p) for _ in range(m["nLayer"]))
         self.ln_f = nn.LayerNorm(C)
         for p in self.parameters():
             nn.init.normal_(p, std=0.02) if p.dim() >= 2 else nn.init.zeros_(p)
 
     def forward(self, idx, targets):
         T = idx.shape[1]
-        x = self.wte(idx) + self.wpe(torch.arange(T, device=idx.device))
+        x = self.drop(self.wte(idx) + self.wpe(torch.arange(T, device=idx.device)))
         for b in self.h:
             x = b(x)
         logits = self.ln_f(x) @ self.wte.weight.T
@@ -71,7 +75,7 @@ class GPT(nn.Module):
 def time_preset(line, steps, dev):
     m, B, A = line["model"], line["batch_size"], line["grad_accum"]
     T, V = m["blockSize"], m["vocabSize"]
-    model = GPT(m).to(dev)
+    model = GPT({**m, "dropout": line.get("dropout", 0.0)}).to(dev)
     decay = [p for p in model.parameters() if p.dim() >= 2]
     rest = [p for p in model.parameters() if p.dim() < 2]
     fused = {"fused": True} if dev.type == "cuda" else {}

@@ -79,7 +79,7 @@ export async function benchCommand(flags: BenchFlags): Promise<number> {
         process.stdout.write(JSON.stringify({
           bench: 'train', backend: b, preset: name, params: modelSpec(model).numParams, device: backend.info.device,
           // The shape measured, so other tools (bench/gpu/torch_speed.py) can time the same one.
-          model, batch_size: config.batchSize, grad_accum: config.gradAccum,
+          model, batch_size: config.batchSize, grad_accum: config.gradAccum, dropout: config.dropout,
           ms_per_step: +ms.toFixed(3), tokens_per_s: +((tokensPerStep * 1000) / ms).toFixed(1), steps, ...sync, ...stats, ...shader, ...dawn, ...mfu,
         }) + '\n');
         if (flags.profile) await profileLines(backend, b, name, () => profiler(backend).profileStep(batch(), stepHyper(config, 2 * steps + 1)));

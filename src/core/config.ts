@@ -73,7 +73,7 @@ export const FIELDS: readonly FieldSpec[] = [
   { key: 'nEmbd', kind: 'int', group: 'model', min: 1, max: 8192, doc: 'embedding width (channels)' },
   { key: 'blockSize', kind: 'int', group: 'model', min: 2, max: 8192, doc: 'context length in tokens' },
   { key: 'vocabSize', kind: 'int', group: 'model', min: 0, max: 262144, doc: "vocabulary rows (0 = the tokenizer's size)" },
-  { key: 'dropout', kind: 'float', group: 'model', min: 0, max: 0, doc: 'dropout probability (only 0 is implemented)' },
+  { key: 'dropout', kind: 'float', group: 'model', min: 0, max: 0.9, doc: "dropout probability in training (nanoGPT's places: embeddings, attention probabilities, branch outputs)" },
   { key: 'bias', kind: 'bool', group: 'model', doc: 'biases in linear layers and LayerNorm (GPT-2: true)' },
   { key: 'tokenizer', kind: 'enum', group: 'tokenizer', values: ['char', 'bpe', 'gpt2'], doc: 'char, byte-level BPE trained on the data, or GPT-2' },
   { key: 'bpeVocab', kind: 'int', group: 'tokenizer', min: 257, max: 65536, doc: 'vocabulary size for the BPE tokenizer' },
@@ -145,7 +145,6 @@ function show(v: unknown): string {
 }
 
 function describeRange(f: FieldSpec): string {
-  if (f.min === f.max) return `${f.min}`;
   return `${f.min} to ${f.max}`;
 }
 

@@ -93,8 +93,7 @@ describe('validate', () => {
     expect(oneIssue({ nLayer: 97 }).message).toBe('nLayer 97 is out of range: use 1 to 96');
     expect(oneIssue({ lr: -1 }).message).toBe('lr -1 is out of range: use 0 to 10');
     expect(oneIssue({ valFraction: 0.9 }).message).toBe('valFraction 0.9 is out of range: use 0.001 to 0.5');
-    // A one-value range reads as that value.
-    expect(oneIssue({ dropout: 0.1 })).toEqual({ field: 'dropout', message: 'dropout 0.1 is out of range: use 0' });
+    expect(oneIssue({ dropout: 0.95 })).toEqual({ field: 'dropout', message: 'dropout 0.95 is out of range: use 0 to 0.9' });
     // Just inside the bounds is fine.
     expect(validate(cfg({ nLayer: 96, nHead: 1, nEmbd: 8192, seed: 4294967295, valFraction: 0.5 }))).toEqual([]);
   });
@@ -196,7 +195,7 @@ describe('parseField', () => {
       ['nEmbd', '64.5', /^nEmbd must be a whole number, not 64.5$/],
       ['nEmbd', '-64', /^nEmbd -64 is out of range: use 1 to 8192$/],
       ['nEmbd', '1e9', /^nEmbd 1000000000 is out of range/],
-      ['dropout', '0.5', /^dropout 0.5 is out of range: use 0$/],
+      ['dropout', '1', /^dropout 1 is out of range: use 0 to 0.9$/],
       ['bias', 'yes', /^bias must be true or false, not "yes"$/],
       ['bias', '2', /^bias must be true or false/],
       ['tokenizer', 'CHAR', /^tokenizer must be one of char, bpe, gpt2, not "CHAR"$/],

@@ -117,8 +117,9 @@ describe('malformed links', () => {
     expectUsageError(input, match);
   });
 
-  it('refuses dropout above the implemented 0 with a readable range', () => {
-    expectUsageError(`v=1&preset=tiny&dropout=0.1`, /dropout 0.1 is out of range: use 0/);
+  it('refuses an absurd dropout with a readable range, and carries a sensible one', () => {
+    expectUsageError(`v=1&preset=tiny&dropout=0.99`, /dropout 0.99 is out of range: use 0 to 0.9/);
+    expect(decodeShareLink('v=1&preset=tiny&dropout=0.2').config.dropout).toBe(0.2);
   });
 });
 

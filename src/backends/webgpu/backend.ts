@@ -12,7 +12,7 @@ import type { Backend, BackendInfo, Batch, StepHyper, StepStats, TrainState } fr
 import { requestGpu, type GpuContext, type RequestOptions } from './device.ts';
 import {
   evalDispatches, hyperBytes, ioBuffers, logitsDispatches, readbackBuffer, readFloats, statsOf, STATS_READ_BYTES,
-  stepDispatches, submitGraph, Workspace, writeTokens, type GraphBuffers, type ParamBuffers, type Recorder,
+  dropKeyBytes, stepDispatches, submitGraph, Workspace, writeTokens, type GraphBuffers, type ParamBuffers, type Recorder,
 } from './graph.ts';
 import { PipelineCache, readBuffer, storageBuffer, type Dispatch } from './kernel.ts';
 import {
@@ -177,7 +177,7 @@ export class WebGpuBackend implements Backend {
       const l = this.need();
       checkBatch(batch, l.model);
       const g = await this.ensureGraphs(batch.B, batch.T, batch.microBatches, true);
-      const d = await this.list(g, `step ${batch.microBatches}x${batch.B}x${batch.T}`, () => stepDispatches(g.buffers, batch.microBatches, batch.B, batch.T));
+      const d = await this.stepList(g, batch, hp);
       const t0 = performance.now();
       const { stats } = await this.submitStep(l, g, d, batch, hp);
       this.dispatchesPerStep = d.length;
@@ -207,7 +207,7 @@ export class WebGpuBackend implements Backend {
       const l = this.need();
       checkBatch(batch, l.model);
       const g = await this.ensureGraphs(batch.B, batch.T, batch.microBatches, true);
-      const d = await this.list(g, `step ${batch.microBatches}x${batch.B}x${batch.T}`, () => stepDispatches(g.buffers, batch.microBatches, batch.B, batch.T));
+      const d = await this.stepList(g, batch, hp);
       const timer = await this.allocate(`the timestamp queries for ${d.length} dispatches`, () => new PassTimer(this.device, d.length));
       try {
         const t0 = performance.now();
@@ -357,6 +357,13 @@ export class WebGpuBackend implements Backend {
     return this.graphs;
   }
 
+  /** The step graph for this batch shape and dropout probability (each its own list: p is a pipeline constant). */
+  private stepList(g: Graphs, batch: Batch, hp: StepHyper): Promise<Dispatch[]> {
+    const p = hp.dropout?.p ?? 0;
+    const key = `step ${batch.microBatches}x${batch.B}x${batch.T}${p > 0 ? ` dropout ${p}` : ''}`;
+    return this.list(g, key, () => stepDispatches(g.buffers, batch.microBatches, batch.B, batch.T, p));
+  }
+
   /** A cached dispatch list; building one compiles pipelines, and their errors surface here. */
   private async list(g: Graphs, key: string, make: () => Dispatch[]): Promise<Dispatch[]> {
     const hit = g.lists.get(key);
@@ -373,6 +380,9 @@ export class WebGpuBackend implements Backend {
     writeTokens(this.device, g.buffers.inputs, batch.inputs, batch.microBatches, batch.B, batch.T);
     writeTokens(this.device, g.buffers.targets, batch.targets, batch.microBatches, batch.B, batch.T);
     this.device.queue.writeBuffer(g.buffers.hyper, 0, hyperBytes(hp, t));
+    if (hp.dropout && hp.dropout.p > 0) {
+      this.device.queue.writeBuffer(g.buffers.dropKeys, 0, dropKeyBytes(hp.dropout.seed, batch.microBatches, l.model.nLayer));
+    }
     const submitted = await this.submitStats(d, 'step', g, record);
     l.t = t;
     return submitted;

@@ -9,6 +9,7 @@
 // with one small copy and one mapAsync after it. No per-kernel synchronisation.
 //
 // Dispatch lists (pipelines and bind groups) are built once per shape and reused.
+import { dropoutKey, dropoutSites, SITE_EMBEDDING, siteAttention, siteAttnResidual, siteMlpResidual } from '../../core/dropout.ts';
 import type { StepHyper, StepStats } from '../backend.ts';
 import { recordPass, storageBuffer, type Bind, type Dispatch, type PipelineCache } from './kernel.ts';
 import { adamw, adamwHyperBuffer, ADAMW_HYPER_BYTES, gradNorm } from './ops/adamw.ts';
@@ -17,7 +18,8 @@ import { classifierForwardBackward, classifierLoss, classifierRowsPerChunk, last
 import { encoderBackward, encoderForward } from './ops/encoder.ts';
 import { layernormBackward, layernormForward, layernormResidualForward } from './ops/layernorm.ts';
 import { matmulBackward, matmulForward } from './ops/matmul.ts';
-import { fill, slice } from './ops/util.ts';
+import { dropoutBackward, dropoutForward } from './ops/dropout.ts';
+import { BIND_ALIGN, fill, slice } from './ops/util.ts';
 import { BLOCK_ACTIVATIONS, bindingChunks, classifierChunkBytes, ioStrideBytes, type BlockActivation, type BufferPlan, type ParamLayout } from './plan.ts';
 
 const MAP_READ = 0x01;
@@ -112,16 +114,43 @@ export interface GraphBuffers {
   row: GPUBuffer;
   /** V floats: the sampled row's logits. */
   rowLogits: GPUBuffer;
+  /** Dropout keys: one u32 per (micro-batch, site), each in its own 256-byte slot (dropKeySlot), written before each step. */
+  dropKeys: GPUBuffer;
+}
+
+/** Byte offset of the key of `site` in micro-batch mb (a binding needs a 256-byte aligned offset). */
+export function dropKeyOffset(mb: number, site: number, sites: number): number {
+  return (mb * sites + site) * BIND_ALIGN;
+}
+
+/** The step's dropout keys as dropKeys holds them (dropoutKey of the step's seed per micro-batch and site). */
+export function dropKeyBytes(seed: number, microBatches: number, nLayer: number): Uint32Array<ArrayBuffer> {
+  const sites = dropoutSites(nLayer);
+  const out = new Uint32Array((microBatches * sites * BIND_ALIGN) / 4);
+  for (let mb = 0; mb < microBatches; mb++) {
+    for (let s = 0; s < sites; s++) out[dropKeyOffset(mb, s, sites) / 4] = dropoutKey(seed, mb, s);
+  }
+  return out;
+}
+
+/** Dropout in one micro-batch's training pass: probability p > 0 and the binding of each site's key. */
+interface GraphDropout {
+  p: number;
+  key: (site: number) => Bind;
 }
 
 // Forward through ln_f for B sequences of T tokens whose ids are in `inputs` (B*T i32).
-function forward(g: GraphBuffers, inputs: Bind, B: number, T: number): Dispatch[] {
+// With dropout (training), nanoGPT's dropout modules: on the embedding sum, on the
+// attention probabilities (inside the attention kernels) and on each branch's output
+// before the residual add that the next LayerNorm fuses.
+function forward(g: GraphBuffers, inputs: Bind, B: number, T: number, drop: GraphDropout | null = null): Dispatch[] {
   const { k, ws, plan } = g;
   const { nLayer: L, nHead: NH, nEmbd: C } = plan.model;
   const BT = B * T;
   const w = weights(g.pb.params, plan.params, L);
   const projOut = ws.get('projOut');
-  const d: Dispatch[] = [...encoderForward(k, ws.get('encoded'), inputs, w.wte, w.wpe, B, T, C)];
+  const dropped = (x: Bind, site: number): Dispatch[] => (drop ? dropoutForward(k, x, drop.key(site), BT * C, drop.p) : []);
+  const d: Dispatch[] = [...encoderForward(k, ws.get('encoded'), inputs, w.wte, w.wpe, B, T, C), ...dropped(ws.get('encoded'), SITE_EMBEDDING)];
   // Each residual add is fused into the LayerNorm that reads it (ln_2 of its block, or
   // ln_1 of the next block / ln_f): residual3 of block l is written by the LayerNorm
   // that opens block l + 1.
@@ -135,12 +164,14 @@ function forward(g: GraphBuffers, inputs: Bind, B: number, T: number): Dispatch[
         ? layernormResidualForward(k, a.ln1, a.ln1Mean, a.ln1Rstd, x, prev.residual2, projOut, p.ln1w, p.ln1b, BT, C)
         : layernormForward(k, a.ln1, a.ln1Mean, a.ln1Rstd, x, p.ln1w, p.ln1b, BT, C)),
       ...matmulForward(k, a.qkv, a.ln1, p.qkvw, p.qkvb, BT, C, 3 * C),
-      ...attentionForward(k, a.atty, a.qkv, a.attSaved, B, T, C, NH),
+      ...attentionForward(k, a.atty, a.qkv, a.attSaved, B, T, C, NH, 'flash', drop ? { p: drop.p, key: drop.key(siteAttention(l)) } : undefined),
       ...matmulForward(k, projOut, a.atty, p.attprojw, p.attprojb, BT, C, C),
+      ...dropped(projOut, siteAttnResidual(l)),
       ...layernormResidualForward(k, a.ln2, a.ln2Mean, a.ln2Rstd, a.residual2, x, projOut, p.ln2w, p.ln2b, BT, C),
       ...matmulForward(k, a.fch, a.ln2, p.fcw, p.fcb, BT, C, 4 * C),
       // The GELU happens inside c_proj's tile loads (shaders/gelu.wgsl): gelu(fch) is never stored.
       ...matmulForward(k, projOut, a.fch, p.fcprojw, p.fcprojb, BT, 4 * C, C, { geluInput: true }),
+      ...dropped(projOut, siteMlpResidual(l)),
     );
   }
   const last = ws.block(L - 1);
@@ -154,7 +185,10 @@ function forward(g: GraphBuffers, inputs: Bind, B: number, T: number): Dispatch[
 // branch reads dresidual as its dout and each LayerNorm backward adds into it. Every
 // other activation gradient (and dresidual's first value, from ln_f) is written fresh by
 // the op that produces it (fresh: { accumulate: false }), so none needs a zero-fill.
-function backward(g: GraphBuffers, inputs: Bind, B: number, T: number): Dispatch[] {
+// With dropout, a dropped tensor's gradient is dresidual through the forward's mask,
+// written into a buffer that is free at that point (dbtc, or dqkv's first B*T*C floats
+// before the attention backward writes it) and read by the branch in dresidual's place.
+function backward(g: GraphBuffers, inputs: Bind, B: number, T: number, drop: GraphDropout | null = null): Dispatch[] {
   const { k, ws, plan } = g;
   const { nLayer: L, nHead: NH, nEmbd: C, vocabSize: V } = plan.model;
   const BT = B * T;
@@ -162,6 +196,9 @@ function backward(g: GraphBuffers, inputs: Bind, B: number, T: number): Dispatch
   const dw = weights(g.pb.grads, plan.params, L);
   const [dres, dbtc, dqkv, dfch, scratch] = ['dresidual', 'dbtc', 'dqkv', 'dfch', 'scratch'].map((n) => ws.get(n));
   const fresh = { accumulate: false };
+  // [dispatches, what the branch reads as its output gradient]
+  const through = (site: number, into: Bind): [Dispatch[], Bind] =>
+    drop ? [dropoutBackward(k, into, dres, drop.key(site), BT * C, drop.p), into] : [[], dres];
   const xOf = (l: number) => (l > 0 ? ws.get(`h${l - 1}.residual3`) : ws.get('encoded'));
   const d: Dispatch[] = [
     ...layernormBackward(k, dres, dw.lnfw, dw.lnfb, dbtc, xOf(L), w.lnfw, ws.get('lnfMean'), ws.get('lnfRstd'), BT, C, scratch, fresh),
@@ -170,20 +207,26 @@ function backward(g: GraphBuffers, inputs: Bind, B: number, T: number): Dispatch
     const p = w.blocks[l];
     const gp = dw.blocks[l];
     const a = ws.block(l);
+    const [mlpDrop, mlpDout] = through(siteMlpResidual(l), dbtc);
+    const [attDrop, attDout] = through(siteAttnResidual(l), slice(dqkv, 0, BT * C * 4));
     d.push(
       // MLP: residual3 = residual2 + c_proj(gelu(c_fc(ln_2(residual2)))); c_proj's backward
       // goes through the GELU too, writing d(fch) (gelu.wgsl).
-      ...matmulBackward(k, dfch, gp.fcprojw, gp.fcprojb, dres, a.fch, p.fcprojw, BT, 4 * C, C, scratch, { ...fresh, geluInput: true }),
+      ...mlpDrop,
+      ...matmulBackward(k, dfch, gp.fcprojw, gp.fcprojb, mlpDout, a.fch, p.fcprojw, BT, 4 * C, C, scratch, { ...fresh, geluInput: true }),
       ...matmulBackward(k, dbtc, gp.fcw, gp.fcb, dfch, a.ln2, p.fcw, BT, C, 4 * C, scratch, fresh),
       ...layernormBackward(k, dres, gp.ln2w, gp.ln2b, dbtc, a.residual2, p.ln2w, a.ln2Mean, a.ln2Rstd, BT, C, scratch),
       // attention: residual2 = x + c_proj(attn(c_attn(ln_1(x))))
-      ...matmulBackward(k, dbtc, gp.attprojw, gp.attprojb, dres, a.atty, p.attprojw, BT, C, C, scratch, fresh),
-      ...attentionBackward(k, dqkv, dbtc, a.qkv, a.atty, a.attSaved, scratch, B, T, C, NH, 'flash', fresh),
+      ...attDrop,
+      ...matmulBackward(k, dbtc, gp.attprojw, gp.attprojb, attDout, a.atty, p.attprojw, BT, C, C, scratch, fresh),
+      ...attentionBackward(k, dqkv, dbtc, a.qkv, a.atty, a.attSaved, scratch, B, T, C, NH, 'flash',
+        { ...fresh, ...(drop ? { dropout: { p: drop.p, key: drop.key(siteAttention(l)) } } : {}) }),
       ...matmulBackward(k, dbtc, gp.qkvw, gp.qkvb, dqkv, a.ln1, p.qkvw, BT, C, 3 * C, scratch, fresh),
       ...layernormBackward(k, dres, gp.ln1w, gp.ln1b, dbtc, xOf(l), p.ln1w, a.ln1Mean, a.ln1Rstd, BT, C, scratch),
     );
   }
-  d.push(...encoderBackward(k, dw.wte, dw.wpe, dres, inputs, B, T, C, V, scratch));
+  const [embDrop, embDout] = through(SITE_EMBEDDING, dbtc);
+  d.push(...embDrop, ...encoderBackward(k, dw.wte, dw.wpe, embDout, inputs, B, T, C, V, scratch));
   return d;
 }
 
@@ -194,8 +237,11 @@ function ioSlice(buf: GPUBuffer, mb: number, B: number, T: number): GPUBufferBin
 const statsLoss = (g: GraphBuffers) => slice(g.stats, STATS_LOSS, 4);
 const statsNorm = (g: GraphBuffers) => slice(g.stats, STATS_NORM, 4);
 
-/** One optimizer step over `microBatches` micro-batches of B sequences of T tokens. */
-export function stepDispatches(g: GraphBuffers, microBatches: number, B: number, T: number): Dispatch[] {
+/**
+ * One optimizer step over `microBatches` micro-batches of B sequences of T tokens, with
+ * dropout p (0: none; the masks' keys come from dropKeys, written per step).
+ */
+export function stepDispatches(g: GraphBuffers, microBatches: number, B: number, T: number, dropout = 0): Dispatch[] {
   const { k, ws, plan, pb } = g;
   const { nEmbd: C, vocabSize: V } = plan.model;
   const BT = B * T;
@@ -212,12 +258,14 @@ export function stepDispatches(g: GraphBuffers, microBatches: number, B: number,
     const inputs = ioSlice(g.inputs, mb, B, T);
     const targets = ioSlice(g.targets, mb, B, T);
     const dlnf = ws.get('dbtc');
+    const sites = dropoutSites(plan.model.nLayer);
+    const drop: GraphDropout | null = dropout > 0 ? { p: dropout, key: (site) => slice(g.dropKeys, dropKeyOffset(mb, site, sites), 4) } : null;
     d.push(
-      ...forward(g, inputs, B, T),
+      ...forward(g, inputs, B, T, drop),
       // dlnf is written fresh (no zero-fill); dwte accumulates onto the zeroed gradients.
       ...classifierForwardBackward(k, ws.get('losses'), dlnf, dwte, ws.get('lnf'), wte, targets, ws.get('logits'), BT, C, V, scale, rows, { accumulate: false }),
       ...meanLoss(k, statsLoss(g), ws.get('losses'), BT, scale, mb > 0),
-      ...backward(g, inputs, B, T),
+      ...backward(g, inputs, B, T, drop),
     );
   }
   d.push(
@@ -271,6 +319,7 @@ export function ioBuffers(device: GPUDevice, plan: BufferPlan, microBatches: num
     hyper: storageBuffer(device, 'adamw hyper', ADAMW_HYPER_BYTES),
     row: storageBuffer(device, 'logits row', 4),
     rowLogits: storageBuffer(device, 'row logits', plan.model.vocabSize * 4),
+    dropKeys: storageBuffer(device, 'dropout keys', microBatches * dropoutSites(plan.model.nLayer) * BIND_ALIGN),
   };
 }
 
