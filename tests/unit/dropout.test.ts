@@ -4,12 +4,13 @@
 // whole model with dropout on match finite differences (a fixed key is a fixed mask).
 import { describe, expect, it } from 'vitest';
 import { dropoutKeep, dropoutKey, dropoutScale, dropoutStepSeed, dropoutThreshold, lowbias32 } from '../../src/core/dropout.ts';
-import { modelSpec, type ModelConfig } from '../../src/core/model-spec.ts';
+import type { ModelConfig } from '../../src/core/model-spec.ts';
 import { attentionBackward, attentionForward } from '../../src/reference/attention.ts';
 import { dropoutBackward, dropoutForward } from '../../src/reference/dropout.ts';
 import { ReferenceGPT, type GPTDropout } from '../../src/reference/gpt.ts';
 import { compareClose } from '../helpers/expect-close.ts';
 import { checkGradients, filled, numericGrad, randn, randTokens, Rng, weightedSum } from '../helpers/finite-diff.ts';
+import { testParams } from '../helpers/gpt-params.ts';
 
 function keptFraction(key: number, p: number, n: number): number {
   const t = dropoutThreshold(p);
@@ -111,22 +112,9 @@ describe('ReferenceGPT with dropout', () => {
   const MODEL: ModelConfig = { vocabSize: 7, blockSize: 5, nLayer: 2, nHead: 2, nEmbd: 8 };
   const B = 2, T = 5;
 
-  function params(seed: number): Float64Array {
-    const spec = modelSpec(MODEL);
-    const rng = new Rng(seed);
-    const p = new Float64Array(spec.numParams);
-    for (const s of spec.params) {
-      for (let i = s.offset; i < s.offset + s.size; i++) {
-        const r = rng.normal();
-        p[i] = s.role === 'ln_weight' ? 1 + 0.3 * r : s.role === 'bias' || s.role === 'ln_bias' ? 0.2 * r : 0.4 * r;
-      }
-    }
-    return p;
-  }
-
   it('every parameter gradient matches finite differences with dropout 0.3 at every site (f64)', () => {
     const rng = new Rng(21);
-    const gpt = new ReferenceGPT(MODEL, params(1), { maxBatch: B, dtype: 'f64' });
+    const gpt = new ReferenceGPT(MODEL, testParams(MODEL, 1), { maxBatch: B, dtype: 'f64' });
     const inputs = randTokens(B * T, MODEL.vocabSize, rng);
     const targets = randTokens(B * T, MODEL.vocabSize, rng);
     const drop: GPTDropout = { p: 0.3, seed: dropoutStepSeed(5, 2), microBatch: 1 };
@@ -147,7 +135,7 @@ describe('ReferenceGPT with dropout', () => {
     const rng = new Rng(22);
     const inputs = randTokens(B * T, MODEL.vocabSize, rng);
     const targets = randTokens(B * T, MODEL.vocabSize, rng);
-    const gpt = new ReferenceGPT(MODEL, params(2), { maxBatch: B, dtype: 'f64' });
+    const gpt = new ReferenceGPT(MODEL, testParams(MODEL, 2), { maxBatch: B, dtype: 'f64' });
     const plain = gpt.forward(inputs, targets, B, T);
     const seed = dropoutStepSeed(1, 1);
     expect(gpt.forward(inputs, targets, B, T, { p: 0, seed, microBatch: 0 })).toBe(plain);

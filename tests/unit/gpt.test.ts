@@ -4,26 +4,10 @@ import { adamwUpdate } from '../../src/reference/adamw.ts';
 import { ReferenceGPT } from '../../src/reference/gpt.ts';
 import { compareClose, expectClose } from '../helpers/expect-close.ts';
 import { numericGrad, randTokens, Rng } from '../helpers/finite-diff.ts';
+import { testParams } from '../helpers/gpt-params.ts';
 
 const MODEL: ModelConfig = { vocabSize: 7, blockSize: 5, nLayer: 2, nHead: 2, nEmbd: 8 };
 const B = 2;
-
-/**
- * Parameters far from GPT-2's init (std 0.02 weights, LayerNorm 1/0, zero biases) so that
- * every term of every gradient is large enough to be seen.
- */
-function testParams(model: ModelConfig, seed: number): Float64Array {
-  const spec = modelSpec(model);
-  const rng = new Rng(seed);
-  const p = new Float64Array(spec.numParams);
-  for (const s of spec.params) {
-    for (let i = s.offset; i < s.offset + s.size; i++) {
-      const r = rng.normal();
-      p[i] = s.role === 'ln_weight' ? 1 + 0.3 * r : s.role === 'bias' || s.role === 'ln_bias' ? 0.2 * r : 0.4 * r;
-    }
-  }
-  return p;
-}
 
 describe('ReferenceGPT', () => {
   it('every parameter gradient of the full model matches finite differences (f64)', () => {
