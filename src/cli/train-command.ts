@@ -19,7 +19,7 @@ import { initialState, prepareData } from '../train/prepare.ts';
 import { train } from '../train/trainer.ts';
 import { createBackend, parseBackendName } from './backends.ts';
 import { resolveRunSpec, type ConfigFlags } from './config-source.ts';
-import { ensureDir, MetricsLog, readCheckpointFile, writeFileAtomic } from './files.ts';
+import { ensureDir, MetricsLog, readCheckpointFile, readInputFile, writeFileAtomic } from './files.ts';
 import { Progress } from './progress.ts';
 
 export interface TrainFlags extends ConfigFlags {
@@ -52,13 +52,7 @@ function setKeys(set: string[] | undefined): Set<FieldKey> {
 }
 
 function loadResume(path: string): Promise<ResumePoint> {
-  let bytes: Buffer;
-  try {
-    bytes = readFileSync(path);
-  } catch (e) {
-    throw new KilnError('checkpoint', `cannot read ${path}: ${(e as Error).message}`, 'check the --out folder');
-  }
-  return readResumePoint(new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.length));
+  return readResumePoint(readInputFile(path, 'checkpoint', '--out'));
 }
 
 export async function trainCommand(flags: TrainFlags): Promise<number> {

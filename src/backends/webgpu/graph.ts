@@ -114,7 +114,7 @@ export interface GraphBuffers {
   row: GPUBuffer;
   /** V floats: the sampled row's logits. */
   rowLogits: GPUBuffer;
-  /** Dropout keys: one u32 per (micro-batch, site), each in its own 256-byte slot (dropKeySlot), written before each step. */
+  /** Dropout keys: one u32 per (micro-batch, site), each in its own 256-byte slot (dropKeyOffset), written before each step. */
   dropKeys: GPUBuffer;
 }
 
