@@ -9,6 +9,7 @@ import { KilnError } from '../core/errors.ts';
 import type { RngState } from '../core/rng.ts';
 import { lrAt } from '../core/schedule.ts';
 import { flopsPerToken, type ModelConfig } from '../core/model-spec.ts';
+import { yieldTurn } from './yield-turn.ts';
 
 /** One line of metrics.jsonl: the step just completed (1-based count of optimizer steps). */
 export interface StepMetrics {
@@ -184,6 +185,9 @@ export async function train(o: TrainerOptions): Promise<TrainerResult> {
       }
       if (isLast) await events.onCheckpoint?.(snapshot('end'));
       else if (step % config.checkpointEvery === 0) await events.onCheckpoint?.(snapshot('cadence'));
+      // A stop request (Ctrl-C, the lab's Pause) arrives as a macrotask: let it in
+      // before the next step is issued, so a stop lands within one step.
+      await yieldTurn();
     }
   } catch (e) {
     // Whatever failed (a step, an event handler), no step outlives the trainer.

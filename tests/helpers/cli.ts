@@ -3,7 +3,7 @@
 // the check that a failure reads as one "kiln: error:" line with a hint; reading a run's
 // metrics and checkpoint files back.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -101,4 +101,29 @@ export function readMetrics(dir: string): StepMetrics[] {
 export function bytesOf(path: string): Uint8Array {
   const b = readFileSync(path);
   return new Uint8Array(b.buffer, b.byteOffset, b.length);
+}
+
+/**
+ * Starts `kiln train ...argv` (with --out dir) as a process, waits until metrics.jsonl
+ * holds `after` lines, sends SIGINT, and returns how many lines there were at that
+ * moment, the exit, and what it printed. The caller sets a cadence (evalEvery,
+ * checkpointEvery) that the interrupt does not fall on, so only the signal can stop it.
+ */
+export async function interruptTrain(argv: string[], dir: string, after: number, children: ChildProcess[]): Promise<{
+  linesAtSignal: number; code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string;
+}> {
+  const p = spawnKiln(['train', ...argv, '--out', dir]);
+  children.push(p.child);
+  const metricsPath = join(dir, 'metrics.jsonl');
+  const deadline = Date.now() + 120_000;
+  let lines = 0;
+  while (Date.now() < deadline && p.child.exitCode === null) {
+    if (existsSync(metricsPath)) lines = readFileSync(metricsPath, 'utf8').split('\n').filter((l) => l.trim()).length;
+    if (lines >= after) break;
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  expect(lines, p.output().stderr).toBeGreaterThanOrEqual(after);
+  p.child.kill('SIGINT');
+  const { code, signal } = await p.exit;
+  return { linesAtSignal: lines, code, signal, ...p.output() };
 }

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { decodeCheckpoint } from '../../src/core/checkpoint.ts';
 import { Rng } from '../../src/core/rng.ts';
-import { bytesOf, expectKilnError, namesText, readMetrics, runKiln, spawnKiln, tempDir } from '../helpers/cli.ts';
+import { bytesOf, expectKilnError, interruptTrain, namesText, readMetrics, runKiln, spawnKiln, tempDir } from '../helpers/cli.ts';
 
 function sameBits(a: Float32Array | null, b: Float32Array | null): boolean {
   if (a === null || b === null) return a === b;
@@ -345,6 +345,23 @@ describe('kiln: Ctrl-C', () => {
     const straight = join(root, 'uninterrupted');
     expect((await train(straight, '--steps', String(S + 3))).code).toBe(0);
     expect(after.map((m) => m.loss)).toEqual(readMetrics(straight).map((m) => m.loss));
+  });
+
+  it('stops within one step when the signal falls between evaluations and checkpoints', async () => {
+    // names on the CPU (~0.1 s a step), nothing due for 400 steps: before the trainer gave
+    // the event loop a turn each step, Ctrl-C here was ignored until step 400.
+    const dir = join(root, 'interrupted-mid-cadence');
+    const r = await interruptTrain(['--preset', 'names', '--backend', 'cpu', '--data', names, '--steps', '400',
+      '--set', 'evalEvery=400', '--set', 'checkpointEvery=400', '--set', 'logEvery=1'], dir, 5, children);
+    expect(r.signal, r.stderr).toBeNull();
+    expect(r.code, r.stderr).toBe(130);
+    expect(r.stderr).toContain('stopping after this step');
+    const ckpt = await decodeCheckpoint(bytesOf(join(dir, 'checkpoint.safetensors')));
+    // The step being computed when the signal came finishes, and nothing after it.
+    expect(ckpt.step).toBeGreaterThanOrEqual(r.linesAtSignal);
+    expect(ckpt.step).toBeLessThanOrEqual(r.linesAtSignal + 2);
+    expect(readMetrics(dir).map((m) => m.step)).toEqual(Array.from({ length: ckpt.step }, (_, i) => i + 1));
+    expect(JSON.parse(r.stdout.trim())).toMatchObject({ stopped: true, step: ckpt.step });
   });
 
   it('after a hard kill, --resume drops metrics past the last checkpoint and continues without duplicates', async () => {
