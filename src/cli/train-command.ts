@@ -4,9 +4,11 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { basename, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import type { Backend, TrainState } from '../backends/backend.ts';
 import type { CheckpointData } from '../core/checkpoint.ts';
 import type { FieldKey } from '../core/config.ts';
+import { BUNDLED_DATASETS, findDataset, PRESET_DATASETS } from '../core/datasets.ts';
 import { isKilnError, KilnError } from '../core/errors.ts';
 import { formatBytes, memoryEstimate, modelSpec } from '../core/model-spec.ts';
 import { Rng } from '../core/rng.ts';
@@ -31,15 +33,38 @@ export interface TrainFlags extends ConfigFlags {
   init?: string;
 }
 
+/**
+ * The training text: --data FILE, or --data NAME of a bundled dataset (when no such
+ * file exists here), or without --data the dataset the link names, else the preset's.
+ */
+export function readTrainingData(path: string | undefined, spec: Pick<RunSpec, 'data' | 'preset'> | null): { text: string; ref: DatasetRef } {
+  const fromSpec = spec?.data?.kind === 'bundled' ? spec.data.id : spec && !spec.data ? PRESET_DATASETS[spec.preset] : undefined;
+  const named = path ?? fromSpec;
+  if (named !== undefined && !existsSync(named)) {
+    const d = findDataset(named);
+    if (d) {
+      if (path === undefined) process.stderr.write(`kiln: data: the bundled ${d.id} dataset (${d.title}; --data FILE trains on your own text)\n`);
+      const { text } = readDataFile(bundledPath(d.file));
+      return { text, ref: { kind: 'bundled', id: d.id } };
+    }
+  }
+  return readDataFile(named);
+}
+
+function bundledPath(file: string): string {
+  const dir = process.env.KILN_DATA_DIR;
+  return dir ? join(dir, file) : fileURLToPath(new URL(`../../public/datasets/${file}`, import.meta.url));
+}
+
 export function readDataFile(path: string | undefined): { text: string; ref: Extract<DatasetRef, { kind: 'file' }> } {
-  if (!path) throw new KilnError('usage', 'no training data given', 'add --data FILE (a UTF-8 text file)');
+  if (!path) throw new KilnError('usage', 'no training data given', `add --data FILE (a UTF-8 text file) or --data NAME for a bundled text (${BUNDLED_DATASETS.map((d) => d.id).join(', ')})`);
   let bytes: Buffer;
   try {
     bytes = readFileSync(path);
   } catch (e) {
     const err = e as NodeJS.ErrnoException;
     throw new KilnError('data', `cannot read ${path}: ${err.code === 'ENOENT' ? 'no such file' : err.code === 'EISDIR' ? 'it is a folder' : err.message}`,
-      'check the path given to --data');
+      `check the path given to --data (or name a bundled text: ${BUNDLED_DATASETS.map((d) => d.id).join(', ')})`);
   }
   const text = decodeText(new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.length), path);
   const sha256 = createHash('sha256').update(bytes).digest('hex');
@@ -101,9 +126,9 @@ export async function trainCommand(flags: TrainFlags): Promise<number> {
     }
   }
   const config = spec.config;
-  const { text, ref } = readDataFile(flags.data);
+  const { text, ref } = readTrainingData(flags.data, spec);
   const made = spec.data;
-  if (made?.kind === 'file' && made.sha256 !== ref.sha256) {
+  if (made?.kind === 'file' && (ref.kind !== 'file' || made.sha256 !== ref.sha256)) {
     process.stderr.write(`warning: ${flags.data} differs from the data this run was made with (${made.name}, ${made.bytes} bytes)\n`);
   }
 

@@ -2,18 +2,26 @@
 // the fields that differ from it.
 import { DEFAULT_CONFIG, type RunConfig } from './config.ts';
 
+/** A loss level worth drawing on a preset's chart: what a known model reaches on its data. */
+export interface ReferenceLine {
+  value: number;
+  label: string;
+}
+
 export interface Preset {
   name: string;
   description: string;
   config: RunConfig;
+  /** Known loss levels on the preset's own dataset (chart reference lines). */
+  references: readonly ReferenceLine[];
 }
 
-function preset(name: string, description: string, fields: Partial<RunConfig>): Preset {
-  return { name, description, config: Object.freeze({ ...DEFAULT_CONFIG, ...fields }) as RunConfig };
+function preset(name: string, description: string, fields: Partial<RunConfig>, references: ReferenceLine[] = []): Preset {
+  return { name, description, config: Object.freeze({ ...DEFAULT_CONFIG, ...fields }) as RunConfig, references: Object.freeze(references) };
 }
 
 export const PRESETS: readonly Preset[] = [
-  preset('tiny', 'A few thousand parameters: tests and quick checks on any device.', {
+  preset('tiny', 'About 27,000 parameters: tests and quick checks on any device.', {
     nLayer: 2, nHead: 2, nEmbd: 32, blockSize: 16, tokenizer: 'char',
     batchSize: 4, steps: 50, lr: 3e-3, minLr: 3e-4, warmupSteps: 5, decaySteps: 200,
     weightDecay: 0.01, evalEvery: 25, evalBatches: 2, checkpointEvery: 25,
@@ -25,13 +33,18 @@ export const PRESETS: readonly Preset[] = [
     nLayer: 1, nHead: 4, nEmbd: 64, blockSize: 16, tokenizer: 'char',
     batchSize: 64, steps: 300, lr: 1e-2, minLr: 1e-3, warmupSteps: 20, decaySteps: 300,
     weightDecay: 0.01, beta2: 0.99, evalEvery: 50, evalBatches: 16, checkpointEvery: 100,
-  }),
+  }, [{ value: 2.45, label: 'bigram ~2.45' }]),
+  preset('craft-1m', 'A 1M-parameter character model: 6 layers, 8 heads, 128 wide, 256 tokens of context; trains on consumer GPUs.', {
+    nLayer: 6, nHead: 8, nEmbd: 128, blockSize: 256, tokenizer: 'char', dropout: 0.1,
+    batchSize: 64, steps: 3000, lr: 2e-3, minLr: 2e-4, warmupSteps: 100, decaySteps: 3000,
+    weightDecay: 0.1, beta2: 0.99, evalEvery: 100, evalBatches: 8, checkpointEvery: 250,
+  }, [{ value: 1.4697, label: 'nanoGPT baby GPT 1.4697' }]),
   preset('char-shakespeare', "nanoGPT's baby GPT on characters: 6 layers, 6 heads, 384 wide, 256 tokens of context.", {
     // dropout 0.2 as nanoGPT's config: without it this model overfits 1 MB of text.
     nLayer: 6, nHead: 6, nEmbd: 384, blockSize: 256, tokenizer: 'char', dropout: 0.2,
     batchSize: 64, steps: 5000, lr: 1e-3, minLr: 1e-4, warmupSteps: 100, decaySteps: 5000,
     weightDecay: 0.1, beta2: 0.99, evalEvery: 250, evalBatches: 20, checkpointEvery: 500,
-  }),
+  }, [{ value: 1.4697, label: 'nanoGPT val 1.4697' }]),
   preset('bpe-small', 'A small word-piece model: byte-level BPE trained on your text, 4 layers.', {
     nLayer: 4, nHead: 4, nEmbd: 128, blockSize: 128, tokenizer: 'bpe', bpeVocab: 2048,
     batchSize: 16, steps: 2000, lr: 1e-3, minLr: 1e-4, warmupSteps: 100, decaySteps: 2000,

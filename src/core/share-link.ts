@@ -181,11 +181,14 @@ export function shellQuote(s: string): string {
 }
 
 /**
- * The command line the lab shows to run the same experiment with the `kiln` CLI.
- * A user's own file is not in the link, so the command also passes it with --data.
+ * The command line the lab shows to run the same experiment with the `kiln` CLI
+ * (Squoosh's habit: the UI's state becomes a command in one pure function). A bundled
+ * dataset travels in the link; a user's own file is not in it, so the command passes
+ * it with --data.
  */
 export function cliCommand(spec: RunSpec, link: string): string {
   const words = ['kiln', 'train', '--link', shellQuote(link)];
   if (spec.data?.kind === 'file') words.push('--data', shellQuote(spec.data.name));
+  words.push('--out', shellQuote(`runs/${spec.preset}`));
   return words.join(' ');
 }

@@ -40,6 +40,8 @@ export interface TrainerEvents {
   /** Called at the sampling cadence; the handler generates text itself (it owns tokenizer and RNG). */
   onSample?(step: number): void | Promise<void>;
   onCheckpoint?(s: TrainerSnapshot): void | Promise<void>;
+  /** After every step's own events: work that needs the model between steps (the lab's sampling). */
+  betweenSteps?(step: number): void | Promise<void>;
 }
 
 export interface TrainerOptions {
@@ -185,6 +187,7 @@ export async function train(o: TrainerOptions): Promise<TrainerResult> {
       }
       if (isLast) await events.onCheckpoint?.(snapshot('end'));
       else if (step % config.checkpointEvery === 0) await events.onCheckpoint?.(snapshot('cadence'));
+      await events.betweenSteps?.(step);
       // A stop request (Ctrl-C, the lab's Pause) arrives as a macrotask: let it in
       // before the next step is issued, so a stop lands within one step.
       await yieldTurn();

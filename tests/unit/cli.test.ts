@@ -72,10 +72,24 @@ describe('kiln: bad usage and config (exit 1)', () => {
     expectKilnError(await runKiln(['frobnicate']), 1, /unknown command "frobnicate"/);
   });
 
-  it('no --data says how to give it', async () => {
-    const r = await runKiln(['train', '--preset', 'tiny', '--out', join(root, 'nodata')]);
+  it('no --data: a link to a file of its own says how to give it', async () => {
+    const link = `v=1&preset=tiny&file=mine.txt&bytes=10&sha256=${'a'.repeat(64)}`;
+    const r = await runKiln(['train', '--link', link, '--out', join(root, 'nodata')]);
     const e = expectKilnError(r, 1, /no training data/);
     expect(e.hint).toContain('--data');
+    expect(e.hint).toContain('shakespeare');
+  });
+
+  it('no --data: the preset trains on its bundled dataset, and says so; --data NAME picks a bundled one', async () => {
+    const out = join(root, 'bundled');
+    const r = await runKiln(['train', '--preset', 'tiny', '--steps', '2', '--out', out]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toContain('the bundled names dataset');
+    const ckpt = await decodeCheckpoint(bytesOf(join(out, 'checkpoint.safetensors')));
+    expect(ckpt.extra?.['kiln.dataset']).toBe(JSON.stringify({ kind: 'bundled', id: 'names' }));
+    const s = await runKiln(['train', '--preset', 'tiny', '--steps', '1', '--data', 'shakespeare', '--out', join(root, 'bundled2')]);
+    expect(s.code, s.stderr).toBe(0);
+    expect(s.stderr).toMatch(/vocab 65 \(char\)/);
   });
 
   it('a malformed share link names the bad part', async () => {

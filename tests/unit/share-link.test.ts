@@ -86,8 +86,8 @@ describe('malformed links', () => {
     ['a URL without a fragment', 'https://kiln.example/lab', /nothing follows a "#"/],
     ['no version', 'preset=tiny', /no version \(v=1\)/],
     ['a newer version', 'v=2&preset=tiny', /version "2", and this Kiln reads version 1/],
-    ['no preset', 'v=1', /names no preset .*tiny, names, char-shakespeare/],
-    ['an unknown preset', 'v=1&preset=gpt5', /preset "gpt5" is unknown: Kiln has tiny, names, char-shakespeare, bpe-small, gpt2-124m/],
+    ['no preset', 'v=1', /names no preset .*tiny, names, craft-1m, char-shakespeare/],
+    ['an unknown preset', 'v=1&preset=gpt5', /preset "gpt5" is unknown: Kiln has tiny, names, craft-1m, char-shakespeare, bpe-small, gpt2-124m/],
     ['an unknown field', `${ok}&learningRate=0.1`, /unknown setting "learningRate"/],
     ['an out-of-range value', `${ok}&nLayer=1000`, /nLayer 1000 is out of range: use 1 to 96/],
     ['NaN', `${ok}&lr=NaN`, /lr must be a number, not "NaN"/],
@@ -134,8 +134,8 @@ describe('cliCommand', () => {
     const spec = specFor('names', { lr: 0.003 }, { data: { kind: 'bundled', id: 'names' } });
     const link = `https://kiln.example/#${encodeShareLink(spec)}`;
     const cmd = cliCommand(spec, link);
-    expect(cmd).toBe(`kiln train --link '${link}'`);
-    expect(shellWords(cmd)).toEqual(['kiln', 'train', '--link', link]);
+    expect(cmd).toBe(`kiln train --link '${link}' --out 'runs/names'`);
+    expect(shellWords(cmd)).toEqual(['kiln', 'train', '--link', link, '--out', 'runs/names']);
   });
 
   it('passes a user file with --data and survives quotes, $ and backticks', () => {
@@ -143,7 +143,7 @@ describe('cliCommand', () => {
     const spec = specFor('tiny', {}, { data: { kind: 'file', name, bytes: 5, sha256: 'f'.repeat(64) } });
     const link = `https://kiln.example/#${encodeShareLink(spec)}&x='$(id)'`;
     const cmd = cliCommand(spec, link);
-    expect(shellWords(cmd)).toEqual(['kiln', 'train', '--link', link, '--data', name]);
+    expect(shellWords(cmd)).toEqual(['kiln', 'train', '--link', link, '--data', name, '--out', 'runs/tiny']);
     expect(shellQuote("a'b")).toBe(`'a'\\''b'`);
   });
 });

@@ -1,0 +1,182 @@
+// The lab's one API between the page and training (DESIGN.md, "The lab and the runner
+// share one API"). In the browser a module web worker implements it (lab-worker.ts,
+// through comlink); later `kiln serve` implements the same interface in Node over a
+// WebSocket. So everything here is plain data: no DOM, no comlink, no GPU types.
+// Callbacks (listeners, streamed tokens) are plain functions; a transport wraps them
+// (comlink's proxy, a WebSocket message stream).
+import type { RunConfig } from '../core/config.ts';
+import type { ErrorCode } from '../core/errors.ts';
+import type { ModelConfig } from '../core/model-spec.ts';
+import type { DatasetRef, RunSpec } from '../core/run-spec.ts';
+
+/** Where a run's steps are computed. */
+export type LabBackendKind = 'webgpu' | 'cpu';
+
+/** What this browser (or process) can train on, found once. */
+export interface LabEnvironment {
+  /** A WebGPU adapter was found and a device made. */
+  webgpu: boolean;
+  /** Why not, in a sentence a person can act on (when webgpu is false). */
+  webgpuWhy?: string;
+  /** The adapter, as the browser names it ("" when unknown). */
+  device: string;
+  /** A CPU emulation of a GPU (SwiftShader, WARP, llvmpipe): correct, but slow. */
+  isSoftware: boolean;
+  /** The adapter limits a run presses on (WebGPU names). */
+  limits: { maxStorageBufferBindingSize: number; maxBufferSize: number };
+  /** FP32 peak in FLOP/s where this adapter is known (for MFU). */
+  peakFlops?: number;
+}
+
+/** Training text: one the lab bundles, or a file the person picked or dropped. */
+export type DataSource =
+  | { kind: 'bundled'; id: string }
+  | { kind: 'file'; name: string; bytes: Uint8Array };
+
+/** What prepareData made of a text with a config's tokenizer. */
+export interface DataSummary {
+  ref: DatasetRef;
+  /** The file name, or the bundled dataset's title. */
+  name: string;
+  bytes: number;
+  chars: number;
+  /** Distinct characters in the text. */
+  distinctChars: number;
+  tokenizer: RunConfig['tokenizer'];
+  vocabSize: number;
+  tokens: number;
+  trainTokens: number;
+  valTokens: number;
+}
+
+/** One device limit a config exceeds. */
+export interface LimitProblem {
+  /** The WebGPU limit's name, or 'memory' for the whole plan against the adapter's buffers. */
+  limit: string;
+  /** A sentence: what needs how much, against what this browser allows. */
+  message: string;
+}
+
+/** How a config sits against this browser: sizes, and what does not fit. */
+export interface ConfigFit {
+  numParams: number;
+  flopsPerToken: number;
+  /** Bytes the WebGPU buffer plan allocates (planSummary), or the CPU backend's estimate. */
+  memoryBytes: number;
+  largestBinding: number;
+  largestName: string;
+  fits: boolean;
+  problems: LimitProblem[];
+}
+
+/** A run's lifecycle. `error` keeps the run: after a lost device it can be recovered. */
+export type RunPhase = 'preparing' | 'ready' | 'training' | 'pausing' | 'paused' | 'done' | 'stopped' | 'error';
+
+/** A failure, as the page shows it: what happened and what to do. */
+export interface LabError {
+  code: ErrorCode | 'internal';
+  message: string;
+  hint: string;
+}
+
+/** The state a page needs to draw the controls and the status line. */
+export interface RunStatus {
+  phase: RunPhase;
+  /** Optimizer steps done. */
+  step: number;
+  /** Where training stops (config.steps, raised by extend). */
+  stopAt: number;
+  /** The schedule's decay end (config.decaySteps; extend may move it). */
+  decaySteps: number;
+  lastLoss: number | null;
+  lastValLoss: number | null;
+  bestValLoss: number | null;
+  /** Step of lastValLoss. */
+  valStep: number | null;
+  tokensPerS: number | null;
+  elapsedS: number;
+  /** Seconds to stopAt at the recent pace (null until a few steps have run). */
+  etaS: number | null;
+  /** A lost device or a failed step: the run can be recovered from its last snapshot. */
+  recoverable: boolean;
+  /** Step of the last in-memory snapshot (what recover() returns to). */
+  snapshotStep: number | null;
+  error?: LabError;
+}
+
+/** One logged step (the same fields as the CLI's metrics.jsonl). */
+export interface LabMetrics {
+  step: number;
+  loss: number;
+  val_loss?: number;
+  lr: number;
+  grad_norm: number;
+  tokens_per_s: number;
+  mfu?: number;
+  elapsed_s: number;
+}
+
+export interface RunInfo {
+  spec: RunSpec;
+  model: ModelConfig;
+  numParams: number;
+  backend: LabBackendKind;
+  device: string;
+  memoryBytes: number;
+  data: DataSummary;
+}
+
+export type LabEvent =
+  | { type: 'status'; status: RunStatus }
+  | { type: 'metrics'; metrics: LabMetrics[] }
+  | { type: 'sample'; step: number; text: string }
+  | { type: 'progress'; what: 'tokenizer' | 'compile'; done: number; total: number };
+
+export interface SampleRequest {
+  prompt: string;
+  maxTokens: number;
+  temperature: number;
+  topK: number;
+  topP: number;
+  seed: number;
+}
+
+export interface ExtendOptions {
+  /**
+   * 'keep' (default): the same schedule (past decaySteps the rate stays at minLr);
+   * 'stretch': decaySteps moves to the new end, so the cosine reaches minLr there.
+   */
+  schedule?: 'keep' | 'stretch';
+}
+
+export interface LabApi {
+  /** What this browser can train on (finds the adapter once). */
+  environment(): Promise<LabEnvironment>;
+  /** Sizes and limit problems of a config for a text with this vocabulary (no GPU work). */
+  checkConfig(config: RunConfig, vocabSize: number, backend: LabBackendKind): Promise<ConfigFit>;
+  /** Reads and tokenizes a text with the config's tokenizer (BPE trains here, with progress events). */
+  prepareData(source: DataSource, config: RunConfig): Promise<DataSummary>;
+  /** Makes the run (model, backend, fresh weights) on the prepared data; the run is then `ready`. */
+  createRun(spec: RunSpec, backend: LabBackendKind): Promise<RunInfo>;
+  /** Status, metrics (batched), samples and progress, until unsubscribed. Returns an id for unsubscribe. */
+  subscribe(listener: (e: LabEvent) => void): Promise<number>;
+  unsubscribe(id: number): Promise<void>;
+  /** Trains from `ready` until stopAt (resolves once training has started). */
+  start(): Promise<void>;
+  /** Stops after the step in flight, keeping everything: resume() continues the same curve. */
+  pause(): Promise<void>;
+  resume(): Promise<void>;
+  /** Ends training (the model stays, for sampling). */
+  stop(): Promise<void>;
+  /** Trains `steps` more (from paused, done or stopped; or while training, moves the end). */
+  extend(steps: number, opts?: ExtendOptions): Promise<void>;
+  /** After a lost device or a failed step: a new backend from the last snapshot, paused. */
+  recover(): Promise<void>;
+  /** Text from the model as it stands (between steps while training); tokens stream to onText. */
+  sample(req: SampleRequest, onText?: (text: string) => void): Promise<string>;
+  /** Every metrics row so far (for a page that subscribed late). */
+  history(): Promise<LabMetrics[]>;
+  status(): Promise<RunStatus>;
+  /** Frees the run (backend, buffers). */
+  dispose(): Promise<void>;
+}
