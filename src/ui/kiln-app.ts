@@ -1,79 +1,283 @@
-// The lab's shell. For now it shows what this browser offers (WebGPU or not) and the
-// presets with their size and memory needs; the training UI (worker, charts, runs)
-// arrives with the lab issue, built on the same core modules as the CLI.
-import { LitElement, css, html } from 'lit';
+// The lab's page: the run bar across the top, the data and settings on the left, the
+// charts in the middle and the samples on the right (DESIGN.md, "The lab's screen");
+// on a phone they stack in that order. It owns the page's state (preset, config, data
+// choice, backend) and reaches training only through its LabController.
+import { LitElement, css, html, nothing } from 'lit';
 import { customElement, state } from 'lit/decorators.js';
-import { PRESETS } from '../core/presets.ts';
-import { formatBytes, memoryEstimate, modelSpec, resolveModel } from '../core/model-spec.ts';
+import { validate, type RunConfig } from '../core/config.ts';
+import { PRESET_DATASETS } from '../core/datasets.ts';
+import { formatBytes } from '../core/model-spec.ts';
+import { findPreset, type ReferenceLine } from '../core/presets.ts';
+import type { RunSpec } from '../core/run-spec.ts';
+import { cliCommand, decodeShareLink, encodeShareLink } from '../core/share-link.ts';
+import type { ConfigFit, DataSource, LabBackendKind, SampleRequest } from '../worker/api.ts';
+import { LabController } from './lab-controller.ts';
+import type { ExtendDetail } from './kiln-run-bar.ts';
+import './kiln-run-bar.ts';
+import './kiln-config-panel.ts';
+import './kiln-data-picker.ts';
+import './kiln-loss-chart.ts';
+import './kiln-metric-charts.ts';
+import './kiln-sample-panel.ts';
+import { fmtCount } from './format.ts';
 
-type GpuStatus = { kind: 'checking' } | { kind: 'none'; why: string } | { kind: 'ok'; name: string; maxBinding: number };
+const DEFAULT_PRESET = 'names';
+
+/** Config fields that change what prepareData makes of the text. */
+const DATA_KEYS = ['tokenizer', 'bpeVocab', 'valFraction', 'blockSize'] as const;
 
 @customElement('kiln-app')
 export class KilnApp extends LitElement {
   static override styles = css`
-    :host { display: block; max-width: 960px; margin: 0 auto; padding: 24px 16px; }
-    h1 { margin: 0 0 4px; font-size: 1.8rem; }
-    .sub { color: #555; margin: 0 0 24px; }
-    .status { padding: 12px 16px; border-radius: 8px; margin-bottom: 24px; }
-    .ok { background: #e6f4ea; }
-    .none { background: #fdecea; }
-    table { border-collapse: collapse; width: 100%; }
-    th, td { text-align: left; padding: 6px 8px; border-bottom: 1px solid #e3ded7; font-size: 0.95rem; }
-    td.num { text-align: right; font-variant-numeric: tabular-nums; }
-    code { background: #eee; padding: 1px 4px; border-radius: 3px; }
+    :host { display: block; min-height: 100vh; color: #222; font-size: 14px; }
+    .banner { margin: 12px 16px 0; padding: 10px 14px; border-radius: 8px; border: 1px solid; font-size: 13.5px; }
+    .banner b { display: block; margin-bottom: 2px; }
+    .banner.error { background: #fdecea; border-color: #f1b8b2; color: #5c1410; }
+    .banner.warn { background: #fff6e5; border-color: #f0d49a; color: #4d3800; }
+    .banner button { font: inherit; margin-top: 6px; padding: 4px 10px; border-radius: 6px; border: 1px solid #cfc7bd; background: #fff; cursor: pointer; }
+    main { display: grid; gap: 16px; padding: 16px; max-width: 1600px; margin: 0 auto; box-sizing: border-box;
+      grid-template-columns: minmax(300px, 340px) minmax(0, 1fr) minmax(280px, 340px); grid-template-areas: 'left center right'; align-items: start; }
+    .left { grid-area: left; display: flex; flex-direction: column; gap: 12px; min-width: 0; }
+    .center { grid-area: center; display: flex; flex-direction: column; gap: 12px; min-width: 0; }
+    .right { grid-area: right; min-width: 0; }
+    section.card { background: #fff; border: 1px solid #e3ded7; border-radius: 10px; padding: 12px 14px; min-width: 0; }
+    h2 { font-size: 14px; margin: 0 0 8px; font-weight: 600; }
+    .backend { display: flex; gap: 12px; align-items: center; font-size: 13px; flex-wrap: wrap; }
+    .backend label { display: inline-flex; gap: 4px; align-items: center; }
+    .muted { color: #6b6259; font-size: 12.5px; }
+    .intro { font-size: 13.5px; line-height: 1.5; color: #3d3731; }
+    .intro ol { margin: 6px 0 0; padding-left: 20px; }
+    .runinfo { font-size: 12.5px; color: #5a534c; font-variant-numeric: tabular-nums; display: flex; flex-wrap: wrap; gap: 2px 14px; }
+    @media (max-width: 1180px) {
+      main { grid-template-columns: minmax(280px, 320px) minmax(0, 1fr); grid-template-areas: 'left center' 'left right'; }
+    }
+    @media (max-width: 760px) {
+      main { grid-template-columns: minmax(0, 1fr); grid-template-areas: 'left' 'center' 'right'; padding: 10px; gap: 10px; }
+    }
   `;
 
-  @state() private gpu: GpuStatus = { kind: 'checking' };
+  private lab = new LabController(this);
+  @state() private preset = DEFAULT_PRESET;
+  @state() private config: RunConfig = { ...findPreset(DEFAULT_PRESET)!.config };
+  @state() private dataChoice: string | null = PRESET_DATASETS[DEFAULT_PRESET] ?? null;
+  @state() private fileError: { message: string; hint: string } | null = null;
+  @state() private backend: LabBackendKind = 'webgpu';
+  @state() private fit: ConfigFit | null = null;
+  @state() private linkError: { message: string; hint: string } | null = null;
+  @state() private sampleOut = '';
+  @state() private samplePrompt = '';
+  @state() private chart = { smoothing: 0.6, logY: false, logX: false };
+  private lastFile: Extract<DataSource, { kind: 'file' }> | null = null;
+  private preparedFor = '';
+  private fitTimer: ReturnType<typeof setTimeout> | null = null;
+  private envSeen = false;
 
   override connectedCallback(): void {
     super.connectedCallback();
-    void this.detect();
+    this.readLink();
+    window.addEventListener('hashchange', this.onHash);
   }
 
-  private async detect(): Promise<void> {
-    if (!('gpu' in navigator) || !navigator.gpu) {
-      this.gpu = { kind: 'none', why: 'This browser does not expose WebGPU (Chrome/Edge 113+, Safari 26, Firefox 141 on Windows do).' };
-      return;
-    }
-    const adapter = await navigator.gpu.requestAdapter();
-    if (!adapter) {
-      this.gpu = { kind: 'none', why: 'WebGPU is present but found no GPU adapter: check that hardware acceleration is on.' };
-      return;
-    }
-    const info = adapter.info;
-    this.gpu = { kind: 'ok', name: [info.vendor, info.architecture, info.description].filter(Boolean).join(' ') || 'GPU', maxBinding: adapter.limits.maxStorageBufferBindingSize };
+  override disconnectedCallback(): void {
+    window.removeEventListener('hashchange', this.onHash);
+    super.disconnectedCallback();
   }
 
-  private renderGpu() {
-    switch (this.gpu.kind) {
-      case 'checking':
-        return html`<div class="status">Looking for a WebGPU adapter…</div>`;
-      case 'none':
-        return html`<div class="status none" role="alert">${this.gpu.why}</div>`;
-      case 'ok':
-        return html`<div class="status ok">WebGPU adapter: <strong>${this.gpu.name}</strong>, up to ${formatBytes(this.gpu.maxBinding)} per binding.</div>`;
+  private onHash = () => this.readLink();
+
+  /** A share link in the address (#v=1&preset=...) sets the preset, config and bundled data. */
+  private readLink(): void {
+    const hash = location.hash.slice(1);
+    if (!hash) return;
+    try {
+      const spec = decodeShareLink(hash);
+      this.preset = spec.preset;
+      this.config = { ...spec.config };
+      if (spec.data?.kind === 'bundled') this.dataChoice = spec.data.id;
+      this.linkError = null;
+    } catch (e) {
+      const err = e as { message: string; hint?: string };
+      this.linkError = { message: `This link could not be opened: ${err.message}`, hint: err.hint ?? 'ask for a new link' };
     }
+  }
+
+  // ---- derived state ----
+
+  private get valid(): boolean {
+    return validate(this.config).length === 0;
+  }
+
+  private spec(): RunSpec {
+    const data = this.lab.data?.ref ?? (this.dataChoice && this.dataChoice !== 'file' ? { kind: 'bundled' as const, id: this.dataChoice } : null);
+    return { preset: this.preset, config: { ...this.config }, data };
+  }
+
+  private command(): string {
+    const spec = this.spec();
+    const link = `${location.origin}${location.pathname}#${encodeShareLink(spec)}`;
+    return `npx ${cliCommand(spec, link)}`;
+  }
+
+  private references(): ReferenceLine[] {
+    return [...(findPreset(this.lab.run?.spec.preset ?? this.preset)?.references ?? [])];
+  }
+
+  override updated(): void {
+    const env = this.lab.env;
+    if (env && !this.envSeen) {
+      this.envSeen = true;
+      if (!env.webgpu) this.backend = 'cpu';
+    }
+    // Read the data again when the choice or a setting that shapes its tokens changed.
+    const key = `${this.dataChoice}|${DATA_KEYS.map((k) => this.config[k]).join('|')}`;
+    if (env && this.dataChoice && this.valid && key !== this.preparedFor && !this.lab.busy.has('data')) {
+      this.preparedFor = key;
+      const source: DataSource | null = this.dataChoice === 'file' ? this.lastFile : { kind: 'bundled', id: this.dataChoice };
+      if (source) void this.lab.prepareData(source, this.config).then((d) => {
+        this.fileError = !d && this.lab.error && source.kind === 'file' ? { message: this.lab.error.message, hint: this.lab.error.hint } : null;
+        if (!d && source.kind === 'file') this.lab.error = null;
+        this.scheduleFit();
+      });
+    }
+  }
+
+  private scheduleFit(): void {
+    if (this.fitTimer) clearTimeout(this.fitTimer);
+    this.fitTimer = setTimeout(async () => {
+      if (!this.valid) return;
+      const vocab = this.lab.data?.vocabSize ?? (this.config.tokenizer === 'gpt2' ? 50257 : this.config.tokenizer === 'bpe' ? this.config.bpeVocab : 65);
+      this.fit = (await this.lab.checkConfig(this.config, vocab, this.backend)) ?? null;
+    }, 120);
+  }
+
+  // ---- events from the elements ----
+
+  private onConfig(e: CustomEvent<{ preset: string; config: RunConfig; valid: boolean }>): void {
+    const presetChanged = e.detail.preset !== this.preset;
+    this.preset = e.detail.preset;
+    this.config = e.detail.config;
+    if (presetChanged && this.dataChoice !== 'file') this.dataChoice = PRESET_DATASETS[this.preset] ?? this.dataChoice;
+    this.scheduleFit();
+  }
+
+  private onData(e: CustomEvent<{ source: DataSource }>): void {
+    const s = e.detail.source;
+    this.fileError = null;
+    if (s.kind === 'file') this.lastFile = s;
+    this.dataChoice = s.kind === 'file' ? 'file' : s.id;
+    this.preparedFor = '';
+  }
+
+  private async onTrain(): Promise<void> {
+    if (!this.valid) return;
+    this.sampleOut = '';
+    this.samplePrompt = '';
+    await this.lab.train(this.spec(), this.backend);
+  }
+
+  private async onSample(e: CustomEvent<SampleRequest>): Promise<void> {
+    this.sampleOut = '';
+    this.samplePrompt = e.detail.prompt;
+    await this.lab.sample(e.detail, (t) => {
+      this.sampleOut += t;
+    });
+  }
+
+  private setBackend(b: LabBackendKind): void {
+    this.backend = b;
+    this.scheduleFit();
+  }
+
+  // ---- rendering ----
+
+  private renderBanners() {
+    const env = this.lab.env;
+    const err = this.lab.error;
+    const st = this.lab.status;
+    return html`
+      ${this.linkError ? html`<div class="banner error" role="alert"><b>${this.linkError.message}</b>${this.linkError.hint}</div>` : nothing}
+      ${env && !env.webgpu
+        ? html`<div class="banner warn" role="alert"><b>No WebGPU in this browser: training runs on the CPU instead (small models only).</b>${env.webgpuWhy}</div>`
+        : nothing}
+      ${env?.isSoftware
+        ? html`<div class="banner warn"><b>This GPU is a CPU emulation (${env.device}).</b>Training works but is slow: keep to the tiny and names presets, or open Kiln in a browser with hardware acceleration.</div>`
+        : nothing}
+      ${err ? html`<div class="banner error" role="alert"><b>${err.message}</b>${err.hint}</div>` : nothing}
+      ${st?.phase === 'error' && st.error
+        ? html`<div class="banner error" role="alert"><b>Training stopped: ${st.error.message}</b>${st.error.hint}
+            ${st.recoverable ? html`<div><button @click=${() => this.lab.recover()}>Recover from step ${st.snapshotStep ?? 0}</button></div>` : nothing}</div>`
+        : nothing}
+    `;
+  }
+
+  private renderRunInfo() {
+    const r = this.lab.run;
+    if (!r) {
+      return html`<section class="card intro" aria-label="How to start">
+        <h2>Train a GPT in your browser</h2>
+        <ol>
+          <li>Choose a dataset on the left, or drop a text file of your own.</li>
+          <li>Pick a preset (start with <b>names</b>) and adjust the settings if you like.</li>
+          <li>Press <b>Train</b>: the loss falls on the chart and the model's samples appear on the right.</li>
+        </ol>
+      </section>`;
+    }
+    return html`<div class="runinfo"><span>${r.spec.preset}</span><span>${fmtCount(r.numParams)} parameters</span>
+      <span>${r.backend === 'webgpu' ? 'WebGPU' : 'CPU'} · ${formatBytes(r.memoryBytes)}</span><span>${r.data.name}</span></div>`;
   }
 
   override render() {
+    const lab = this.lab;
+    const st = lab.status;
+    const training = st?.phase === 'training' || st?.phase === 'pausing';
+    const env = lab.env;
+    const canTrain = !!env && this.valid && !!lab.data && !lab.busy.has('data') && (this.fit?.fits ?? true);
     return html`
-      <h1>Kiln</h1>
-      <p class="sub">Train small GPT models on your own GPU.</p>
-      ${this.renderGpu()}
-      <p>The in-browser training lab is under construction. Meanwhile the same models train from a terminal:
-        <code>npx kiln train --preset names --data names.txt --out runs/names</code>.</p>
-      <h2>Presets</h2>
-      <table>
-        <thead><tr><th>Preset</th><th>Description</th><th>Parameters</th><th>Training memory</th></tr></thead>
-        <tbody>
-          ${PRESETS.map((p) => {
-            const model = resolveModel(p.config, p.config.tokenizer === 'gpt2' ? 50257 : p.config.tokenizer === 'bpe' ? p.config.bpeVocab : 65);
-            return html`<tr><td>${p.name}</td><td>${p.description}</td>
-              <td class="num">${modelSpec(model).numParams.toLocaleString('en-US')}</td>
-              <td class="num">${formatBytes(memoryEstimate(model, p.config.batchSize).total)}</td></tr>`;
-          })}
-        </tbody>
-      </table>
+      <kiln-run-bar .status=${st} .device=${lab.run?.device ?? env?.device ?? 'looking for a GPU…'} ?canTrain=${canTrain} ?busy=${lab.busy.has('create')}
+        @train=${this.onTrain} @pause=${() => lab.pause()} @resume=${() => lab.resume()} @stop=${() => lab.stop()}
+        @extend=${(e: CustomEvent<ExtendDetail>) => lab.extend(e.detail.steps, { schedule: e.detail.schedule })}
+        @recover=${() => lab.recover()}></kiln-run-bar>
+      ${this.renderBanners()}
+      <main>
+        <div class="left">
+          <section class="card" aria-label="Training data">
+            <kiln-data-picker .selected=${this.dataChoice} .summary=${lab.data} ?busy=${lab.busy.has('data')}
+              .progress=${lab.progress && lab.progress.what === 'tokenizer' ? { done: lab.progress.done, total: lab.progress.total } : null}
+              .error=${this.fileError} @data-choose=${this.onData}></kiln-data-picker>
+          </section>
+          <section class="card" aria-label="Where to train">
+            <h2>Device</h2>
+            <div class="backend" role="radiogroup" aria-label="Backend">
+              <label><input type="radio" name="backend" .checked=${this.backend === 'webgpu'} ?disabled=${!env?.webgpu || training}
+                @change=${() => this.setBackend('webgpu')} />WebGPU</label>
+              <label><input type="radio" name="backend" .checked=${this.backend === 'cpu'} ?disabled=${training}
+                @change=${() => this.setBackend('cpu')} />CPU (reference, slow)</label>
+            </div>
+            <div class="muted">${env ? (env.webgpu ? env.device : 'no WebGPU adapter') : 'looking for a GPU…'}</div>
+          </section>
+          <section class="card" aria-label="Model and training settings">
+            <kiln-config-panel .preset=${this.preset} .config=${this.config} .fit=${this.fit} .backend=${this.backend} .env=${env}
+              .cliCommand=${this.valid ? this.command() : ''} ?disabled=${training} @config-change=${this.onConfig}></kiln-config-panel>
+          </section>
+        </div>
+        <div class="center">
+          ${this.renderRunInfo()}
+          <section class="card" aria-label="Loss">
+            <kiln-loss-chart .metrics=${lab.metrics} .referenceLines=${this.references()}
+              .smoothing=${this.chart.smoothing} ?logY=${this.chart.logY} ?logX=${this.chart.logX}
+              @chart-settings=${(e: CustomEvent<{ smoothing: number; logY: boolean; logX: boolean }>) => (this.chart = e.detail)}></kiln-loss-chart>
+          </section>
+          <section class="card" aria-label="Training metrics">
+            <kiln-metric-charts .metrics=${lab.metrics}></kiln-metric-charts>
+          </section>
+        </div>
+        <div class="right">
+          <section class="card">
+            <kiln-sample-panel ?ready=${!!lab.run && st?.phase !== 'preparing'} ?busy=${lab.busy.has('sample')} .output=${this.sampleOut}
+              .outputPrompt=${this.samplePrompt} .samples=${lab.samples} @sample-request=${this.onSample}></kiln-sample-panel>
+          </section>
+        </div>
+      </main>
     `;
   }
 }

@@ -1,0 +1,171 @@
+// The page's one connection to training (STYLE.md 5-6): a Lit ReactiveController that
+// owns the lab worker, talks to it through the typed LabApi (comlink), and hands the
+// elements plain data. No element talks to comlink or the worker itself.
+import { proxy, wrap, type Remote } from 'comlink';
+import type { ReactiveController, ReactiveControllerHost } from 'lit';
+import type { RunConfig } from '../core/config.ts';
+import type {
+  ConfigFit, DataSource, DataSummary, ExtendOptions, LabApi, LabBackendKind, LabEnvironment, LabError, LabEvent, LabMetrics, RunInfo,
+  RunStatus, SampleRequest,
+} from '../worker/api.ts';
+import type { RunSpec } from '../core/run-spec.ts';
+
+export interface LabSample {
+  step: number;
+  text: string;
+}
+
+/** What comlink rethrows on the page: an Error with the worker's KilnError code and hint copied on. */
+export function labError(e: unknown): LabError {
+  const err = e as { message?: string; code?: string; hint?: string; name?: string };
+  if (err && typeof err.code === 'string' && typeof err.hint === 'string') return { code: err.code as LabError['code'], message: err.message ?? '', hint: err.hint };
+  return { code: 'internal', message: err?.message ? `${err.message}` : String(e), hint: 'reload the page; if this keeps happening it is a bug in Kiln' };
+}
+
+export class LabController implements ReactiveController {
+  env: LabEnvironment | null = null;
+  status: RunStatus | null = null;
+  run: RunInfo | null = null;
+  data: DataSummary | null = null;
+  /** Every metrics row of the current run (appended in place; `metricsVersion` changes with it). */
+  metrics: LabMetrics[] = [];
+  metricsVersion = 0;
+  samples: LabSample[] = [];
+  progress: { what: string; done: number; total: number } | null = null;
+  /** The last failure of a call (a bad file, a config the worker refused), for the page to show. */
+  error: LabError | null = null;
+  /** A call in progress ('data', 'create', 'sample'), for disabling controls. */
+  busy = new Set<string>();
+
+  private worker: Worker | null = null;
+  private api: Remote<LabApi> | null = null;
+  private pendingFrame = 0;
+
+  constructor(private readonly host: ReactiveControllerHost) {
+    host.addController(this);
+  }
+
+  hostConnected(): void {
+    if (this.worker) return;
+    const datasets = new URL('datasets/', document.baseURI).href;
+    this.worker = new Worker(new URL('../worker/lab-worker.ts', import.meta.url), { type: 'module', name: JSON.stringify({ datasets }) });
+    // A worker that fails to load or throws outside a call would otherwise hang the page silently.
+    this.worker.addEventListener('error', (e) => {
+      this.error = { code: 'internal', message: `the training worker failed: ${e.message || 'it could not be loaded'}`, hint: 'reload the page' };
+      this.update();
+    });
+    this.api = wrap<LabApi>(this.worker);
+    void this.api.subscribe(proxy((e: LabEvent) => this.onEvent(e)));
+    void this.call('env', async (api) => {
+      this.env = await api.environment();
+    });
+  }
+
+  hostDisconnected(): void {
+    this.worker?.terminate();
+    this.worker = null;
+    this.api = null;
+  }
+
+  /** Redraws the host at most once per animation frame, however many events arrive. */
+  private update(): void {
+    if (this.pendingFrame) return;
+    this.pendingFrame = requestAnimationFrame(() => {
+      this.pendingFrame = 0;
+      this.host.requestUpdate();
+    });
+  }
+
+  private onEvent(e: LabEvent): void {
+    switch (e.type) {
+      case 'status':
+        this.status = e.status;
+        if (e.status.phase !== 'error') this.progress = null;
+        break;
+      case 'metrics':
+        if (e.metrics.length === 0) {
+          // recover() dropped rows past its snapshot: fetch the history again.
+          void this.api?.history().then((rows) => {
+            this.metrics = rows;
+            this.metricsVersion++;
+            this.update();
+          });
+        } else {
+          for (const m of e.metrics) this.metrics.push(m);
+          this.metricsVersion++;
+        }
+        break;
+      case 'sample':
+        this.samples = [...this.samples.slice(-19), { step: e.step, text: e.text }];
+        break;
+      case 'progress':
+        this.progress = { what: e.what, done: e.done, total: e.total };
+        break;
+    }
+    this.update();
+  }
+
+  private async call<T>(what: string, fn: (api: Remote<LabApi>) => Promise<T>): Promise<T | undefined> {
+    if (!this.api) return undefined;
+    this.busy.add(what);
+    this.error = null;
+    this.update();
+    try {
+      return await fn(this.api);
+    } catch (e) {
+      this.error = labError(e);
+      return undefined;
+    } finally {
+      this.busy.delete(what);
+      this.update();
+    }
+  }
+
+  checkConfig(config: RunConfig, vocabSize: number, backend: LabBackendKind): Promise<ConfigFit | undefined> {
+    if (!this.api) return Promise.resolve(undefined);
+    // Not through call(): a config the worker refuses is shown beside the form, not as the page's error.
+    return this.api.checkConfig(config, vocabSize, backend).catch(() => undefined);
+  }
+
+  async prepareData(source: DataSource, config: RunConfig): Promise<DataSummary | undefined> {
+    const d = await this.call('data', (api) => api.prepareData(source, config));
+    if (d) this.data = d;
+    return d;
+  }
+
+  /** Creates the run and starts it. */
+  async train(spec: RunSpec, backend: LabBackendKind): Promise<void> {
+    await this.call('create', async (api) => {
+      this.metrics = [];
+      this.metricsVersion++;
+      this.samples = [];
+      this.run = await api.createRun(spec, backend);
+      await api.start();
+    });
+  }
+
+  pause(): Promise<void> {
+    return this.call('control', (api) => api.pause()).then(() => undefined);
+  }
+
+  resume(): Promise<void> {
+    return this.call('control', (api) => api.resume()).then(() => undefined);
+  }
+
+  stop(): Promise<void> {
+    return this.call('control', (api) => api.stop()).then(() => undefined);
+  }
+
+  extend(steps: number, opts?: ExtendOptions): Promise<void> {
+    return this.call('control', (api) => api.extend(steps, opts)).then(() => undefined);
+  }
+
+  recover(): Promise<void> {
+    return this.call('control', (api) => api.recover()).then(() => undefined);
+  }
+
+  /** Samples text; each piece is passed to onText as it is generated. */
+  sample(req: SampleRequest, onText: (text: string) => void): Promise<string | undefined> {
+    return this.call('sample', (api) => api.sample(req, proxy(onText)));
+  }
+}
