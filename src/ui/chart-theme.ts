@@ -147,8 +147,12 @@ function autoSize(u: uPlot, values: string[] | null, axisIdx: number, cycleNum: 
 }
 
 /** The x (step) axis. */
-export function stepAxis(): uPlot.Axis {
+/** Steps are whole numbers: tick increments 1, 2, 5, 10, 20, 50, ... (uPlot's defaults include 2.5 and 0.5). */
+const STEP_INCRS = Array.from({ length: 10 }, (_, e) => [1, 2, 5].map((m) => m * 10 ** e)).flat();
+
+export function stepAxis(log = false): uPlot.Axis {
   return {
+    ...(log ? {} : { incrs: STEP_INCRS }),
     stroke: COLORS.axis,
     font: AXIS_FONT,
     size: 28,

@@ -268,7 +268,7 @@ export class KilnApp extends LitElement {
               @chart-settings=${(e: CustomEvent<{ smoothing: number; logY: boolean; logX: boolean }>) => (this.chart = e.detail)}></kiln-loss-chart>
           </section>
           <section class="card" aria-label="Training metrics">
-            <kiln-metric-charts .metrics=${lab.metrics}></kiln-metric-charts>
+            <kiln-metric-charts .metrics=${lab.metrics} ?logX=${this.chart.logX}></kiln-metric-charts>
           </section>
         </div>
         <div class="right">

@@ -284,7 +284,7 @@ export class KilnLossChart extends LitElement {
         x: { time: false, distr: logX ? 3 : 1, range: (_u, min, max) => stepRange(min, max, logX) },
         y: { distr: logY ? 3 : 1, range: (_u, min, max) => paddedRange(min, max, logY, this.referenceLines.map((r) => r.value)) },
       },
-      axes: [stepAxis(), valueAxis()],
+      axes: [stepAxis(logX), valueAxis()],
       series: [
         { label: 'step', value: (_u, v, _s, idx) => formatStep(idx === null ? (this.table.length ? this.table.x.at(this.table.length - 1) : null) : v) },
         { label: 'train (raw)', stroke: COLORS.trainRaw, width: 1, points: { show: false }, value: lossValue },

@@ -236,7 +236,7 @@ export class KilnMetricCharts extends LitElement {
         // Ends snapped to round values: 76px of plot height then still holds two labelled ticks.
         y: { range: (_u, min, max) => (min === null || max === null ? paddedRange(min, max, false) : uPlot.rangeNum(min, max, 0.1, true)) },
       },
-      axes: [stepAxis(), valueAxis(panel.tick, 22, 42)],
+      axes: [stepAxis(logX), valueAxis(panel.tick, 22, 42)],
       series: [{}, { label: panel.title, stroke: panel.color, width: 1.5, spanGaps: true, points: { show: false } }],
       hooks: {
         setCursor: [
