@@ -58,6 +58,23 @@ describe('LabSession', () => {
     await expect(s.prepareData({ kind: 'bundled', id: 'nope' }, tiny())).rejects.toThrow(/no bundled dataset "nope"/);
   });
 
+  it('trains a BPE tokenizer on a dropped file, reporting progress', async () => {
+    const s = new LabSession(deps());
+    const progress: Array<[number, number]> = [];
+    await s.subscribe((e) => {
+      if (e.type === 'progress' && e.what === 'tokenizer') progress.push([e.done, e.total]);
+    });
+    const text = 'the cat sat on the mat. the dog sat on the log. '.repeat(200);
+    const d = await s.prepareData({ kind: 'file', name: 'cats.txt', bytes: new TextEncoder().encode(text) }, tiny({ tokenizer: 'bpe', bpeVocab: 300 }));
+    expect(d).toMatchObject({ tokenizer: 'bpe', name: 'cats.txt', ref: { kind: 'file', name: 'cats.txt', bytes: text.length } });
+    expect(d.vocabSize).toBeGreaterThan(256);
+    expect(d.tokens).toBeLessThan(text.length / 2);
+    expect(progress.length).toBeGreaterThan(0);
+    // Monotone, within its total (merges may run out before the vocabulary is full).
+    for (let i = 1; i < progress.length; i++) expect(progress[i][0]).toBeGreaterThanOrEqual(progress[i - 1][0]);
+    for (const [done, total] of progress) expect(done).toBeLessThanOrEqual(total);
+  });
+
   it('pause and resume leave the same curve as an uninterrupted run, and extend goes on from the end', async () => {
     const straight = await session(tiny({ steps: 16 }));
     await straight.s.start();
