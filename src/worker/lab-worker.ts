@@ -39,7 +39,7 @@ async function environment(): Promise<LabEnvironment> {
   try {
     firstGpu = await requestGpu();
   } catch (e) {
-    return none(`WebGPU is there but found no usable GPU (${(e as Error).message}). Turn on hardware acceleration in the browser's settings and restart it, or update the graphics driver.`);
+    return none(`WebGPU is there but found no usable GPU (${(e as Error).message}). Turn on hardware acceleration in the browser's settings and restart it, or update the graphics driver. WebGPU runs in Chrome and Edge on desktop and Android 12+, Safari 26 and Firefox 141+ on Windows.`);
   }
   const peak = firstGpu.isSoftware ? null : fp32Peak(firstGpu.adapterName);
   return {

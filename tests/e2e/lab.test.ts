@@ -10,7 +10,7 @@ import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Page } from 'playwright-core';
 import { afterAll, describe, expect, it } from 'vitest';
-import { browserSkipReason, longTasks, openBrowser, recordLongTasks, ROOT, startDevServer, type BrowserPage, type DevServer } from '../helpers/browser.ts';
+import { browserSkipReason, longTasks, NO_WEBGPU_ARGS, openBrowser, recordLongTasks, ROOT, startDevServer, type BrowserPage, type DevServer } from '../helpers/browser.ts';
 import { tempDir } from '../helpers/cli.ts';
 
 const skip = browserSkipReason();
@@ -87,7 +87,7 @@ describe.skipIf(skip !== null)(`the lab in Chromium${skip ? ` (skipped: ${skip})
   }, 60_000);
 
   it('trains tiny on names: chart, samples, pause/sample/resume, extend; refuses a binary file; shows the CLI command past the limits', async () => {
-    server = await startDevServer();
+    server ??= await startDevServer();
     b = await openBrowser();
     const { page } = b;
     const report = b.report;
@@ -214,4 +214,29 @@ describe.skipIf(skip !== null)(`the lab in Chromium${skip ? ` (skipped: ${skip})
     expect(first.loss).toBeGreaterThan(Math.log(V) - 1);
     expect(code, stderr).toBe(130);
   }, 600_000);
+
+  it('without WebGPU: says why and how to get it, and trains a small model on the CPU in the worker', async () => {
+    server ??= await startDevServer();
+    const nb = await openBrowser({ width: 1280, height: 800 }, NO_WEBGPU_ARGS);
+    try {
+      const { page } = nb;
+      await page.goto(`${server!.url}#v=1&preset=tiny&steps=5&data=names`);
+      const banner = page.getByRole('alert').filter({ hasText: /No WebGPU in this browser/ });
+      await banner.waitFor({ timeout: 60_000 });
+      expect(await banner.textContent()).toMatch(/Chrome and Edge|hardware acceleration/);
+      expect(await page.getByRole('radio', { name: /CPU/ }).isChecked()).toBe(true);
+      expect(await page.getByRole('radio', { name: /WebGPU/ }).isDisabled()).toBe(true);
+      const train = page.getByRole('button', { name: 'Train', exact: true });
+      await expect.poll(() => train.isEnabled(), { timeout: 60_000 }).toBe(true);
+      await train.click();
+      const done = await until(page, 'the CPU run', (v) => v.phase === 'done', 120_000, nb.report);
+      expect(done.step).toBe(5);
+      expect(done.device).toMatch(/CPU reference/);
+      mkdirSync(SHOTS, { recursive: true });
+      await page.screenshot({ path: join(SHOTS, '7-no-webgpu-1280x800.png') });
+      expect(nb.problems, nb.report()).toEqual([]);
+    } finally {
+      await nb.close();
+    }
+  }, 300_000);
 });

@@ -75,8 +75,11 @@ export interface BrowserPage {
   close(): Promise<void>;
 }
 
-export async function openBrowser(viewport = { width: 1280, height: 800 }): Promise<BrowserPage> {
-  const browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS, timeout: 60_000 });
+/** Chromium without WebGPU: none of the flags that turn it on, and the feature itself off. */
+export const NO_WEBGPU_ARGS = [...CHROMIUM_ARGS.filter((a) => !/webgpu/i.test(a)), '--disable-features=WebGPU,Vulkan'];
+
+export async function openBrowser(viewport = { width: 1280, height: 800 }, args: string[] = CHROMIUM_ARGS): Promise<BrowserPage> {
+  const browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args, timeout: 60_000 });
   const context = await browser.newContext({ viewport });
   const page = await context.newPage();
   const problems: string[] = [];
