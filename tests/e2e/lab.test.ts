@@ -72,6 +72,9 @@ async function takeShots(b: BrowserPage, name: string): Promise<void> {
   await b.page.screenshot({ path: join(SHOTS, `${name}-1280x800.png`) });
   await b.page.setViewportSize({ width: 390, height: 844 });
   await b.page.screenshot({ path: join(SHOTS, `${name}-390x844.png`), fullPage: true });
+  // A phone never scrolls sideways.
+  const wide = await b.page.evaluate(() => document.documentElement.scrollWidth);
+  expect(wide, `${name}: the page is ${wide}px wide at 390px`).toBeLessThanOrEqual(390);
   await b.page.setViewportSize({ width: 1280, height: 800 });
 }
 
