@@ -8,6 +8,7 @@ import type { RunConfig } from '../core/config.ts';
 import type { ErrorCode } from '../core/errors.ts';
 import type { ModelConfig } from '../core/model-spec.ts';
 import type { DatasetRef, RunSpec } from '../core/run-spec.ts';
+import type { StepMetrics } from '../train/trainer.ts';
 
 /** Where a run's steps are computed. */
 export type LabBackendKind = 'webgpu' | 'cpu';
@@ -104,17 +105,8 @@ export interface RunStatus {
   error?: LabError;
 }
 
-/** One logged step (the same fields as the CLI's metrics.jsonl). */
-export interface LabMetrics {
-  step: number;
-  loss: number;
-  val_loss?: number;
-  lr: number;
-  grad_norm: number;
-  tokens_per_s: number;
-  mfu?: number;
-  elapsed_s: number;
-}
+/** One logged step: the trainer's own row, as the CLI writes it to metrics.jsonl. */
+export type LabMetrics = StepMetrics;
 
 export interface RunInfo {
   spec: RunSpec;

@@ -5,114 +5,40 @@
 // and on CpuBackend with the same batches, and the test checks that the losses and
 // gradient norms agree and that nothing logged an error. Skipped where /usr/bin/chromium
 // is missing, except under CI, which installs it.
-import { existsSync, mkdirSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import type { AddressInfo } from 'node:net';
-import { chromium, type Browser, type ConsoleMessage, type Page } from 'playwright-core';
-import { createServer, type ViteDevServer } from 'vite';
+import { mkdirSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { browserSkipReason, openBrowser, ROOT, startDevServer, type BrowserPage, type DevServer } from '../helpers/browser.ts';
 import type { PageResult } from './pages/webgpu-worker.protocol.ts';
 
-const CHROMIUM = '/usr/bin/chromium';
-const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const PAGE = 'tests/e2e/pages/webgpu-worker.html';
 const SCREENSHOT = join(ROOT, 'test-results/webgpu-worker.png');
 /** SwiftShader compiles every pipeline on the CPU: the worker's run takes a while on two cores. */
 const RESULT_TIMEOUT_MS = 150_000;
 
-// playwright-core adds `--headless` (the new headless mode since Chromium 132) for
-// headless: true, so it is not repeated here.
-const CHROMIUM_ARGS = [
-  '--no-sandbox',
-  '--enable-unsafe-webgpu',
-  '--use-webgpu-adapter=swiftshader',
-  '--enable-webgpu-developer-features',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-  '--no-first-run',
-  '--disable-quic',
-];
-
 const rel = (a: number, b: number) => Math.abs(a - b) / Math.max(Math.abs(b), 1e-12);
 
-function skipReason(): string | null {
-  if (existsSync(CHROMIUM)) return null;
-  const why = `${CHROMIUM} not found (apt-get install -y chromium)`;
-  if (process.env.CI) throw new Error(`${why}: CI must run the browser test`);
-  return why;
-}
-
-const skip = skipReason();
+const skip = browserSkipReason();
 
 describe.skipIf(skip !== null)(`WebGpuBackend in a Chromium web worker${skip ? ` (skipped: ${skip})` : ''}`, () => {
-  let server: ViteDevServer | null = null;
-  let cacheDir: string | null = null;
-  let browser: Browser | null = null;
-  let page: Page | null = null;
-  let url = '';
-  /** Everything the page, its worker and the network reported as a problem. */
-  const problems: string[] = [];
-  /** The whole console, for the failure message. */
-  const consoleLines: string[] = [];
-
-  /**
-   * Starts the dev server and the browser. Called from the test rather than beforeAll:
-   * a failing beforeAll marks the test skipped, and the summary line CI reads would
-   * count it as skipped rather than failed.
-   */
-  async function setUp(): Promise<void> {
-    cacheDir = await mkdtemp(join(tmpdir(), 'kiln-e2e-vite-'));
-    server = await createServer({
-      root: ROOT,
-      configFile: join(ROOT, 'vite.config.ts'),
-      cacheDir,
-      logLevel: 'warn',
-      clearScreen: false,
-      // Nothing here needs pre-bundling (the page imports no packages); no scan, no
-      // reload when a dependency is discovered, and no file watcher over the tree.
-      optimizeDeps: { noDiscovery: true, include: [] },
-      server: { host: '127.0.0.1', port: 0, strictPort: false, hmr: false, watch: null },
-    });
-    await server.listen();
-    const addr = server.httpServer!.address() as AddressInfo;
-    // 127.0.0.1 is a secure context, so navigator.gpu is exposed.
-    url = `http://127.0.0.1:${addr.port}/${PAGE}`;
-
-    browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS, timeout: 60_000 });
-    const context = await browser.newContext({ viewport: { width: 1000, height: 520 } });
-    page = await context.newPage();
-    // The page's console event also carries its workers' messages (m.worker() is set).
-    page.on('console', (m: ConsoleMessage) => {
-      const line = `[${m.worker() ? 'worker' : 'page'} ${m.type()}] ${m.text()}`;
-      consoleLines.push(line);
-      if (m.type() === 'error' || m.type() === 'assert') problems.push(line);
-    });
-    page.on('pageerror', (e) => problems.push(`[uncaught] ${e.stack ?? e.message}`));
-    page.on('worker', (w) => consoleLines.push(`[worker started] ${w.url()}`));
-    page.on('requestfailed', (r) => problems.push(`[request failed] ${r.url()}: ${r.failure()?.errorText}`));
-    page.on('response', (r) => {
-      if (r.status() >= 400) problems.push(`[HTTP ${r.status()}] ${r.url()}`);
-    });
-    page.on('crash', () => problems.push('[page crashed]'));
-  }
+  let server: DevServer | null = null;
+  let b: BrowserPage | null = null;
 
   afterAll(async () => {
     // Each step on its own so that one failure does not leave the others running.
-    if (page) await page.screenshot({ path: SCREENSHOT, fullPage: true }).catch(() => {});
-    await browser?.close().catch(() => {});
-    await server?.close().catch(() => {});
-    if (cacheDir) await rm(cacheDir, { recursive: true, force: true }).catch(() => {});
+    if (b) await b.page.screenshot({ path: SCREENSHOT, fullPage: true }).catch(() => {});
+    await b?.close();
+    await server?.close();
   }, 60_000);
 
   it('trains 5 steps in a module worker on navigator.gpu, matching CpuBackend', async () => {
-    await setUp();
-    const p = page!;
-    const report = () =>
-      `\n--- problems ---\n${problems.join('\n') || '(none)'}\n--- console ---\n${consoleLines.join('\n') || '(empty)'}`;
+    // Started here rather than in beforeAll: a failing beforeAll marks the test skipped,
+    // and the summary line CI reads would count it as skipped rather than failed.
+    server = await startDevServer();
+    b = await openBrowser({ width: 1000, height: 520 });
+    const p = b.page;
+    const { problems, report } = b;
+    const url = `${server.url}${PAGE}`;
     await p.goto(url);
     let result: PageResult;
     try {
