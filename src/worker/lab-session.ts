@@ -11,22 +11,22 @@
 // AdamW moments) is taken at the checkpoint cadence and on every pause; after a lost
 // device recover() loads it into a new backend.
 import type { Backend, TrainState } from '../backends/backend.ts';
-import { planSummary } from '../backends/webgpu/plan.ts';
 import type { RunConfig } from '../core/config.ts';
 import { validate } from '../core/config.ts';
 import { findDataset } from '../core/datasets.ts';
 import { isKilnError, KilnError } from '../core/errors.ts';
-import { flopsPerToken, memoryEstimate, modelSpec, resolveModel, type ModelConfig } from '../core/model-spec.ts';
-import { Rng, type RngState } from '../core/rng.ts';
+import { memoryEstimate, modelSpec, resolveModel, type ModelConfig } from '../core/model-spec.ts';
+import type { RngState } from '../core/rng.ts';
 import type { RunSpec } from '../core/run-spec.ts';
 import { decodeText } from '../core/text.ts';
 import type { Tokenizer } from '../core/tokenizers/index.ts';
-import { generate, startTokens } from '../train/generate.ts';
 import { initialState, prepareData, type PreparedData } from '../train/prepare.ts';
 import { train, type StepMetrics, type TrainerSnapshot } from '../train/trainer.ts';
+import { configFit } from './config-fit.ts';
+import { sampleText } from './sample-text.ts';
 import type {
   ConfigFit, DataSource, DataSummary, ExtendOptions, LabApi, LabBackendKind, LabEnvironment, LabError, LabEvent, LabMetrics,
-  LimitProblem, RunInfo, RunStatus, SampleRequest,
+  RunInfo, RunStatus, SampleRequest,
 } from './api.ts';
 
 export interface LabSessionDeps {
@@ -46,9 +46,6 @@ export interface LabSessionOptions {
   autoSampleEvery?: number;
   autoSampleTokens?: number;
 }
-
-/** Browsers rarely give one tab more GPU memory than this; a plan above it is flagged. */
-export const BROWSER_MEMORY_BUDGET = 4 * 1024 ** 3;
 
 /** The exact point a training leg ended at: where the next one starts. */
 interface ResumePoint {
@@ -171,29 +168,7 @@ export class LabSession implements LabApi {
   }
 
   async checkConfig(config: RunConfig, vocabSize: number, backend: LabBackendKind): Promise<ConfigFit> {
-    const issues = validate(config);
-    if (issues.length) throw new KilnError('config', issues.map((i) => i.message).join('; '), 'fix the fields marked in the form');
-    const model = resolveModel(config, vocabSize);
-    const numParams = modelSpec(model).numParams;
-    const base = { numParams, flopsPerToken: flopsPerToken(model) };
-    if (backend === 'cpu') {
-      const bytes = memoryEstimate(model, config.batchSize).total;
-      return { ...base, memoryBytes: bytes, largestBinding: 0, largestName: '', fits: true, problems: [] };
-    }
-    const env = await this.environment();
-    const plan = planSummary(model, config.batchSize, env.limits);
-    const problems: LimitProblem[] = [];
-    if (plan.problem) {
-      const limit = /maxBufferSize/.test(plan.problem) ? 'maxBufferSize' : 'maxStorageBufferBindingSize';
-      problems.push({ limit, message: plan.problem });
-    }
-    if (plan.totalBytes > BROWSER_MEMORY_BUDGET) {
-      problems.push({
-        limit: 'memory',
-        message: `training needs ${gib(plan.totalBytes)} of GPU memory, ${gib(plan.totalBytes - BROWSER_MEMORY_BUDGET)} more than the ${gib(BROWSER_MEMORY_BUDGET)} a browser tab can count on`,
-      });
-    }
-    return { ...base, memoryBytes: plan.totalBytes, largestBinding: plan.largestBinding, largestName: plan.largestName, fits: problems.length === 0, problems };
+    return configFit(config, vocabSize, backend === 'webgpu' ? (await this.environment()).limits : null);
   }
 
   // ---- data ----
@@ -434,39 +409,8 @@ export class LabSession implements LabApi {
     for (const task of this.betweenSteps.splice(0)) await task();
   }
 
-  private async generateText(r: ActiveRun, req: SampleRequest, onText?: (text: string) => void): Promise<string> {
-    const checks: Array<[boolean, string]> = [
-      [Number.isInteger(req.maxTokens) && req.maxTokens >= 1 && req.maxTokens <= 4096, 'length must be 1 to 4096 tokens'],
-      [Number.isFinite(req.temperature) && req.temperature >= 0 && req.temperature <= 10, 'temperature must be 0 to 10'],
-      [Number.isInteger(req.topK) && req.topK >= 0, 'top-k must be a whole number (0 = off)'],
-      [Number.isFinite(req.topP) && req.topP > 0 && req.topP <= 1, 'top-p must be above 0 and at most 1'],
-      [Number.isInteger(req.seed) && req.seed >= 0 && req.seed <= 0xffffffff, 'seed must be a whole number from 0 to 4294967295'],
-    ];
-    for (const [ok, msg] of checks) if (!ok) throw new KilnError('usage', `sampling: ${msg}`, 'change the sampling field');
-    const tok = r.tokenizer;
-    let prompt: Int32Array;
-    try {
-      prompt = req.prompt ? tok.encode(req.prompt) : startTokens(tok);
-    } catch (e) {
-      throw isKilnError(e) ? e : new KilnError('usage', `the prompt cannot be encoded: ${(e as Error).message}`, 'use characters from the training text');
-    }
-    if (prompt.length === 0) prompt = startTokens(tok);
-    let text = '';
-    const out: number[] = [];
-    await generate(r.backend, prompt, {
-      maxNewTokens: req.maxTokens, blockSize: r.model.blockSize, vocab: tok.vocabSize, temperature: req.temperature, topK: req.topK, topP: req.topP,
-      onToken: (id) => {
-        out.push(id);
-        // Decode the whole tail: a BPE token may end inside a UTF-8 character.
-        const next = tok.decode(Int32Array.from(out));
-        if (next !== text) {
-          const added = next.slice(text.length);
-          text = next;
-          if (added) onText?.(added);
-        }
-      },
-    }, new Rng(req.seed));
-    return text;
+  private generateText(r: ActiveRun, req: SampleRequest, onText?: (text: string) => void): Promise<string> {
+    return sampleText(r.backend, r.tokenizer, r.model.blockSize, req, onText);
   }
 
   private disposeRun(): void {
@@ -486,8 +430,4 @@ export class LabSession implements LabApi {
     await this.leg;
     this.disposeRun();
   }
-}
-
-function gib(bytes: number): string {
-  return `${(bytes / 1024 ** 3).toFixed(1)} GiB`;
 }

@@ -12,6 +12,7 @@ import { KilnError } from '../../src/core/errors.ts';
 import type { RunConfig } from '../../src/core/config.ts';
 import type { LabEvent, LabMetrics, RunStatus } from '../../src/worker/api.ts';
 import { LabSession, type LabSessionDeps } from '../../src/worker/lab-session.ts';
+import { configFit } from '../../src/worker/config-fit.ts';
 
 function deps(make: () => Backend = () => new CpuBackend()): LabSessionDeps {
   return {
@@ -185,5 +186,27 @@ describe('LabSession', () => {
     expect(fit.numParams).toBeGreaterThan(20_000);
     expect(fit.fits).toBe(true);
     await expect(s.checkConfig(tiny({ nEmbd: 100, nHead: 3 }), 30, 'cpu')).rejects.toThrow(/nEmbd 100 is not divisible by nHead 3/);
+  });
+});
+
+describe('configFit', () => {
+  const limits = { maxStorageBufferBindingSize: 128 * 1024 * 1024, maxBufferSize: 256 * 1024 * 1024 };
+
+  it('names the limit a tensor breaks and by how much', () => {
+    const big = { ...findPreset('gpt2-124m')!.config, batchSize: 1, blockSize: 64 };
+    const fit = configFit(big, 50257, limits);
+    expect(fit.fits).toBe(false);
+    expect(fit.problems[0]).toMatchObject({ limit: 'maxStorageBufferBindingSize' });
+    expect(fit.problems[0].message).toMatch(/transformer\.wte\.weight tensor needs 147 MiB \(154389504 bytes\), 19 MiB more than this GPU's maxStorageBufferBindingSize of 128 MiB/);
+    expect(fit.numParams).toBe(124_439_808 - (1024 - 64) * 768); // GPT-2 small with a 64-token wpe
+  });
+
+  it('flags a plan past what a browser tab gets, and lets tiny through', () => {
+    const wide = { ...findPreset('char-shakespeare')!.config, batchSize: 512 };
+    const fit = configFit(wide, 65, { maxStorageBufferBindingSize: 2 ** 31, maxBufferSize: 2 ** 32 });
+    expect(fit.problems.map((p) => p.limit)).toContain('memory');
+    expect(fit.problems.find((p) => p.limit === 'memory')!.message).toMatch(/training needs \d+\.\d GiB of GPU memory, \d+\.\d GiB more than the 4\.0 GiB/);
+    expect(configFit(tiny(), 30, limits)).toMatchObject({ fits: true, problems: [] });
+    expect(configFit(tiny(), 30, null).memoryBytes).toBeGreaterThan(0);
   });
 });

@@ -244,7 +244,7 @@ const HINT =
 function firstProblem(checks: Check[]): string | null {
   for (const c of checks) {
     if (c.bytes > c.limit) {
-      return `the ${c.name} tensor needs ${formatBytes(c.bytes)} (${c.bytes} bytes), more than this GPU's ${c.limitName} of ${formatBytes(c.limit)} (${c.limit} bytes)`;
+      return `the ${c.name} tensor needs ${formatBytes(c.bytes)} (${c.bytes} bytes), ${formatBytes(c.bytes - c.limit)} more than this GPU's ${c.limitName} of ${formatBytes(c.limit)} (${c.limit} bytes)`;
     }
   }
   return null;
