@@ -1,11 +1,29 @@
 // Backend by name for the CLI. GPU backends load lazily so `--backend cpu` never
-// touches Dawn or a native addon.
+// touches Dawn or a native addon. Every choice made for the user (a GPU passed over, a
+// CPU emulation chosen) is said in one line on stderr.
 import type { Backend } from '../backends/backend.ts';
 import { CpuBackend } from '../backends/cpu.ts';
-import { KilnError } from '../core/errors.ts';
+import type { WebGpuBackend } from '../backends/webgpu/backend.ts';
+import { isKilnError, KilnError } from '../core/errors.ts';
 
 export const BACKEND_NAMES = ['auto', 'cpu', 'webgpu', 'cuda'] as const;
 export type BackendName = (typeof BACKEND_NAMES)[number];
+
+/**
+ * KILN_VERBOSE=1 (what `--verbose` sets): Dawn's and the Vulkan loader's own messages and
+ * how the driver was chosen, which are otherwise kept off the terminal.
+ */
+export const VERBOSE_ENV = 'KILN_VERBOSE';
+
+export function isVerbose(env: NodeJS.ProcessEnv = process.env): boolean {
+  const v = env[VERBOSE_ENV];
+  return !!v && v !== '0';
+}
+
+/** Where the one-line notes go (stderr, unless a caller such as `kiln train` has its own). */
+export type Note = (line: string) => void;
+
+const toStderr: Note = (line) => process.stderr.write(`${line}\n`);
 
 export function parseBackendName(s: string | undefined): BackendName {
   const name = s ?? 'auto';
@@ -14,15 +32,42 @@ export function parseBackendName(s: string | undefined): BackendName {
   return name as BackendName;
 }
 
-export async function createBackend(name: BackendName): Promise<Backend> {
+/** The WebGPU backend's device context, or null for another backend. */
+function gpuOf(backend: Backend): WebGpuBackend['gpu'] | null {
+  return backend.kind === 'webgpu' && 'gpu' in backend ? (backend as WebGpuBackend).gpu : null;
+}
+
+/** The device as a person names it: "CPU reference (f32)", "NVIDIA H100 80GB HBM3 (Vulkan)", "SwiftShader (a CPU emulation ...)". */
+export function deviceLabel(backend: Backend): string {
+  return gpuOf(backend)?.displayName ?? backend.info.device;
+}
+
+/** Whether the backend computes on the CPU: the CPU reference, or a software WebGPU adapter (whose memory is this machine's). */
+export function runsOnCpu(backend: Backend): boolean {
+  return backend.kind === 'cpu' || gpuOf(backend)?.isSoftware === true;
+}
+
+async function webgpu(note: Note): Promise<WebGpuBackend> {
+  const mod = await import('../backends/webgpu/backend.ts');
+  const gpu = await mod.WebGpuBackend.create();
+  if (isVerbose()) {
+    for (const n of gpu.gpu.probeNotes) note(`kiln: verbose: ${n}`);
+    note(`kiln: verbose: adapter ${JSON.stringify(gpu.gpu.adapterName)}`);
+  }
+  return gpu;
+}
+
+export async function createBackend(name: BackendName, note: Note = toStderr): Promise<Backend> {
   switch (name) {
     case 'auto':
-      return autoBackend();
+      return autoBackend(note);
     case 'cpu':
       return new CpuBackend();
     case 'webgpu': {
-      const mod = await import('../backends/webgpu/backend.ts');
-      return mod.WebGpuBackend.create();
+      const gpu = await webgpu(note);
+      if (gpu.gpu.isSoftware)
+        note(`kiln: note: --backend webgpu runs on ${gpu.gpu.displayName.replace(/ \(.*$/, '')}, a CPU emulation of a GPU: correct, but slower than --backend cpu`);
+      return gpu;
     }
     case 'cuda':
       throw new KilnError(
@@ -34,18 +79,20 @@ export async function createBackend(name: BackendName): Promise<Backend> {
 }
 
 /**
- * A hardware GPU through WebGPU where there is one, else the CPU reference. (CUDA joins
- * the front of this list when its addon exists.) A software adapter such as SwiftShader
- * is passed over: it is slower than the CPU reference.
+ * A hardware GPU through WebGPU where there is one, else the CPU reference, said in one
+ * line. (CUDA joins the front of this list when its addon exists.) A software adapter
+ * such as SwiftShader is passed over: it is slower than the CPU reference.
  */
-async function autoBackend(): Promise<Backend> {
+async function autoBackend(note: Note): Promise<Backend> {
   try {
-    const { WebGpuBackend } = await import('../backends/webgpu/backend.ts');
-    const gpu = await WebGpuBackend.create();
+    const gpu = await webgpu(note);
     if (!gpu.gpu.isSoftware) return gpu;
+    note(`kiln: no hardware GPU found (only ${gpu.gpu.displayName.replace(/ \(.*$/, '')}, a CPU emulation, slower than the CPU backend): using the CPU backend`);
     gpu.dispose();
-  } catch {
+  } catch (e) {
     // No adapter or no Dawn: the CPU always works.
+    const why = isKilnError(e) ? e.message : (e as Error)?.message ?? String(e);
+    note(`kiln: no GPU found through WebGPU (${why}): using the CPU backend`);
   }
   return new CpuBackend();
 }

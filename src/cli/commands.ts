@@ -1,5 +1,6 @@
 // `kiln eval`, `sample`, `export`, `import`: each reads a checkpoint (or an HF folder),
 // does one thing and prints its result; numbers go to stdout as JSON.
+import { randomInt } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { encodeCheckpoint } from '../core/checkpoint.ts';
@@ -10,10 +11,10 @@ import { Rng } from '../core/rng.ts';
 import { splitTokens } from '../core/data.ts';
 import { tokenizerFromJSON } from '../core/tokenizers/index.ts';
 import { generate, startTokens } from '../train/generate.ts';
-import { evaluate } from '../train/trainer.ts';
+import { scoreTokens } from '../train/eval-split.ts';
 import { createBackend, parseBackendName } from './backends.ts';
 import { ensureDir, readCheckpointFile, readInputFile, writeFileAtomic } from './files.ts';
-import { readDataFile } from './train-command.ts';
+import { readTrainingData } from './train-command.ts';
 
 function num(flag: string, text: string | undefined, fallback: number, min: number, max: number, integer = false): number {
   if (text === undefined) return fallback;
@@ -23,16 +24,35 @@ function num(flag: string, text: string | undefined, fallback: number, min: numb
   return v;
 }
 
-export async function evalCommand(flags: { checkpoint?: string; data?: string; backend?: string }): Promise<number> {
+export const EVAL_SPLITS = ['val', 'all'] as const;
+
+export interface EvalFlags {
+  checkpoint?: string;
+  data?: string;
+  backend?: string;
+  /** val (the default): the held-out split of the text as training cut it; all: every token of the file. */
+  split?: string;
+}
+
+/**
+ * The loss of a checkpoint on a text: every non-overlapping window of the held-out split
+ * (or of the whole file with --split all), not the sample training's evaluations take, so
+ * the same weights give the same loss whatever batch settings their file carries.
+ */
+export async function evalCommand(flags: EvalFlags): Promise<number> {
+  const which = flags.split ?? 'val';
+  if (!(EVAL_SPLITS as readonly string[]).includes(which))
+    throw new KilnError('usage', `--split ${JSON.stringify(which.slice(0, 40))} is not a split`, 'use --split val (the held-out part, as training cut it; the default) or --split all (the whole file)');
   const ckpt = await readCheckpointFile(flags.checkpoint);
-  const { text } = readDataFile(flags.data);
+  const { text } = readTrainingData(flags.data, null);
   const tokenizer = await tokenizerFromJSON(ckpt.tokenizer);
-  const split = splitTokens(tokenizer.encode(text), ckpt.config.valFraction, ckpt.config.blockSize);
+  const all = tokenizer.encode(text);
+  const tokens = which === 'all' ? all : splitTokens(all, ckpt.config.valFraction, ckpt.model.blockSize).val;
   const backend = await createBackend(parseBackendName(flags.backend));
   try {
     await backend.load(ckpt.model, { params: ckpt.state.params, m: null, v: null, step: ckpt.step });
-    const loss = await evaluate(backend, split.val, ckpt.config);
-    process.stdout.write(JSON.stringify({ loss, step: ckpt.step, val_tokens: split.val.length }) + '\n');
+    const score = await scoreTokens(backend, tokens, ckpt.model);
+    process.stdout.write(JSON.stringify({ loss: score.loss, tokens: score.tokens, split: which, step: ckpt.step }) + '\n');
     return 0;
   } finally {
     backend.dispose();
@@ -59,7 +79,9 @@ export async function sampleCommand(flags: SampleFlags): Promise<number> {
     topK: num('--top-k', flags['top-k'], 0, 0, ckpt.model.vocabSize, true),
     topP: num('--top-p', flags['top-p'], 1, 0.0001, 1),
   };
-  const seed = num('--seed', flags.seed, ckpt.config.seed, 0, 4294967295, true);
+  // A new text each call unless --seed is given; the seed used is said, so a text can be had again.
+  const seed = flags.seed !== undefined ? num('--seed', flags.seed, 0, 0, 4294967295, true) : randomInt(0, 2 ** 32);
+  if (flags.seed === undefined) process.stderr.write(`kiln: seed ${seed} (--seed ${seed} gives this text again)\n`);
   const prompt = flags.prompt ? tokenizer.encode(flags.prompt) : startTokens(tokenizer);
   const backend = await createBackend(parseBackendName(flags.backend));
   try {

@@ -2,11 +2,12 @@
 // flag overrides (--steps, --seed, --set key=value), then validation. The result is
 // a RunSpec, the same object the lab's share links carry.
 import { readFileSync } from 'node:fs';
-import { FIELD_BY_KEY, parseField, validate, type RunConfig } from '../core/config.ts';
+import { parseField, suggestSettings, validate, type RunConfig } from '../core/config.ts';
 import { KilnError } from '../core/errors.ts';
 import { findPreset, PRESET_NAMES } from '../core/presets.ts';
 import type { RunSpec } from '../core/run-spec.ts';
 import { decodeShareLink } from '../core/share-link.ts';
+import { oneOfHint, settingHint, settingName } from './suggest.ts';
 
 export interface ConfigFlags {
   link?: string;
@@ -19,7 +20,7 @@ export interface ConfigFlags {
 
 function presetOrFail(name: string) {
   const p = findPreset(name);
-  if (!p) throw new KilnError('config', `unknown preset "${name}"`, `use one of: ${PRESET_NAMES.join(', ')}`);
+  if (!p) throw new KilnError('config', `unknown preset "${name}"`, oneOfHint(name, PRESET_NAMES));
   return p;
 }
 
@@ -37,16 +38,55 @@ function fromFile(path: string): RunSpec {
   const { preset: presetName = 'tiny', ...fields } = raw as Record<string, unknown>;
   if (typeof presetName !== 'string') throw new KilnError('config', `config ${path}: "preset" must be a name`, `use one of: ${PRESET_NAMES.join(', ')}`);
   const preset = presetOrFail(presetName);
-  return { preset: preset.name, config: { ...preset.config, ...(fields as Partial<RunConfig>) }, data: null };
+  return { preset: preset.name, config: { ...preset.config, ...fileFields(path, fields) }, data: null };
+}
+
+/**
+ * A config file's settings under Kiln's names: nanoGPT's names are taken (with a note
+ * naming Kiln's), unknown keys refused with the name they most likely meant.
+ */
+function fileFields(path: string, fields: Record<string, unknown>): Partial<RunConfig> {
+  const out: Record<string, unknown> = {};
+  const from: Record<string, string> = {};
+  const unknown: string[] = [];
+  for (const [k, v] of Object.entries(fields)) {
+    const name = settingName(k);
+    if (!name) {
+      unknown.push(k);
+      continue;
+    }
+    if (from[name.key] !== undefined)
+      throw new KilnError('config', `config ${path} sets ${name.key} twice (as "${from[name.key]}" and as "${k}")`, 'keep one of them');
+    from[name.key] = k;
+    if (name.note) note(name.note);
+    out[name.key] = v;
+  }
+  if (unknown.length) {
+    const shown = unknown.slice(0, 5).map((k) => JSON.stringify(k.length > 40 ? `${k.slice(0, 40)}…` : k));
+    const message = `config ${path} has unknown setting${unknown.length > 1 ? 's' : ''} ${shown.join(', ')}${unknown.length > 5 ? ', …' : ''}`;
+    const near = unknown.slice(0, 5).map((k) => suggestSettings(k));
+    const hint =
+      unknown.length === 1 || near.every((n) => n.length === 0)
+        ? settingHint(unknown[0])
+        : `${shown.map((k, i) => `${k}: ${near[i].length ? `did you mean ${near[i].join(' or ')}?` : 'no such setting'}`).join('; ')} (kiln help settings lists every setting)`;
+    throw new KilnError('config', message, hint);
+  }
+  return out as Partial<RunConfig>;
+}
+
+function note(text: string): void {
+  process.stderr.write(`kiln: note: ${text}\n`);
 }
 
 function setField(config: RunConfig, key: string, text: string, flag: string): void {
-  const parsed = parseField(key, text);
+  const name = settingName(key);
+  if (name?.note) note(name.note);
+  const parsed = parseField(name?.key ?? key, text);
   if ('error' in parsed) {
-    const hint = FIELD_BY_KEY.has(key) ? `fix the value given to ${flag}` : `settings are: ${[...FIELD_BY_KEY.keys()].join(', ')}`;
+    const hint = name ? `fix the value given to ${flag}` : settingHint(key);
     throw new KilnError('config', parsed.error, hint);
   }
-  (config as unknown as Record<string, unknown>)[key] = parsed.value;
+  (config as unknown as Record<string, unknown>)[name!.key] = parsed.value;
 }
 
 /** `base` is the config when no --link, --config or --preset is given (a fine-tune's checkpoint). */

@@ -1,7 +1,7 @@
 // File sinks for the CLI: atomic writes (temporary file, fsync, rename) so that a
 // crash, a full disk or Ctrl-C mid-write never leaves a half-written checkpoint in
 // place of a good one, and the metrics log.
-import { closeSync, existsSync, mkdirSync, fsyncSync, openSync, readFileSync, renameSync, rmSync, writeSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, fsyncSync, openSync, readFileSync, renameSync, rmSync, statSync, writeSync, writeFileSync } from 'node:fs';
 import { dirname, basename, join } from 'node:path';
 import { decodeCheckpoint, type CheckpointData } from '../core/checkpoint.ts';
 import { KilnError } from '../core/errors.ts';
@@ -19,8 +19,44 @@ export function readInputFile(path: string | undefined, what: string, flag: stri
   }
 }
 
+/**
+ * The checkpoint file a path names: the file itself, or in a run's folder (what `kiln
+ * train` got as --out) its best.safetensors, else its checkpoint.safetensors, said in a
+ * note. A folder with neither is left as it is (readInputFile then says it is a folder).
+ */
+export function checkpointPath(path: string, note: (line: string) => void = (l) => process.stderr.write(`${l}\n`)): string {
+  let isDir = false;
+  try {
+    isDir = statSync(path).isDirectory();
+  } catch {
+    return path;
+  }
+  if (!isDir) return path;
+  for (const [file, what] of [['best.safetensors', 'the lowest val loss'], ['checkpoint.safetensors', 'the latest']] as const) {
+    const inside = join(path, file);
+    if (existsSync(inside)) {
+      note(`kiln: ${path} is a run's folder: using ${inside} (${what})`);
+      return inside;
+    }
+  }
+  return path;
+}
+
+/** Whether bytes can be a safetensors file: an 8-byte header length, then the header's "{". */
+function startsLikeSafetensors(bytes: Uint8Array): boolean {
+  return bytes.length < 9 || bytes[8] === 0x7b;
+}
+
 export async function readCheckpointFile(path: string | undefined, flag = '--checkpoint'): Promise<CheckpointData> {
-  return decodeCheckpoint(readInputFile(path, 'checkpoint', flag));
+  const file = path === undefined ? path : checkpointPath(path);
+  const bytes = readInputFile(file, 'checkpoint', flag);
+  // A text file (or any other) read as a header length gives nonsense such as "header
+  // claims 7596568761.84 GB": say what it is instead. Short files are left to the decoder.
+  if (!startsLikeSafetensors(bytes)) {
+    throw new KilnError('checkpoint', `${file} is not a Kiln checkpoint (it does not start with a safetensors header)`,
+      `give ${flag} a .safetensors file that kiln train, import or export wrote (e.g. runs/NAME/best.safetensors)${/\.(txt|md|csv|json)$/i.test(file!) ? '; a text to train on goes to --data' : ''}`);
+  }
+  return decodeCheckpoint(bytes);
 }
 
 /** Creates an output folder, or says plainly why it cannot (a file in the way, no permission). */

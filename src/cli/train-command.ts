@@ -3,14 +3,16 @@
 // curve (same parameters, optimizer moments, data order and schedule).
 import { existsSync, readFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
+import { freemem, totalmem } from 'node:os';
 import { basename, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Backend, TrainState } from '../backends/backend.ts';
 import type { CheckpointData } from '../core/checkpoint.ts';
-import type { FieldKey } from '../core/config.ts';
+import { FIELDS, type FieldKey, type RunConfig } from '../core/config.ts';
 import { BUNDLED_DATASETS, findDataset, PRESET_DATASETS } from '../core/datasets.ts';
 import { isKilnError, KilnError } from '../core/errors.ts';
-import { formatBytes, memoryEstimate, modelSpec } from '../core/model-spec.ts';
+import { flopsPerToken, formatBytes, memoryEstimate, modelSpec, type ModelConfig } from '../core/model-spec.ts';
+import { findPreset, PRESETS } from '../core/presets.ts';
 import { Rng } from '../core/rng.ts';
 import type { DatasetRef, RunSpec } from '../core/run-spec.ts';
 import { decodeText } from '../core/text.ts';
@@ -19,10 +21,10 @@ import { generate, startTokens } from '../train/generate.ts';
 import { fineTuneStart } from '../train/init-from.ts';
 import { initialState, prepareData } from '../train/prepare.ts';
 import { train } from '../train/trainer.ts';
-import { createBackend, parseBackendName } from './backends.ts';
+import { createBackend, deviceLabel, parseBackendName, runsOnCpu } from './backends.ts';
 import { resolveRunSpec, type ConfigFlags } from './config-source.ts';
 import { ensureDir, MetricsLog, readCheckpointFile, readInputFile, writeFileAtomic } from './files.ts';
-import { Progress } from './progress.ts';
+import { fmtDuration, Progress } from './progress.ts';
 
 export interface TrainFlags extends ConfigFlags {
   data?: string;
@@ -80,6 +82,141 @@ function loadResume(path: string): Promise<ResumePoint> {
   return readResumePoint(readInputFile(path, 'checkpoint', '--out'));
 }
 
+/** A setting's value as `--set` takes it. */
+function fmtValue(v: unknown): string {
+  return typeof v === 'number' ? String(+v.toPrecision(6)) : String(v);
+}
+
+/** The settings of `config` that differ from `base`, as key=value, in the FIELDS table's order. */
+export function configDiff(config: RunConfig, base: RunConfig, skip: readonly FieldKey[] = []): string[] {
+  return FIELDS.filter((f) => !skip.includes(f.key) && config[f.key] !== base[f.key]).map((f) => `${f.key}=${fmtValue(config[f.key])}`);
+}
+
+/** The preset a config is closest to (fewest differing settings): what a checkpoint's run most likely started from. */
+export function closestPreset(config: RunConfig): string {
+  let best = PRESETS[0];
+  let fewest = Infinity;
+  for (const p of PRESETS) {
+    const n = configDiff(config, p.config).length;
+    if (n < fewest) [best, fewest] = [p, n];
+  }
+  return best.name;
+}
+
+/** One line: the effective config as its preset plus what differs (nanoGPT prints its overrides). */
+export function configLine(config: RunConfig, presetName: string, closest = false): string {
+  const preset = findPreset(presetName);
+  if (!preset) return `kiln: config: ${presetName}`;
+  const diff = configDiff(config, preset.config);
+  if (!diff.length) return `kiln: config: ${preset.name}${closest ? "'s" : ''}, as it is`;
+  return `kiln: config: ${closest ? `the nearest preset, ${preset.name}` : preset.name}, with ${diff.join(' ')}`;
+}
+
+/** The note for a run that goes on past its decay: the last steps all train at minLr. */
+export function decayNote(config: RunConfig, resumed: boolean): string | null {
+  if (config.steps <= config.decaySteps) return null;
+  const flat = config.steps - config.decaySteps;
+  const fix = resumed
+    ? `a run keeps its schedule when resumed; a new run with --set decaySteps=${config.steps} decays over all of it`
+    : `--set decaySteps=${config.steps} decays over the whole run`;
+  return `kiln: note: --steps ${config.steps} goes past decaySteps ${config.decaySteps}: the last ${flat === 1 ? 'step trains' : `${flat} steps train`} at minLr ${fmtValue(config.minLr)} (${fix})`;
+}
+
+/** What Kiln's CPU reference computes per second, roughly (one core; measured 1.8-4.5 GFLOP/s on the names and craft-1m presets). */
+export const CPU_FLOPS = 2e9;
+
+/** A run estimated past this on the CPU gets nanoGPT's "on CPU, try ..." advice. */
+export const CPU_ADVICE_AFTER_S = 3600;
+
+/** The time the advice's smaller run aims at. */
+const CPU_TARGET_S = 10 * 60;
+
+/** nanoGPT's README recipe for its Shakespeare model on a CPU (block 64, batch 12, 4 layers of 4 heads, 128 wide, no dropout). */
+const NANOGPT_CPU = { nLayer: 4, nHead: 4, nEmbd: 128, blockSize: 64, batchSize: 12, gradAccum: 1, dropout: 0 } as const;
+
+function flopsPerStep(model: ModelConfig, config: Pick<RunConfig, 'batchSize' | 'gradAccum'>): number {
+  return flopsPerToken(model) * model.blockSize * config.batchSize * config.gradAccum;
+}
+
+/**
+ * nanoGPT's advice for a run that would take hours on a CPU: its small CPU recipe (only
+ * where it is smaller than this config) and as many steps as fit in about ten minutes at
+ * `flops` FLOP/s, as flags; or only the estimate where the shape cannot change (a resume
+ * or a fine-tune). Null when the run takes less than CPU_ADVICE_AFTER_S.
+ */
+export function cpuAdvice(config: RunConfig, model: ModelConfig, stepsLeft: number, flops: number, canReshape: boolean, measured: boolean): string[] | null {
+  const seconds = (flopsPerStep(model, config) * stepsLeft) / flops;
+  if (seconds < CPU_ADVICE_AFTER_S) return null;
+  const rate = `${+(flops / 1e9).toPrecision(2)} GFLOP/s`;
+  const lines = [`kiln: on the CPU this run takes ${measured ? 'about' : 'roughly'} ${fmtDuration(seconds)} (${(flopsPerStep(model, config) * stepsLeft).toExponential(1)} FLOPs at ${measured ? 'the measured' : 'about'} ${rate})`];
+  if (!canReshape) {
+    lines.push('kiln: on CPU, try fewer steps (--steps N), or a machine with a GPU (--backend webgpu)');
+    return lines;
+  }
+  const c: RunConfig = { ...config };
+  for (const [k, v] of Object.entries(NANOGPT_CPU) as Array<[keyof typeof NANOGPT_CPU, number]>) if (c[k] > v) c[k] = v;
+  if (c.nEmbd % c.nHead !== 0) c.nHead = [4, 2, 1].find((h) => c.nEmbd % h === 0)!;
+  const small: ModelConfig = { ...model, nLayer: c.nLayer, nHead: c.nHead, nEmbd: c.nEmbd, blockSize: c.blockSize };
+  const perStep = flopsPerStep(small, c);
+  const steps = Math.min(config.steps, Math.max(100, Math.floor((CPU_TARGET_S * flops) / perStep / 100) * 100));
+  const flags = (Object.keys(NANOGPT_CPU) as Array<keyof typeof NANOGPT_CPU>).filter((k) => c[k] !== config[k]).map((k) => `--set ${k}=${c[k]}`);
+  if (steps < config.steps) {
+    flags.push(`--steps ${steps}`);
+    if (config.decaySteps > steps) flags.push(`--set decaySteps=${steps}`);
+    if (config.warmupSteps > steps / 10) flags.push(`--set warmupSteps=${Math.floor(steps / 10)}`);
+  }
+  if (!flags.length) return lines;
+  lines.push(`kiln: on CPU, try ${flags.join(' ')} (about ${fmtDuration((perStep * steps) / flops)}), or a machine with a GPU (--backend webgpu)`);
+  return lines;
+}
+
+/** Memory this process can count on: what the system calls available, within a container's limit. */
+export function availableMemory(): { free: number; total: number } {
+  const limit = (process as { constrainedMemory?: () => number | undefined }).constrainedMemory?.() ?? 0;
+  const total = limit > 0 && limit < totalmem() ? limit : totalmem();
+  return { free: Math.min(freemem(), total), total };
+}
+
+/**
+ * Refuses a run whose memory estimate exceeds the memory available here (the CPU
+ * backend's arrays, or a software GPU's buffers, live in this machine's memory), naming
+ * the --set that fits: a smaller batch with more accumulation (the same sequences per
+ * step), else a shorter context.
+ */
+export function checkMemory(bytesAt: (batchSize: number, model: ModelConfig) => number, model: ModelConfig, config: RunConfig, backendName: string,
+  mem: { free: number; total: number } = availableMemory()): void {
+  const need = bytesAt(config.batchSize, model);
+  if (need <= mem.free) return;
+  const room = 0.8 * mem.free;
+  const message = `this run needs ~${formatBytes(need)} of memory on the ${backendName} backend, but this machine has ${formatBytes(mem.free)} available (${formatBytes(mem.total)} in all)`;
+  // A divisor of the batch keeps exactly the same sequences per step (1 always divides).
+  for (let b = config.batchSize - 1; b >= 1; b--) {
+    if (config.batchSize % b === 0 && bytesAt(b, model) <= room) {
+      const accum = (config.gradAccum * config.batchSize) / b;
+      throw new KilnError('config', message,
+        `lower the batch: --set batchSize=${b} --set gradAccum=${accum} (~${formatBytes(bytesAt(b, model))}; the same ${config.batchSize * config.gradAccum} sequences per step)`);
+    }
+  }
+  for (let t = model.blockSize >> 1; t >= 2; t >>= 1) {
+    const shorter = { ...model, blockSize: t };
+    if (bytesAt(1, shorter) <= room) {
+      throw new KilnError('config', message,
+        `even batchSize=1 does not fit at blockSize ${model.blockSize}: --set batchSize=1 --set blockSize=${t} does (~${formatBytes(bytesAt(1, shorter))}), or choose a smaller model or a machine with more memory`);
+    }
+  }
+  throw new KilnError('config', message, 'choose a smaller model (--set nLayer=..., --set nEmbd=...) or a machine with more memory');
+}
+
+/** Whether a --config file names its preset (without one, its settings start from tiny's). */
+function configNamesPreset(path: string): boolean {
+  try {
+    const raw = JSON.parse(readFileSync(path, 'utf8')) as unknown;
+    return typeof raw === 'object' && raw !== null && 'preset' in raw;
+  } catch {
+    return true;
+  }
+}
+
 export async function trainCommand(flags: TrainFlags): Promise<number> {
   const backendName = parseBackendName(flags.backend);
   if (!flags.out) throw new KilnError('usage', 'no output folder given', 'add --out DIR (checkpoints and metrics go there)');
@@ -99,20 +236,30 @@ export async function trainCommand(flags: TrainFlags): Promise<number> {
   let resume: ResumePoint | null = null;
   let init: CheckpointData | null = null;
   let initState: TrainState | null = null;
+  /** The preset the config line compares with, and whether it is only the closest one (a checkpoint's config). */
+  let base: { preset: string; closest: boolean };
+  const notes: string[] = [];
   if (flags.resume) {
     if (!existsSync(ckptPath)) throw new KilnError('usage', `nothing to resume: ${ckptPath} does not exist`, 'start the run without --resume');
     resume = await loadResume(ckptPath);
-    const ignored = (['link', 'config', 'seed', 'init'] as const).filter((k) => flags[k] !== undefined);
-    if (flags.set?.length) ignored.push('set' as never);
-    if (ignored.length)
-      process.stderr.write(`kiln: note: --resume continues the run saved in ${ckptPath} with its own config; ignoring ${ignored.map((k) => `--${k}`).join(', ')}\n`);
     const saved = resume.checkpoint.config;
+    const ignored: string[] = (['link', 'config', 'seed', 'init'] as const).filter((k) => flags[k] !== undefined).map((k) => `--${k}`);
+    if (flags.set?.length) ignored.push('--set');
+    // A --preset that matches the run (but for its length) changes nothing; any other is ignored, and said.
+    const named = flags.preset !== undefined ? findPreset(flags.preset) : undefined;
+    if (flags.preset !== undefined && (!named || configDiff(saved, named.config, ['steps']).length))
+      ignored.push(`--preset ${flags.preset} (the run was not made with it)`);
+    if (ignored.length)
+      notes.push(`kiln: note: --resume continues the run saved in ${ckptPath} with its own config; ignoring ${ignored.join(', ')}`);
     // The checkpoint's config wins (it is what was trained); only how far to go may change.
     spec = { preset: flags.preset ?? 'tiny', config: { ...saved }, data: resume.dataset };
     if (flags.steps !== undefined) spec.config.steps = resolveRunSpec({ preset: 'tiny', steps: flags.steps }).config.steps;
+    base = { preset: closestPreset(spec.config), closest: true };
+    if (resume.checkpoint.step < spec.config.steps) notes.push(`kiln: resuming from step ${resume.checkpoint.step} of ${spec.config.steps} (${ckptPath})`);
   } else {
     if (existsSync(ckptPath))
       throw new KilnError('usage', `${out} already holds a run (checkpoint.safetensors)`, 'add --resume to continue it, or choose another --out');
+    const fromSource = flags.link !== undefined || flags.config !== undefined || flags.preset !== undefined;
     if (flags.init !== undefined) {
       init = await readCheckpointFile(flags.init, '--init');
       // Without --preset/--config/--link the fine-tune trains as the checkpoint's own run did.
@@ -120,12 +267,19 @@ export async function trainCommand(flags: TrainFlags): Promise<number> {
       const start = fineTuneStart(init, spec.config, setKeys(flags.set));
       spec.config = start.config;
       initState = start.state;
-      for (const note of start.notes) process.stderr.write(`kiln: --init: ${note}\n`);
+      for (const note of start.notes) notes.push(`kiln: --init: ${note}`);
     } else {
       spec = resolveRunSpec(flags);
     }
+    if (flags.config !== undefined && !configNamesPreset(flags.config))
+      notes.push(`kiln: note: ${flags.config} names no "preset": its settings start from tiny's (add "preset": "NAME" to start from another)`);
+    base = fromSource ? { preset: spec.preset, closest: false } : { preset: closestPreset(spec.config), closest: true };
   }
   const config = spec.config;
+  notes.push(configLine(config, base.preset, base.closest));
+  const decay = decayNote(config, resume !== null);
+  if (decay) notes.push(decay);
+  for (const n of notes) process.stderr.write(`${n}\n`);
   const { text, ref } = readTrainingData(flags.data, spec);
   const made = spec.data;
   if (made?.kind === 'file' && (ref.kind !== 'file' || made.sha256 !== ref.sha256)) {
@@ -135,18 +289,44 @@ export async function trainCommand(flags: TrainFlags): Promise<number> {
   const prepared = await prepareData(config, text, resume?.checkpoint.tokenizer ?? init?.tokenizer);
   const { tokenizer, model, split } = prepared;
   const nParams = modelSpec(model).numParams;
-  const progress = new Progress(config.steps, resume?.checkpoint.step ?? 0);
+  const startStep = resume?.checkpoint.step ?? 0;
+  const tokensPerStep = config.batchSize * config.blockSize * config.gradAccum;
+  // Advice for a slow CPU run is given once: before the start from an assumed speed, or
+  // after the first steps from the measured one.
+  let advised = false;
+  let isCpuBackend = false;
+  const canReshape = !resume && !init;
+  const progress = new Progress(config.steps, startStep, process.stderr, {
+    onEstimate(e) {
+      if (advised || !isCpuBackend) return;
+      const measured = (flopsPerToken(model) * tokensPerStep) / e.secondsPerStep;
+      const advice = cpuAdvice(config, model, Math.round(e.leftS / e.secondsPerStep), measured, canReshape, true);
+      if (advice) advised = true;
+      return advice ?? undefined;
+    },
+  });
   progress.message(
     `kiln: ${nParams.toLocaleString('en-US')} parameters, vocab ${model.vocabSize} (${tokenizer.kind}), ` +
       `${split.train.length.toLocaleString('en-US')} train / ${split.val.length.toLocaleString('en-US')} val tokens`,
   );
 
-  const backend: Backend = await createBackend(backendName);
-  // What this backend allocates: the WebGPU plan holds no T*T attention and no B*T*V logits.
-  const bytes = backend.memoryBytes?.(model, config.batchSize) ?? memoryEstimate(model, config.batchSize).total;
-  progress.message(`kiln: backend ${backend.kind} (${backend.info.device}), ~${formatBytes(bytes)} to train`);
-  const startStep = resume?.checkpoint.step ?? 0;
+  const backend: Backend = await createBackend(backendName, (line) => progress.message(line));
   try {
+    // What this backend allocates: the WebGPU plan holds no T*T attention and no B*T*V logits.
+    const bytesAt = (b: number, m: ModelConfig) => backend.memoryBytes?.(m, b) ?? memoryEstimate(m, b).total;
+    const bytes = bytesAt(config.batchSize, model);
+    progress.message(`kiln: backend ${backend.kind}: ${deviceLabel(backend)}; ~${formatBytes(bytes)} to train`);
+    isCpuBackend = backend.kind === 'cpu';
+    // The CPU's arrays and a software GPU's buffers are this machine's memory: a run that
+    // cannot fit is refused now, not found out after minutes of swapping.
+    if (runsOnCpu(backend)) checkMemory(bytesAt, model, config, backend.kind);
+    if (isCpuBackend && startStep < config.steps) {
+      const advice = cpuAdvice(config, model, config.steps - startStep, CPU_FLOPS, canReshape, false);
+      if (advice) {
+        advised = true;
+        for (const line of advice) progress.message(line);
+      }
+    }
     await backend.load(model, resume ? resume.checkpoint.state : initState ?? initialState(model, config.seed));
     ensureDir(out, '--out');
     if (resume) metrics.truncateAfter(startStep);

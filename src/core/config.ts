@@ -254,3 +254,88 @@ export function diffConfig(config: RunConfig, base: RunConfig): Partial<RunConfi
   for (const f of FIELDS) if (config[f.key] !== base[f.key]) out[f.key] = config[f.key];
   return out as Partial<RunConfig>;
 }
+
+/**
+ * nanoGPT's names (train.py's globals) for Kiln's settings, the words its users type.
+ * The CLI accepts them in --set and config files (saying the Kiln name); a share link
+ * only suggests them, so that a link stays in one vocabulary. Names nanoGPT shares
+ * with Kiln (dropout, bias, beta1, beta2, seed) need no entry.
+ */
+export const NANOGPT_NAMES: Readonly<Record<string, FieldKey>> = Object.freeze({
+  n_embd: 'nEmbd',
+  n_layer: 'nLayer',
+  n_head: 'nHead',
+  block_size: 'blockSize',
+  batch_size: 'batchSize',
+  learning_rate: 'lr',
+  max_iters: 'steps',
+  min_lr: 'minLr',
+  warmup_iters: 'warmupSteps',
+  lr_decay_iters: 'decaySteps',
+  weight_decay: 'weightDecay',
+  grad_clip: 'gradClip',
+  eval_interval: 'evalEvery',
+  eval_iters: 'evalBatches',
+  gradient_accumulation_steps: 'gradAccum',
+  vocab_size: 'vocabSize',
+});
+
+/** The Kiln setting a nanoGPT name stands for, or null (own keys only: "__proto__" is no name). */
+export function nanoGptName(name: string): FieldKey | null {
+  return Object.prototype.hasOwnProperty.call(NANOGPT_NAMES, name) ? NANOGPT_NAMES[name] : null;
+}
+
+function fold(s: string): string {
+  return s.toLowerCase().replace(/[-_\s]/g, '');
+}
+
+/**
+ * Edit distance between two names as a typist sees them: Damerau-Levenshtein (optimal
+ * string alignment: insert, delete, substitute, swap two neighbours), ignoring case,
+ * '-' and '_', so that "n_embd", "nembd" and "nEmbd" are the same name.
+ */
+export function nameDistance(a: string, b: string): number {
+  const s = fold(a);
+  const t = fold(b);
+  const d: number[][] = Array.from({ length: s.length + 1 }, (_, i) => [i, ...new Array<number>(t.length).fill(0)]);
+  for (let j = 0; j <= t.length; j++) d[0][j] = j;
+  for (let i = 1; i <= s.length; i++) {
+    for (let j = 1; j <= t.length; j++) {
+      const cost = s[i - 1] === t[j - 1] ? 0 : 1;
+      d[i][j] = Math.min(d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + cost);
+      if (i > 1 && j > 1 && s[i - 1] === t[j - 2] && s[i - 2] === t[j - 1]) d[i][j] = Math.min(d[i][j], d[i - 2][j - 2] + 1);
+    }
+  }
+  return d[s.length][t.length];
+}
+
+/**
+ * The candidates `word` most likely meant (at most three, in the candidates' order), or
+ * none when nothing is close. Close: one edit per three letters typed (at least one),
+ * or one name containing the other ("gpu" in "webgpu", "name" in "names"), which ranks
+ * above a mere edit so that "gpu" means webgpu rather than cpu.
+ */
+export function nearestNames(word: string, candidates: readonly string[]): string[] {
+  const w = fold(word);
+  if (!w) return [];
+  const limit = Math.max(1, Math.floor(w.length / 3));
+  let best = Infinity;
+  let found: string[] = [];
+  for (const c of candidates) {
+    const f = fold(c);
+    const d = nameDistance(w, f);
+    const contains = d > 0 && Math.min(w.length, f.length) >= 3 && (f.includes(w) || w.includes(f));
+    const score = d === 0 ? 0 : contains ? 0.5 : d <= limit ? d : Infinity;
+    if (score < best) [best, found] = [score, [c]];
+    else if (score === best && score !== Infinity) found.push(c);
+  }
+  return best === Infinity ? [] : found.slice(0, 3);
+}
+
+/** The settings a mistyped name likely means: its nanoGPT name's, else the nearest Kiln or nanoGPT names'. */
+export function suggestSettings(word: string): FieldKey[] {
+  const alias = nanoGptName(word);
+  if (alias) return [alias];
+  const near = nearestNames(word, [...FIELDS.map((f) => f.key), ...Object.keys(NANOGPT_NAMES)]);
+  return [...new Set(near.map((n) => nanoGptName(n) ?? (n as FieldKey)))];
+}

@@ -5,7 +5,7 @@
 // `r.steps`, `r.device`). A link is untrusted: every part is length-capped and
 // parsed through the config schema, and every failure is a KilnError('usage') that
 // names the bad part.
-import { diffConfig, FIELD_BY_KEY, FIELDS, parseField, validate, type RunConfig } from './config.ts';
+import { diffConfig, FIELD_BY_KEY, FIELDS, nearestNames, parseField, suggestSettings, validate, type RunConfig } from './config.ts';
 import { KilnError } from './errors.ts';
 import { findPreset, PRESET_NAMES } from './presets.ts';
 import type { DatasetRef, ResultSummary, RunSpec } from './run-spec.ts';
@@ -61,6 +61,12 @@ function show(s: string): string {
   return JSON.stringify(s.length > 40 ? s.slice(0, 40) + '…' : s);
 }
 
+/** A link's unknown key: the setting it most likely means (a typo, or nanoGPT's name), suggested, never taken. */
+function unknownSetting(key: string): never {
+  const near = key.length <= 40 ? suggestSettings(key) : [];
+  fail(`the link has an unknown setting ${show(key)}`, near.length ? `did you mean ${near.join(' or ')}? Fix that part, or ask for a new link` : HINT);
+}
+
 /** key -> value from `a=1&b=2`, each percent-decoded; duplicates and malformed parts rejected. */
 function splitPairs(fragment: string): Map<string, string> {
   const pairs = new Map<string, string>();
@@ -76,7 +82,7 @@ function splitPairs(fragment: string): Map<string, string> {
     } catch {
       fail(`the link part ${show(part)} has a broken %-escape`);
     }
-    if (key.length > 40) fail(`the link has an unknown setting ${show(key)}`);
+    if (key.length > 40) unknownSetting(key);
     if (value.length > MAX_VALUE_CHARS) fail(`the link's ${key} is ${value.length} characters long (at most ${MAX_VALUE_CHARS})`);
     if (pairs.has(key)) fail(`the link sets ${key} twice`);
     pairs.set(key, value);
@@ -155,14 +161,17 @@ export function decodeShareLink(input: string): RunSpec {
   const presetName = take(pairs, 'preset');
   if (presetName === undefined) fail(`the link names no preset (preset=): use one of ${PRESET_NAMES.join(', ')}`);
   const preset = findPreset(presetName);
-  if (!preset) fail(`the link's preset ${show(presetName)} is unknown: Kiln has ${PRESET_NAMES.join(', ')}`);
+  if (!preset) {
+    const near = nearestNames(presetName, PRESET_NAMES);
+    fail(`the link's preset ${show(presetName)} is unknown: Kiln has ${PRESET_NAMES.join(', ')}`, near.length ? `did you mean ${near.join(' or ')}? Fix that part, or ask for a new link` : HINT);
+  }
 
   const data = parseData(pairs);
   const results = parseResults(pairs);
   const config: RunConfig = { ...preset.config };
   const rec = config as unknown as Record<string, unknown>;
   for (const [key, text] of pairs) {
-    if (!FIELD_BY_KEY.has(key)) fail(`the link has an unknown setting ${show(key)}`);
+    if (!FIELD_BY_KEY.has(key)) unknownSetting(key);
     const parsed = parseField(key, text);
     if ('error' in parsed) fail(`the link's ${key} is bad: ${parsed.error}`);
     rec[key] = parsed.value;
