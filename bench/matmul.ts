@@ -1,7 +1,10 @@
 // WebGPU matmul speed: the tiled kernel (one or several tile candidates) against the
 // naive one-output-per-invocation kernel on square M=N=K products.
 //   npx tsx bench/matmul.ts [--sizes 1024,2048,4096] [--kernels tiled,naive]
-//     [--tile 32|64|128 | --tiles 32,64,128,128k8] [--seconds 1] [--rounds 3]
+//     [--tile 32|64|128 | --tiles 32,64,128,128k8] [--layout nn|nt|tn] [--seconds 1] [--rounds 3]
+// --layout: nn (default) A (M,K) @ B (K,N), as the forward linear layers; nt B stored
+// (N,K), as dinp = dout @ W^T and the logits; tn A stored (K,M), as dW = inp^T @ dout.
+// The loaders differ by layout (matmul_tiles.wgsl transposes A in nn and nt, B in nt).
 // Default sizes: 128,256,512 on a software adapter (SwiftShader), 1024,2048,4096 on a GPU.
 // Tile candidates: 32, 64 (4x4 outputs per invocation), 128 (8x8, its K step by
 // matmulTileK: 16 where the device has 32 KiB of workgroup memory), 128k8 / 128k16 (the
@@ -52,14 +55,18 @@ function samples(M: number, N: number, count: number): Array<[number, number]> {
   return at;
 }
 
-/** Compares sampled entries of out (M,N) = a (M,K) @ b (K,N) with f64 dot products. */
-function check(out: Float32Array, a: Float32Array, b: Float32Array, M: number, N: number, K: number): { check: string; max_err: number } {
+type Layout = 'nn' | 'nt' | 'tn';
+
+/** Compares sampled entries of out (M,N) = op(a) @ op(b) with f64 dot products. */
+function check(out: Float32Array, a: Float32Array, b: Float32Array, M: number, N: number, K: number, layout: Layout): { check: string; max_err: number } {
+  const at_a = (m: number, k: number) => (layout === 'tn' ? a[k * M + m] : a[m * K + k]);
+  const at_b = (k: number, n: number) => (layout === 'nt' ? b[n * K + k] : b[k * N + n]);
   let bad = 0;
   let worst = 0;
   const at = samples(M, N, 256);
   for (const [m, n] of at) {
     let ref = 0;
-    for (let k = 0; k < K; k++) ref += a[m * K + k] * b[k * N + n];
+    for (let k = 0; k < K; k++) ref += at_a(m, k) * at_b(k, n);
     const got = out[m * N + n];
     const err = Number.isFinite(got) ? Math.abs(got - ref) / (1e-4 * Math.abs(ref) + 2e-5 * Math.sqrt(K)) : Infinity;
     worst = Math.max(worst, err);
@@ -74,6 +81,9 @@ async function main(): Promise<void> {
   const kernels = (flag('kernels') ?? 'tiled,naive').split(',');
   const seconds = Number(flag('seconds') ?? 1);
   const rounds = Number(flag('rounds') ?? 3);
+  const layout = (flag('layout') ?? 'nn') as Layout;
+  if (!['nn', 'nt', 'tn'].includes(layout)) throw new Error(`bench/matmul: --layout ${layout}: use nn, nt or tn`);
+  const trans = { transA: layout === 'tn', transB: layout === 'nt' };
   const list = flag('tiles') ?? flag('tile');
   const candidates: Array<Candidate | null> = list ? list.split(',').map(parseCandidate) : [null]; // null: matmulTile's choice
   const wgMem = gpu.limits.maxComputeWorkgroupStorageSize;
@@ -101,15 +111,15 @@ async function main(): Promise<void> {
         // Build and warm up (compiles the pipeline; out starts as NaN and the result is
         // checked); time one dispatch to size the rounds.
         const r = await scoped(device, async () => {
-          const dispatches = make(k, out, a, b, null, { M, N, K, tile: c?.tile, tileK: c?.tileK });
+          const dispatches = make(k, out, a, b, null, { M, N, K, ...trans, tile: c?.tile, tileK: c?.tileK });
           device.queue.writeBuffer(out, 0, nan);
           await device.queue.onSubmittedWorkDone();
           const once = await timeDispatches(device, dispatches, 1);
           const got = new Float32Array(await readBuffer(device, out, M * N * 4));
-          return { dispatches, once, ...check(got, ca, cb, M, N, K) };
+          return { dispatches, once, ...check(got, ca, cb, M, N, K, layout) };
         });
         if (r.error || !r.value) {
-          process.stdout.write(JSON.stringify({ bench: 'matmul', ...label, M, N, K, error: r.error, device: gpu.adapterName, ...toggles }) + '\n');
+          process.stdout.write(JSON.stringify({ bench: 'matmul', ...label, layout, M, N, K, error: r.error, device: gpu.adapterName, ...toggles }) + '\n');
           continue;
         }
         const iters = itersFor(seconds, r.value.once);
@@ -126,7 +136,7 @@ async function main(): Promise<void> {
       const gflops = (2 * M * N * K) / (ms * 1e6);
       if (r.kernel !== 'naive' && r.check === 'ok' && (!best || gflops > best.gflops)) best = { tile: r.tile, gflops };
       const line = {
-        bench: 'matmul', kernel: r.kernel, M, N, K, tile: r.tile, tile_k: r.tile_k,
+        bench: 'matmul', kernel: r.kernel, layout, M, N, K, tile: r.tile, tile_k: r.tile_k,
         ms: +ms.toFixed(4), gflops: +gflops.toFixed(3), ms_min: +ms_min.toFixed(4), iters: r.iters, rounds, check: r.check, max_err: r.max_err,
         pct_peak: peak ? +((100 * gflops * 1e9) / peak.flops).toFixed(2) : undefined, device: gpu.adapterName, ...toggles,
       };
@@ -134,7 +144,7 @@ async function main(): Promise<void> {
     }
     if (best) {
       const pct = peak ? +((100 * best.gflops * 1e9) / peak.flops).toFixed(2) : undefined;
-      process.stdout.write(JSON.stringify({ bench: 'matmul_best', M, N, K, tile: best.tile, gflops: +best.gflops.toFixed(3), pct_peak: pct, default_tile: matmulTile(M, N), peak: peak?.name, ...toggles }) + '\n');
+      process.stdout.write(JSON.stringify({ bench: 'matmul_best', layout, M, N, K, tile: best.tile, gflops: +best.gflops.toFixed(3), pct_peak: pct, default_tile: matmulTile(M, N), peak: peak?.name, ...toggles }) + '\n');
     }
     a.destroy();
     b.destroy();

@@ -13,11 +13,14 @@
 // Set BLOCK = 8 and COPIES = 2. K is walked TILE_K at a time through two copies
 // (ping-pong) of each workgroup tile: every invocation issues the global loads of step
 // s+1 into registers (next_a, next_b), multiplies step s out of one copy, then writes
-// step s+1 into the other copy; one barrier per step. The slots of a K step are one or
-// two per invocation: TILE_K * 2 * WG_Y and TILE_K * 2 * WG_X are 1x or 2x WG_X * WG_Y.
+// step s+1 into the other copy; one barrier per step. The load items of a K step (see
+// next_a) are at most two per invocation.
 // Every element of out is still summed by one invocation in k order (bit-identical runs).
 
 var<private> acc8: array<vec4f, 16>;
+// The next K step's slots (matmul_tiles.wgsl), held in registers between fetch8 and
+// stash8: slots lid and lid + WG_X * WG_Y (a K step has TILE_K * 2 * WG_Y slots of A,
+// 1x or 2x the invocations, and TILE_K * 2 * WG_X of B).
 var<private> next_a: array<vec4f, 2>;
 var<private> next_b: array<vec4f, 2>;
 
@@ -38,13 +41,13 @@ fn stash8(c: u32, lid: u32) {
   let t = WG_X * WG_Y;
   let ba = c * TILE_K * 2u * WG_Y;
   let bb = c * TILE_K * 2u * WG_X;
-  put_a(ba, lid, next_a[0], 2u * WG_Y);
+  tileA[at_a(ba, lid, 2u * WG_Y)] = next_a[0];
   if (TILE_K * 2u * WG_Y > t) {
-    put_a(ba, lid + t, next_a[1], 2u * WG_Y);
+    tileA[at_a(ba, lid + t, 2u * WG_Y)] = next_a[1];
   }
-  put_b(bb, lid, next_b[0], 2u * WG_X);
+  tileB[at_b(bb, lid, 2u * WG_X)] = next_b[0];
   if (TILE_K * 2u * WG_X > t) {
-    put_b(bb, lid + t, next_b[1], 2u * WG_X);
+    tileB[at_b(bb, lid + t, 2u * WG_X)] = next_b[1];
   }
 }
 

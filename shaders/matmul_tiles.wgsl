@@ -48,27 +48,46 @@ var<workgroup> tileA: array<vec4f, COPIES * TILE_K * (BLOCK / 4u) * WG_Y>;  // [
 var<workgroup> tileB: array<vec4f, COPIES * TILE_K * (BLOCK / 4u) * WG_X>;  // [copy][k][n / 4]
 
 // ---- tile loaders ----
-// A tile slot q holds 4 elements consecutive along the operand's contiguous dimension.
-// Untransposed A (M,K): slot q = (row m, k group); transposed A (K,M): slot q = (k, m group).
+// A tile slot q is one vec4 of a workgroup tile: 4 consecutive m (A) or n (B) at one k.
+// Transposed A (K,M) and untransposed B (K,N) hold those 4 next to each other: one vec4
+// load (or 4 scalars where the binding is scalar). Untransposed A (M,K) and transposed B
+// (N,K) hold them in 4 rows: a gather (below).
 // w is the tile's width in vec4s along M (A) or N (B); base the first vec4 of its copy.
-// The transposing loaders have four invocations write different components of one vec4
-// in the same phase: each component is its own memory location in WGSL, and Tint keeps
-// such stores per component for workgroup memory on every backend (its HLSL writer's
-// whole-vector rewrite of dynamically indexed stores is only for function/private vars).
+//
+// Workgroup vectors are only ever stored whole. A store to one component of a vector
+// "may access all of the memory locations associated with that vector" (WGSL spec,
+// "Component Reference from Vector Memory View"), so invocations storing different
+// components of one vec4 race: Metal's compiler may make each such store a
+// read-modify-write of the whole vector (gpuweb/gpuweb#2112). SwiftShader and Vulkan on
+// NVIDIA store the components apart and never show it; tests/unit/
+// wgsl-workgroup-stores.test.ts checks every shader for such stores instead.
+//
+// So every invocation stores whole vec4s of the tile, one per slot, and a slot that lies
+// across rows is gathered (4 scalar loads from 4 rows at one k) rather than loaded along
+// its row and scattered into 4 vec4s' components, as these loaders did until 2026-12.
+// Gathered slots go k fastest across invocations, so neighbouring invocations read
+// neighbouring addresses of a row (coalesced on a GPU). On SwiftShader this costs
+// nothing measurable against the component stores (docs/PERFORMANCE.md); a 4x4 block
+// per invocation, transposed in registers, measured 15-50% slower there (a quarter of
+// the invocations loading).
 
-fn put_a(base: u32, q: u32, v: vec4f, w: u32) {
-  if (TRANS_A) {
-    tileA[base + q] = v;  // already 4 consecutive m at one k
-  } else {
-    let ml = q / (TILE_K / 4u);
-    let kl = 4u * (q % (TILE_K / 4u));
-    let i = base + kl * w + ml / 4u;
-    let c = ml & 3u;
-    tileA[i][c] = v.x;
-    tileA[i + w][c] = v.y;
-    tileA[i + 2u * w][c] = v.z;
-    tileA[i + 3u * w][c] = v.w;
+// Whether A's / B's slots are gathers across 4 rows.
+fn gather_a() -> bool { return !TRANS_A; }
+fn gather_b() -> bool { return TRANS_B; }
+
+// Where A's / B's slot q goes in a tile w vec4s wide (base: the copy's first vec4).
+fn at_a(base: u32, q: u32, w: u32) -> u32 {
+  if (gather_a()) {
+    return base + (q % TILE_K) * w + q / TILE_K;
   }
+  return base + q;
+}
+
+fn at_b(base: u32, q: u32, w: u32) -> u32 {
+  if (gather_b()) {
+    return base + (q % TILE_K) * w + q / TILE_K;
+  }
+  return base + q;
 }
 
 // (m, k) of the first element in A tile slot q.
@@ -76,7 +95,7 @@ fn slot_a(q: u32, m0: u32, k0: u32, w: u32) -> vec2u {
   if (TRANS_A) {
     return vec2u(m0 + 4u * (q % w), k0 + q / w);
   }
-  return vec2u(m0 + q / (TILE_K / 4u), k0 + 4u * (q % (TILE_K / 4u)));
+  return vec2u(m0 + 4u * (q / TILE_K), k0 + q % TILE_K);  // a gather: rows m..m+3 at k
 }
 
 // A tile slot q (zeros outside the matrix and past k_end, which gelu keeps zero).
@@ -90,98 +109,84 @@ fn fetch_a(q: u32, m0: u32, k0: u32, k_end: u32, w: u32) -> vec4f {
 
 fn fetch_a_raw(q: u32, m0: u32, k0: u32, k_end: u32, w: u32) -> vec4f {
   let p = slot_a(q, m0, k0, w);
+  if (gather_a()) {
+    return vec4f(a_at(p.x, p.y, k_end), a_at(p.x + 1u, p.y, k_end), a_at(p.x + 2u, p.y, k_end), a_at(p.x + 3u, p.y, k_end));
+  }
 // #if a4
   if (p.x < M && p.y < k_end) {
-    if (TRANS_A) {
-      return a4[(p.y * M + p.x) / 4u];
-    }
-    return a4[(p.x * K + p.y) / 4u];
+    return a4[(p.y * M + p.x) / 4u];
   }
   return vec4f(0.0);
 // #else
-  if (TRANS_A) {
-    return vec4f(a_at(p.x, p.y, k_end), a_at(p.x + 1u, p.y, k_end), a_at(p.x + 2u, p.y, k_end), a_at(p.x + 3u, p.y, k_end));
-  }
-  return vec4f(a_at(p.x, p.y, k_end), a_at(p.x, p.y + 1u, k_end), a_at(p.x, p.y + 2u, k_end), a_at(p.x, p.y + 3u, k_end));
+  return vec4f(a_at(p.x, p.y, k_end), a_at(p.x + 1u, p.y, k_end), a_at(p.x + 2u, p.y, k_end), a_at(p.x + 3u, p.y, k_end));
 // #endif
 }
 
-// #if !a4
 fn a_at(m: u32, k: u32, k_end: u32) -> f32 {
   if (m >= M || k >= k_end) {
     return 0.0;
   }
+  var i = m * K + k;
   if (TRANS_A) {
-    return a1[k * M + m];
+    i = k * M + m;
   }
-  return a1[m * K + k];
-}
+// #if a4
+  return a4[i / 4u][i & 3u];
+// #else
+  return a1[i];
 // #endif
+}
 
 fn load_a(m0: u32, k0: u32, k_end: u32, lid: u32) {
   for (var q = lid; q < TILE_K * WG_Y; q += WG_X * WG_Y) {
-    put_a(0u, q, fetch_a(q, m0, k0, k_end, WG_Y), WG_Y);
+    tileA[at_a(0u, q, WG_Y)] = fetch_a(q, m0, k0, k_end, WG_Y);
   }
 }
 
-// Untransposed B (K,N): slot q = (k, n group); transposed B (N,K): slot q = (column n, k group).
-fn put_b(base: u32, q: u32, v: vec4f, w: u32) {
-  if (!TRANS_B) {
-    tileB[base + q] = v;
-  } else {
-    let nl = q / (TILE_K / 4u);
-    let kl = 4u * (q % (TILE_K / 4u));
-    let i = base + kl * w + nl / 4u;
-    let c = nl & 3u;
-    tileB[i][c] = v.x;
-    tileB[i + w][c] = v.y;
-    tileB[i + 2u * w][c] = v.z;
-    tileB[i + 3u * w][c] = v.w;
-  }
-}
-
+// Untransposed B (K,N): slot q = (k, n group); transposed B (N,K): a gather, columns n..n+3 at k.
 // (k, n) of the first element in B tile slot q.
 fn slot_b(q: u32, n0: u32, k0: u32, w: u32) -> vec2u {
   if (!TRANS_B) {
     return vec2u(k0 + q / w, n0 + 4u * (q % w));
   }
-  return vec2u(k0 + 4u * (q % (TILE_K / 4u)), n0 + q / (TILE_K / 4u));
+  return vec2u(k0 + q % TILE_K, n0 + 4u * (q / TILE_K));  // a gather: columns n..n+3 at k
 }
 
 // B tile slot q (zeros outside the matrix and past k_end).
 fn fetch_b(q: u32, n0: u32, k0: u32, k_end: u32, w: u32) -> vec4f {
   let p = slot_b(q, n0, k0, w);
+  // Either way 4 consecutive n at one k: along the row of B, or gathered from 4 rows of B^T.
+  if (gather_b()) {
+    return vec4f(b_at(p.x, p.y, k_end), b_at(p.x, p.y + 1u, k_end), b_at(p.x, p.y + 2u, k_end), b_at(p.x, p.y + 3u, k_end));
+  }
 // #if b4
   if (p.y < N && p.x < k_end) {
-    if (TRANS_B) {
-      return b4[(p.y * K + p.x) / 4u];
-    }
     return b4[(p.x * N + p.y) / 4u];
   }
   return vec4f(0.0);
 // #else
-  if (!TRANS_B) {
-    return vec4f(b_at(p.x, p.y, k_end), b_at(p.x, p.y + 1u, k_end), b_at(p.x, p.y + 2u, k_end), b_at(p.x, p.y + 3u, k_end));
-  }
-  return vec4f(b_at(p.x, p.y, k_end), b_at(p.x + 1u, p.y, k_end), b_at(p.x + 2u, p.y, k_end), b_at(p.x + 3u, p.y, k_end));
+  return vec4f(b_at(p.x, p.y, k_end), b_at(p.x, p.y + 1u, k_end), b_at(p.x, p.y + 2u, k_end), b_at(p.x, p.y + 3u, k_end));
 // #endif
 }
 
-// #if !b4
 fn b_at(k: u32, n: u32, k_end: u32) -> f32 {
   if (n >= N || k >= k_end) {
     return 0.0;
   }
+  var i = k * N + n;
   if (TRANS_B) {
-    return b1[n * K + k];
+    i = n * K + k;
   }
-  return b1[k * N + n];
-}
+// #if b4
+  return b4[i / 4u][i & 3u];
+// #else
+  return b1[i];
 // #endif
+}
 
 fn load_b(n0: u32, k0: u32, k_end: u32, lid: u32) {
   for (var q = lid; q < TILE_K * WG_X; q += WG_X * WG_Y) {
-    put_b(0u, q, fetch_b(q, n0, k0, k_end, WG_X), WG_X);
+    tileB[at_b(0u, q, WG_X)] = fetch_b(q, n0, k0, k_end, WG_X);
   }
 }
 
