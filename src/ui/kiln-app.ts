@@ -200,7 +200,7 @@ export class KilnApp extends LitElement {
         ? html`<div class="banner warn" role="alert"><b>No WebGPU in this browser: training runs on the CPU instead (small models only).</b>${env.webgpuWhy}</div>`
         : nothing}
       ${env?.isSoftware
-        ? html`<div class="banner warn"><b>This GPU is a CPU emulation (${env.device}).</b>Training works but is slow: keep to the tiny and names presets, or open Kiln in a browser with hardware acceleration.</div>`
+        ? html`<div class="banner warn"><b>This browser's GPU is ${env.device.replace(/ \(.*$/, '')}, a CPU emulation.</b>Training works but is slow: keep to the tiny and names presets, or open Kiln in a browser with hardware acceleration.</div>`
         : nothing}
       ${err ? html`<div class="banner error" role="alert"><b>${err.message}</b>${err.hint}</div>` : nothing}
       ${st?.phase === 'error' && st.error

@@ -37,6 +37,8 @@ export interface LabSessionDeps {
   loadBundled(file: string): Promise<Uint8Array>;
   /** SHA-256 of a user's file, hex (crypto.subtle in browsers). */
   sha256(bytes: Uint8Array): Promise<string>;
+  /** The device as a person reads it (default: backend.info.device, the raw adapter string). */
+  deviceName?(backend: Backend): string;
 }
 
 export interface LabSessionOptions {
@@ -226,7 +228,7 @@ export class LabSession implements LabApi {
     const point: ResumePoint = { step: 0, samplerState: config.seed, elapsedS: 0, bestValLoss: null, lastValLoss: null };
     const info: RunInfo = {
       spec: { ...spec, config, data: this.data.summary.ref }, model, numParams: modelSpec(model).numParams, backend: backendKind,
-      device: backend.info.device, memoryBytes, data: this.data.summary,
+      device: this.deviceName(backend), memoryBytes, data: this.data.summary,
     };
     this.run = {
       info, config, model, tokenizer: prepared.tokenizer, prepared, backend, point,
@@ -237,6 +239,10 @@ export class LabSession implements LabApi {
     this.state = { ...LabSession.emptyStatus(), phase: 'ready', stopAt: config.steps, decaySteps: config.decaySteps, snapshotStep: 0 };
     this.emit({ type: 'status', status: { ...this.state } });
     return info;
+  }
+
+  private deviceName(backend: Backend): string {
+    return this.deps.deviceName?.(backend) ?? backend.info.device;
   }
 
   private need(): ActiveRun {
@@ -303,7 +309,7 @@ export class LabSession implements LabApi {
     // The curve goes on from the snapshot: drop the rows past it.
     this.rows = this.rows.filter((m) => m.step <= r.point.step);
     this.unsent = [];
-    r.info.device = backend.info.device;
+    r.info.device = this.deviceName(backend);
     this.setStatus({
       phase: 'paused', step: r.point.step, error: undefined, recoverable: false, lastLoss: this.rows.at(-1)?.loss ?? null,
       lastValLoss: r.point.lastValLoss, bestValLoss: r.point.bestValLoss, etaS: null,

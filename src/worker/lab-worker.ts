@@ -44,7 +44,7 @@ async function environment(): Promise<LabEnvironment> {
   const peak = firstGpu.isSoftware ? null : fp32Peak(firstGpu.adapterName);
   return {
     webgpu: true,
-    device: firstGpu.adapterName,
+    device: firstGpu.displayName,
     isSoftware: firstGpu.isSoftware,
     limits: { maxStorageBufferBindingSize: firstGpu.limits.maxStorageBufferBindingSize, maxBufferSize: firstGpu.limits.maxBufferSize },
     ...(peak ? { peakFlops: peak.flops } : {}),
@@ -103,5 +103,7 @@ transferHandlers.set('throw', {
   deserialize: defaultThrow.deserialize,
 });
 
-const session = new LabSession({ environment, createBackend, loadBundled, sha256 }, { autoSampleEvery: 10, autoSampleTokens: 80 });
+const deviceName = (b: Backend) => (b instanceof WebGpuBackend ? b.gpu.displayName : b.info.device);
+
+const session = new LabSession({ environment, createBackend, loadBundled, sha256, deviceName }, { autoSampleEvery: 10, autoSampleTokens: 80 });
 expose(session);
