@@ -174,6 +174,13 @@ describe.skipIf(skip !== null)(`the lab in Chromium${skip ? ` (skipped: ${skip})
     expect(await alert.textContent()).toMatch(/weights\.bin looks like a binary file, not text/);
     await shot(b, '5-binary-refused');
 
+    // The tokenizer choice reads the data again in the worker: BPE trained there, GPT-2's tables loaded there.
+    await page.getByRole('radio', { name: /English first names/ }).check();
+    await page.locator('#f-tokenizer').selectOption('bpe');
+    await page.getByText(/bpe · vocabulary \d/).waitFor({ timeout: 120_000 });
+    await page.locator('#f-tokenizer').selectOption('gpt2');
+    await page.getByText('gpt2 · vocabulary 50,257').waitFor({ timeout: 120_000 });
+
     expect(b.problems, `the page logged errors${report()}`).toEqual([]);
     expect(longest, 'the main thread stays responsive while training (no long task over 200 ms)').toBeLessThan(200);
   }, 900_000);
