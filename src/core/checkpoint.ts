@@ -58,7 +58,22 @@ function fail(message: string, hint = CORRUPT_HINT): never {
   throw new KilnError('checkpoint', message, hint);
 }
 
+/** WebCrypto's digest takes less than 2^31 bytes at once (Node: "data must be less than 2147483648 bits"). */
+const MAX_DIGEST_BYTES = 2 ** 31 - 1;
+
+type NodeHash = { update(b: Uint8Array): NodeHash; digest(enc: 'hex'): string };
+
 export async function sha256Hex(bytes: Uint8Array): Promise<string> {
+  if (bytes.length > MAX_DIGEST_BYTES) {
+    // A big model's checkpoint (params + AdamW moments past 2 GiB): WebCrypto cannot
+    // hash it in one call and has no incremental digest; Node's crypto has.
+    const isNode = !!(globalThis as { process?: { versions?: { node?: string } } }).process?.versions?.node;
+    if (!isNode) throw new KilnError('storage', `a checkpoint of ${(bytes.length / 2 ** 30).toFixed(1)} GiB is too big to seal in a browser`, 'train this model with the kiln command in Node');
+    const crypto = (await import(/* @vite-ignore */ 'node:crypto' as string)) as { createHash(alg: string): NodeHash };
+    const h = crypto.createHash('sha256');
+    for (let o = 0; o < bytes.length; o += 1 << 30) h.update(bytes.subarray(o, Math.min(bytes.length, o + (1 << 30))));
+    return h.digest('hex');
+  }
   const digest = await globalThis.crypto.subtle.digest('SHA-256', bytes as Uint8Array<ArrayBuffer>);
   return Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, '0')).join('');
 }

@@ -141,6 +141,11 @@ export async function train(o: TrainerOptions): Promise<TrainerResult> {
     while (step < o.stopAt && (inFlight.length > 0 || !o.signal?.aborted)) {
       if (inFlight.length === 0) issue();
       while (inFlight.length < depth && !o.signal?.aborted && !barrierAfter(issued)) issue();
+      // A stop request (Ctrl-C, the lab's Pause) arrives as a macrotask, and a CPU step
+      // settles through microtasks only: let it in once per step, after the next step is
+      // issued (so a pipelining backend's device never waits on it), so that a stop lands
+      // within the steps already in flight.
+      await yieldTurn();
       const cur = inFlight.shift()!;
       const stats = await cur.stats;
       const tDone = now();
@@ -188,9 +193,6 @@ export async function train(o: TrainerOptions): Promise<TrainerResult> {
       if (isLast) await events.onCheckpoint?.(snapshot('end'));
       else if (step % config.checkpointEvery === 0) await events.onCheckpoint?.(snapshot('cadence'));
       await events.betweenSteps?.(step);
-      // A stop request (Ctrl-C, the lab's Pause) arrives as a macrotask: let it in
-      // before the next step is issued, so a stop lands within one step.
-      await yieldTurn();
     }
   } catch (e) {
     // Whatever failed (a step, an event handler), no step outlives the trainer.

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { decodeCheckpoint, encodeCheckpoint, sealSafetensors, type CheckpointData } from '../../src/core/checkpoint.ts';
+import { decodeCheckpoint, encodeCheckpoint, sealSafetensors, sha256Hex, type CheckpointData } from '../../src/core/checkpoint.ts';
 import type { RunConfig } from '../../src/core/config.ts';
 import { KilnError } from '../../src/core/errors.ts';
 import { initParams, modelSpec, paramViews, resolveModel } from '../../src/core/model-spec.ts';
@@ -223,4 +223,16 @@ describe('encodeCheckpoint argument checks', () => {
     const wte = paramViews(modelSpec(c.model), c.state.params).get('transformer.wte.weight')!;
     expect(bits(decodeSafetensors(a).tensors.get('transformer.wte.weight')!.data)).toEqual(bits(wte));
   });
+});
+
+describe('sha256Hex', () => {
+  it('hashes past WebCrypto\'s 2 GiB limit in Node (a big model\'s checkpoint), as WebCrypto would below it', async () => {
+    const { createHash } = await import('node:crypto');
+    const small = new Uint8Array(1000).map((_, i) => i * 7);
+    expect(await sha256Hex(small)).toBe(createHash('sha256').update(small).digest('hex'));
+    const big = new Uint8Array(2 ** 31 + 5);
+    big[big.length - 1] = 1;
+    const want = createHash('sha256').update(big.subarray(0, 2 ** 30)).update(big.subarray(2 ** 30)).digest('hex');
+    expect(await sha256Hex(big)).toBe(want);
+  }, 120_000);
 });

@@ -142,7 +142,7 @@ describe('kiln train --init', () => {
   it('bad --init input: a missing file, a text file, a conflicting --set', async () => {
     const missing = expectKilnError(await runKiln(['train', '--preset', 'tiny', '--data', text, '--out', join(root, 'x1'), '--init', join(root, 'nope.safetensors')]), 2, /no such file/);
     expect(missing.hint).toContain('--init');
-    expectKilnError(await runKiln(['train', '--preset', 'tiny', '--data', text, '--out', join(root, 'x2'), '--init', text]), 2, /not a safetensors file/);
+    expectKilnError(await runKiln(['train', '--preset', 'tiny', '--data', text, '--out', join(root, 'x2'), '--init', text]), 2, /is not a Kiln checkpoint \(it does not start with a safetensors header\)/);
     expectKilnError(await runKiln(['train', '--preset', 'tiny', '--data', text, '--out', join(root, 'x3'), '--set', 'nEmbd=64',
       '--init', join(base, 'checkpoint.safetensors')]), 1, /--set nEmbd=64: the checkpoint to fine-tune has nEmbd 32/);
   });
