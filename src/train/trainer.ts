@@ -9,6 +9,7 @@ import { KilnError } from '../core/errors.ts';
 import type { RngState } from '../core/rng.ts';
 import { lrAt } from '../core/schedule.ts';
 import { flopsPerToken, type ModelConfig } from '../core/model-spec.ts';
+import { scoreTokens } from './eval-split.ts';
 import { yieldTurn } from './yield-turn.ts';
 
 /** One line of metrics.jsonl: the step just completed (1-based count of optimizer steps). */
@@ -82,7 +83,17 @@ export function stepHyper(config: RunConfig, step: number): StepHyper {
   };
 }
 
-/** Mean loss over the fixed validation batches. The `kiln eval` command calls this same function. */
+/**
+ * Whether a run's evaluations score every window of the held-out split, exactly as
+ * `kiln eval` does (src/train/eval-split.ts), so its val loss is the one its checkpoint
+ * gets from eval: when that costs at most twice the sampled evaluation (evalBatches
+ * batches). A bigger split is judged by the sample, the same windows every time.
+ */
+export function scoresWholeSplit(valTokens: number, config: RunConfig): boolean {
+  return valTokens - 1 <= 2 * config.evalBatches * config.batchSize * config.blockSize;
+}
+
+/** Mean loss over the fixed sample of validation batches (evenly spread windows). */
 export async function evaluate(backend: Backend, val: Int32Array, config: RunConfig): Promise<number> {
   const batches: Batch[] = valBatches(val, config.batchSize, config.blockSize, config.evalBatches);
   let sum = 0;
@@ -96,6 +107,7 @@ export async function train(o: TrainerOptions): Promise<TrainerResult> {
   const sampler = new BatchSampler(o.split.train, o.samplerState ?? config.seed);
   const tokensPerStep = config.batchSize * config.blockSize * config.gradAccum;
   const flops = flopsPerToken(o.model);
+  const wholeSplit = scoresWholeSplit(o.split.val.length, config);
   let step = o.startStep;
   let best = o.bestValLoss ?? null;
   let lastVal: number | null = null;
@@ -165,7 +177,7 @@ export async function train(o: TrainerOptions): Promise<TrainerResult> {
       const isLast = step === o.stopAt;
       let val: number | undefined;
       if (step % config.evalEvery === 0 || isLast) {
-        val = await evaluate(backend, o.split.val, config);
+        val = wholeSplit ? (await scoreTokens(backend, o.split.val, o.model)).loss : await evaluate(backend, o.split.val, config);
         lastVal = val;
       }
       if (step % config.logEvery === 0 || val !== undefined || isLast) {

@@ -12,7 +12,8 @@ import { findPreset } from '../../src/core/presets.ts';
 import { lrAt } from '../../src/core/schedule.ts';
 import { checkpointBytes, readResumePoint, type RunIdentity } from '../../src/train/checkpointing.ts';
 import { initialState, prepareData, type PreparedData } from '../../src/train/prepare.ts';
-import { evaluate, train, type StepMetrics, type TrainerOptions, type TrainerResult, type TrainerSnapshot } from '../../src/train/trainer.ts';
+import { evaluate, scoresWholeSplit, train, type StepMetrics, type TrainerOptions, type TrainerResult, type TrainerSnapshot } from '../../src/train/trainer.ts';
+import { scoreBatchSize, scoreTokens } from '../../src/train/eval-split.ts';
 
 const TEXT = 'the cat sat on the mat.\nthe dog sat on the log.\n'.repeat(120);
 
@@ -196,7 +197,11 @@ describe('train', () => {
     expect(metrics.map((m) => m.step)).toEqual([2, 3, 4, 6, 7]);
     expect(metrics.filter((m) => 'val_loss' in m).map((m) => m.step)).toEqual([3, 6, 7]);
     const tokensPerStep = config.batchSize * config.blockSize * 2;
-    const evalSeconds = 10 * valBatches(data.split.val, config.batchSize, config.blockSize, config.evalBatches).length;
+    // 10 s per evaluation batch: every window of a small held-out split, else the sample.
+    const windows = Math.floor((data.split.val.length - 1) / config.blockSize);
+    const evalSeconds = 10 * (scoresWholeSplit(data.split.val.length, config)
+      ? Math.ceil(windows / scoreBatchSize(data.model))
+      : valBatches(data.split.val, config.batchSize, config.blockSize, config.evalBatches).length);
     let evals = 0;
     for (const m of metrics) {
       expect(Object.keys(m).sort()).toEqual(
@@ -487,5 +492,17 @@ describe('evaluate', () => {
     let sum = 0;
     for (const b of batches) sum += await backend.loss(b);
     expect(await evaluate(backend, data.split.val, config)).toBe(sum / batches.length);
+  });
+});
+
+describe('the run\'s val loss and kiln eval', () => {
+  it('a small held-out split is scored whole at every evaluation, as kiln eval scores it; a big one by the sample', async () => {
+    const { config, data, backend } = await setup({ evalEvery: 2, checkpointEvery: 100, evalBatches: 100 });
+    expect(scoresWholeSplit(data.split.val.length, config)).toBe(true);
+    const { metrics } = await run({ config, model: data.model, backend, split: data.split, startStep: 0, stopAt: 4 });
+    expect(metrics.at(-1)!.val_loss).toBe((await scoreTokens(backend, data.split.val, data.model)).loss);
+    const sampled = { ...config, evalBatches: 1 };
+    expect(scoresWholeSplit(data.split.val.length, sampled)).toBe(data.split.val.length - 1 <= 2 * config.batchSize * config.blockSize);
+    expect(scoresWholeSplit(2 * 1 * config.batchSize * config.blockSize + 2, sampled)).toBe(false);
   });
 });
