@@ -18,6 +18,35 @@ export const GPT2_EOT_ID = 50256;
 
 const ENCODER = new TextEncoder();
 
+/**
+ * The longest run of non-space characters handed to the package's encoder at once. Its
+ * BPE merges a pre-token in time quadratic in its length (0.5 s for 40k letters without
+ * a space, hours for a 10 MB one), so longer runs go in pieces of this many code points:
+ * encoding stays linear in the text. Real words are far shorter (GPT-2's longest token is
+ * 128 bytes), so ordinary text tokenizes exactly as GPT-2's; only a run longer than this
+ * can differ from it, at the cuts.
+ */
+export const MAX_GPT2_RUN = 256;
+const LONG_RUN = new RegExp(` ?\\S{${MAX_GPT2_RUN + 1},}`, 'gu');
+const PIECE = new RegExp(`[\\s\\S]{1,${MAX_GPT2_RUN}}`, 'gu');
+
+/** `encode` applied to the text with every run of more than MAX_GPT2_RUN non-space characters cut into pieces of at most that many. */
+export function encodeBounded(text: string, encode: (text: string) => number[]): number[] {
+  const ids: number[] = [];
+  const push = (part: string) => {
+    if (part) for (const id of encode(part)) ids.push(id);
+  };
+  let at = 0;
+  for (const m of text.matchAll(LONG_RUN)) {
+    push(text.slice(at, m.index));
+    // The leading space stays with the first piece, as GPT-2's pre-tokenizer attaches it.
+    for (const piece of m[0].match(PIECE) ?? []) push(piece);
+    at = m.index! + m[0].length;
+  }
+  push(text.slice(at));
+  return ids;
+}
+
 export class Gpt2Tokenizer implements Tokenizer {
   readonly kind = 'gpt2' as const;
   readonly vocabSize = GPT2_VOCAB_SIZE;
@@ -31,11 +60,11 @@ export class Gpt2Tokenizer implements Tokenizer {
 
   encode(text: string): Int32Array {
     const pieces = text.split(GPT2_EOT);
-    if (pieces.length === 1) return Int32Array.from(this.encodeOrdinary(text));
+    if (pieces.length === 1) return Int32Array.from(encodeBounded(text, this.encodeOrdinary));
     const ids: number[] = [];
     pieces.forEach((piece, i) => {
       if (i > 0) ids.push(GPT2_EOT_ID);
-      if (piece.length > 0) for (const id of this.encodeOrdinary(piece)) ids.push(id);
+      if (piece.length > 0) for (const id of encodeBounded(piece, this.encodeOrdinary)) ids.push(id);
     });
     return Int32Array.from(ids);
   }
