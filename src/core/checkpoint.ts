@@ -9,9 +9,9 @@
 // `sha256sum` can check it by hand), kiln.header_sha256 (SHA-256 of the metadata
 // and the tensor table, so that a damaged header, e.g. one digit of the learning
 // rate, is caught too), plus any extra keys the caller adds (kiln.best_val_loss, ...).
-import { validate, type RunConfig } from './config.ts';
+import { FIELD_BY_KEY, validate, type RunConfig } from './config.ts';
 import { KilnError } from './errors.ts';
-import { modelSpec, paramViews, type ModelConfig } from './model-spec.ts';
+import { formatBytes, modelSpec, paramViews, type ModelConfig } from './model-spec.ts';
 import { dataSection, decodeSafetensors, encodeHeader, encodeSafetensors, type TensorIn, type TensorOut } from './safetensors.ts';
 import type { TokenizerJSON } from './tokenizers/tokenizer.ts';
 
@@ -170,6 +170,9 @@ function parseModel(x: unknown, config: RunConfig): ModelConfig {
   const model = Object.fromEntries(keys.map((k) => [k, x[k] as number])) as unknown as ModelConfig;
   for (const k of ['blockSize', 'nLayer', 'nHead', 'nEmbd'] as const)
     if (model[k] !== config[k]) fail(`checkpoint model has ${k} ${model[k]} but its config says ${config[k]}`);
+  const maxVocab = FIELD_BY_KEY.get('vocabSize')!.max!;
+  if (model.vocabSize > maxVocab) fail(`checkpoint model has vocabSize ${model.vocabSize}, more than Kiln's ${maxVocab}`);
+  if (config.vocabSize !== 0 && model.vocabSize !== config.vocabSize) fail(`checkpoint model has vocabSize ${model.vocabSize} but its config says ${config.vocabSize}`);
   return model;
 }
 
@@ -247,6 +250,12 @@ export async function decodeCheckpoint(bytes: Uint8Array): Promise<CheckpointDat
   if (issues.length) fail(`checkpoint config is invalid: ${issues[0].message}`, 'the checkpoint was edited by hand or made by another tool');
   const runConfig = config as unknown as RunConfig;
   const model = parseModel(parseJSON(metadata, 'kiln.model'), runConfig);
+  // Bound what the model's shape would make us allocate by what the file holds, before
+  // building anything from it: a few bytes of crafted metadata can name a huge model.
+  const numParams = modelSpec(model).numParams;
+  const stored = dataSection(bytes).length;
+  if (numParams * 4 > stored)
+    fail(`checkpoint's model needs ${numParams.toLocaleString('en-US')} parameters (${formatBytes(numParams * 4)}) but the file holds ${formatBytes(stored)} of tensors`);
   const tokenizer = parseTokenizer(parseJSON(metadata, 'kiln.tokenizer'), runConfig, model);
   const stepText = metadata['kiln.step'] ?? fail('checkpoint has no kiln.step metadata');
   if (!/^\d{1,15}$/.test(stepText)) fail(`checkpoint has a bad kiln.step ${JSON.stringify(stepText.slice(0, 20))}`);

@@ -192,6 +192,19 @@ describe('checkpoints that are well-formed but wrong', () => {
     await expectRejected(decodeCheckpoint(await seal({ 'kiln.model': wide })), /nEmbd 16 but its config says 8/);
   });
 
+  it('refuses a crafted model shape before allocating for it (a few bytes of metadata naming a huge model)', async () => {
+    const { list, metadata } = await parts();
+    const seal = (m: Record<string, string>, l = list) => sealSafetensors(l, { ...metadata, ...m });
+    const model = JSON.parse(metadata['kiln.model']) as Record<string, number>;
+    const config = JSON.parse(metadata['kiln.config']) as Record<string, number>;
+    await expectRejected(decodeCheckpoint(await seal({ 'kiln.model': JSON.stringify({ ...model, vocabSize: 2 ** 52 }) })), /vocabSize 4503599627370496, more than Kiln's 262144/);
+    // nLayer 96 x nEmbd 8192 and no tensors at all: refused on the sizes, not in an allocation.
+    const huge = { ...config, nLayer: 96, nEmbd: 8192, nHead: 128 };
+    const e = await expectRejected(decodeCheckpoint(await seal({ 'kiln.config': JSON.stringify(huge), 'kiln.model': JSON.stringify({ ...model, nLayer: 96, nEmbd: 8192, nHead: 128 }) }, [])),
+      /model needs [\d,]+ parameters \(\d+(\.\d+)? GiB\) but the file holds 0 B of tensors/);
+    expect(e.code).toBe('checkpoint');
+  });
+
   it('points a Hugging Face export to import', async () => {
     const c = makeCheckpoint();
     const hf = exportHF(c.model, c.state.params, c.tokenizer);
