@@ -148,7 +148,12 @@ export function importHF(files: HFFiles): { model: ModelConfig; params: Float32A
 
   let tokenizer: TokenizerJSON;
   if (files.kilnTokenizer !== undefined) tokenizer = parseKilnTokenizer(files.kilnTokenizer);
-  else if (model.vocabSize >= 50257) tokenizer = { kind: 'gpt2' };
+  else if (model.vocabSize >= 50257 && model.vocabSize <= 50304) tokenizer = { kind: 'gpt2' }; // GPT-2's, or nanoGPT's padding to 50304
+  else if (model.vocabSize > 50304)
+    fail(
+      `the folder has no ${KILN_TOKENIZER_FILE} and vocab_size ${model.vocabSize} is not GPT-2's (50257, or up to 50304 padded), so its tokenizer is unknown`,
+      `copy the ${KILN_TOKENIZER_FILE} that Kiln exported with this model into the folder`,
+    );
   else
     fail(
       `the folder has no ${KILN_TOKENIZER_FILE} and vocab_size ${model.vocabSize} is smaller than GPT-2's 50257, so its tokenizer is unknown`,
@@ -157,8 +162,14 @@ export function importHF(files: HFFiles): { model: ModelConfig; params: Float32A
   if (tokenizerVocab(tokenizer) > model.vocabSize)
     fail(`the tokenizer has ${tokenizerVocab(tokenizer)} tokens but vocab_size is only ${model.vocabSize}`);
 
-  const { tensors } = decodeSafetensors(files.modelSafetensors, { skip: ignored });
+  // Bound the allocation by what the file can hold (2 bytes a parameter at the least, in
+  // f16) before reading it: a 100-byte config.json can name a model of hundreds of GiB.
+  // (Small models go on to the tensor-by-tensor checks, whose messages say more.)
   const spec = modelSpec(model);
+  if (spec.numParams * 4 > 64 * 1024 * 1024 && spec.numParams * 2 > files.modelSafetensors.length)
+    fail(`config.json describes ${spec.numParams.toLocaleString('en-US')} parameters but model.safetensors has only ${files.modelSafetensors.length.toLocaleString('en-US')} bytes`,
+      'the folder\'s config.json and model.safetensors do not belong together');
+  const { tensors } = decodeSafetensors(files.modelSafetensors, { skip: ignored });
   const params = new Float32Array(spec.numParams);
   const found = new Set<string>();
   for (const [fileName, t] of tensors) {
