@@ -13,7 +13,7 @@ import { tokenizerFromJSON } from '../core/tokenizers/index.ts';
 import { generate, startTokens } from '../train/generate.ts';
 import { scoreTokens } from '../train/eval-split.ts';
 import { createBackend, parseBackendName } from './backends.ts';
-import { ensureDir, readCheckpointFile, readInputFile, writeFileAtomic } from './files.ts';
+import { checkExportFolder, ensureDir, readCheckpointFile, readInputFile, writeFileAtomic } from './files.ts';
 import { readTrainingData } from './train-command.ts';
 
 function num(flag: string, text: string | undefined, fallback: number, min: number, max: number, integer = false): number {
@@ -107,9 +107,11 @@ export async function sampleCommand(flags: SampleFlags): Promise<number> {
   }
 }
 
-export async function exportCommand(flags: { checkpoint?: string; hf?: string }): Promise<number> {
+export async function exportCommand(flags: { checkpoint?: string; hf?: string; force?: boolean }): Promise<number> {
   const ckpt = await readCheckpointFile(flags.checkpoint);
   if (!flags.hf) throw new KilnError('usage', 'no output folder given', 'add --hf DIR');
+  // Only a new or empty folder, or an earlier Kiln export, unless --force.
+  checkExportFolder(flags.hf, KILN_TOKENIZER_FILE, flags.force === true);
   const files = exportHF(ckpt.model, ckpt.state.params, ckpt.tokenizer);
   ensureDir(flags.hf, '--hf');
   writeFileAtomic(join(flags.hf, 'model.safetensors'), files.modelSafetensors);

@@ -1,7 +1,10 @@
 // File sinks for the CLI: atomic writes (temporary file, fsync, rename) so that a
 // crash, a full disk or Ctrl-C mid-write never leaves a half-written checkpoint in
-// place of a good one, and the metrics log.
-import { closeSync, existsSync, mkdirSync, fsyncSync, openSync, readFileSync, renameSync, rmSync, statSync, writeSync, writeFileSync } from 'node:fs';
+// place of a good one, and the metrics log. Nothing here writes through a symlink: temp
+// files are created exclusively under a random name, the metrics log is opened with
+// O_NOFOLLOW, and a run file that is a link is refused (see refuseLink).
+import { randomBytes } from 'node:crypto';
+import { closeSync, constants, existsSync, lstatSync, mkdirSync, fsyncSync, openSync, readdirSync, readFileSync, readSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
 import { dirname, basename, join } from 'node:path';
 import { decodeCheckpoint, type CheckpointData } from '../core/checkpoint.ts';
 import { KilnError } from '../core/errors.ts';
@@ -86,12 +89,40 @@ function storageError(path: string, e: unknown, whenFull: FullDiskHint): KilnErr
   );
 }
 
+/** O_NOFOLLOW where the system has it (not on Windows, where symlinks need privileges). */
+const NOFOLLOW = constants.O_NOFOLLOW ?? 0;
+
+/** Whether `path` is a symbolic link (false when it does not exist). */
+function isLink(path: string): boolean {
+  try {
+    return lstatSync(path).isSymbolicLink();
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Refuses a file Kiln is about to write that is a symbolic link: writing would change
+ * whatever it points to (or replace a link someone placed there), not a file of the run.
+ */
+export function refuseLink(path: string, flag: string): void {
+  if (isLink(path))
+    throw new KilnError('storage', `${path} is a symbolic link; Kiln does not write through links`,
+      `remove the link (or choose another ${flag} folder); Kiln writes its own file there`);
+}
+
+/**
+ * Writes `data` to `path` so that the file is either the old one or the whole new one: a
+ * temporary file next to it, created exclusively (O_EXCL, so never through a link planted
+ * at its name) under a random name, synced, then renamed over `path` (which replaces a
+ * link at `path` itself rather than writing to its target).
+ */
 export function writeFileAtomic(path: string, data: Uint8Array | string, whenFull: FullDiskHint = TRY_AGAIN): void {
-  const tmp = join(dirname(path), `.${basename(path)}.${process.pid}.tmp`);
+  const tmp = join(dirname(path), `.${basename(path)}.${randomBytes(8).toString('hex')}.tmp`);
   const bytes = typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
   let fd = -1;
   try {
-    fd = openSync(tmp, 'w');
+    fd = openSync(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | NOFOLLOW, 0o666);
     let off = 0;
     while (off < bytes.length) off += writeSync(fd, bytes, off, bytes.length - off);
     fsyncSync(fd);
@@ -100,7 +131,8 @@ export function writeFileAtomic(path: string, data: Uint8Array | string, whenFul
     renameSync(tmp, path);
   } catch (e) {
     if (fd >= 0) closeSync(fd);
-    rmSync(tmp, { force: true });
+    // Only a file this call created is removed (an EEXIST means the name was someone else's).
+    if ((e as NodeJS.ErrnoException).code !== 'EEXIST') rmSync(tmp, { force: true });
     throw storageError(path, e, whenFull);
   }
   // Make the rename itself durable.
@@ -113,6 +145,77 @@ export function writeFileAtomic(path: string, data: Uint8Array | string, whenFul
   }
 }
 
+/**
+ * Whether `path` holds what Kiln's MetricsLog writes: nothing, or JSON lines whose first is
+ * an object with a numeric "step". Only the first 4 KB are read.
+ */
+export function looksLikeMetrics(path: string): boolean {
+  let fd = -1;
+  try {
+    fd = openSync(path, constants.O_RDONLY | NOFOLLOW);
+    const buf = Buffer.alloc(4096);
+    const n = readSync(fd, buf, 0, buf.length, 0);
+    if (n === 0) return true;
+    const text = buf.subarray(0, n).toString('utf8');
+    const nl = text.indexOf('\n');
+    if (nl < 0) return false;
+    const first = JSON.parse(text.slice(0, nl)) as unknown;
+    return typeof first === 'object' && first !== null && !Array.isArray(first) && typeof (first as { step?: unknown }).step === 'number';
+  } catch {
+    return false;
+  } finally {
+    if (fd >= 0) closeSync(fd);
+  }
+}
+
+/** The files of a run's folder that Kiln writes (the metrics log and the two checkpoints). */
+export const RUN_FILES = ['metrics.jsonl', 'checkpoint.safetensors', 'best.safetensors'] as const;
+
+/**
+ * Refuses to start a new run in a folder that holds files but no Kiln run, unless `force`:
+ * a folder that does not exist yet or is empty is fine, and so is one with a
+ * checkpoint.safetensors (the caller decides about --resume) or a metrics.jsonl in
+ * Kiln's form (a run that stopped before its first checkpoint). Any other file there
+ * could be the user's, and metrics.jsonl would be overwritten.
+ */
+export function checkRunFolder(dir: string, force: boolean): void {
+  let entries: string[];
+  try {
+    if (!statSync(dir).isDirectory()) return; // ensureDir says what is in the way
+    entries = readdirSync(dir);
+  } catch {
+    return; // not there yet: it is created
+  }
+  if (entries.length === 0 || force) return;
+  if (entries.includes('checkpoint.safetensors')) return;
+  const metrics = join(dir, 'metrics.jsonl');
+  if (entries.includes('metrics.jsonl') && !isLink(metrics) && looksLikeMetrics(metrics)) return;
+  const shown = entries.slice(0, 3).map((e) => JSON.stringify(e.slice(0, 40))).join(', ') + (entries.length > 3 ? `, ... (${entries.length} in all)` : '');
+  throw new KilnError('usage', `${dir} holds files but no Kiln run (${shown})`,
+    'choose another --out (a new or empty folder), or add --force to write metrics.jsonl and checkpoints there anyway');
+}
+
+/**
+ * Refuses to export into a folder that holds files but is not a Kiln export, unless
+ * `force`. A Kiln export is the folder with Kiln's tokenizer file (kiln_tokenizer.json,
+ * which only `kiln export` writes); a new or empty folder is fine.
+ */
+export function checkExportFolder(dir: string, tokenizerFile: string, force: boolean): void {
+  let entries: string[];
+  try {
+    if (!statSync(dir).isDirectory()) return; // ensureDir says what is in the way
+    entries = readdirSync(dir);
+  } catch {
+    return;
+  }
+  if (entries.length === 0 || force) return;
+  const marker = join(dir, tokenizerFile);
+  if (entries.includes(tokenizerFile) && !isLink(marker)) return;
+  const shown = entries.slice(0, 3).map((e) => JSON.stringify(e.slice(0, 40))).join(', ') + (entries.length > 3 ? `, ... (${entries.length} in all)` : '');
+  throw new KilnError('usage', `${dir} holds files but is not a Kiln export (${shown}); its config.json and model.safetensors would be replaced`,
+    'choose another --hf folder (a new or empty one), or add --force to write there anyway');
+}
+
 /** Appends JSON lines; on resume, drops lines past the checkpoint's step so the curve continues cleanly. */
 export class MetricsLog {
   constructor(
@@ -121,6 +224,7 @@ export class MetricsLog {
   ) {}
 
   truncateAfter(step: number): void {
+    refuseLink(this.path, '--out');
     if (!existsSync(this.path)) return;
     const kept = readFileSync(this.path, 'utf8')
       .split('\n')
@@ -144,10 +248,20 @@ export class MetricsLog {
   }
 
   private write(text: string, flag: 'w' | 'a'): void {
+    // Never through a link: refused when one is there, and O_NOFOLLOW for one placed since.
+    refuseLink(this.path, '--out');
+    const mode = flag === 'w' ? constants.O_TRUNC : constants.O_APPEND;
+    let fd = -1;
     try {
-      writeFileSync(this.path, text, { flag });
+      fd = openSync(this.path, constants.O_WRONLY | constants.O_CREAT | mode | NOFOLLOW, 0o666);
+      const bytes = Buffer.from(text, 'utf8');
+      let off = 0;
+      while (off < bytes.length) off += writeSync(fd, bytes, off, bytes.length - off);
     } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ELOOP') refuseLink(this.path, '--out');
       throw storageError(this.path, e, this.whenFull);
+    } finally {
+      if (fd >= 0) closeSync(fd);
     }
   }
 }

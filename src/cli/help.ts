@@ -59,6 +59,7 @@ export const COMMAND_DOCS: readonly CommandDoc[] = [
       SET,
       { name: 'resume', doc: "continue the run saved in --out with its own config (--steps may extend it)" },
       { name: 'init', value: 'CHECKPOINT', example: 'runs/names/best.safetensors', doc: "fine-tune: start from a trained model's weights, shape and tokenizer" },
+      { name: 'force', doc: 'use an --out folder that holds other files but no Kiln run (metrics.jsonl there is replaced)' },
       VERBOSE,
     ],
     examples: ['kiln train --preset names --out runs/names', 'kiln train --preset craft-1m --set dropout=0.2 --steps 2000 --out runs/craft', 'kiln train --out runs/names --resume --steps 600'],
@@ -104,7 +105,11 @@ export const COMMAND_DOCS: readonly CommandDoc[] = [
   {
     name: 'export', summary: 'a checkpoint as a Hugging Face GPT-2 folder',
     usage: '--checkpoint FILE --hf DIR',
-    flags: [CHECKPOINT, { name: 'hf', value: 'DIR', example: 'hf/names', doc: 'the folder to write (config.json, model.safetensors, tokenizer)' }],
+    flags: [
+      CHECKPOINT,
+      { name: 'hf', value: 'DIR', example: 'hf/names', doc: 'the folder to write (config.json, model.safetensors, tokenizer); a new or empty folder, or an earlier export' },
+      { name: 'force', doc: 'write into a folder that holds other files (its config.json and model.safetensors are replaced)' },
+    ],
     examples: ['kiln export --checkpoint runs/names/best.safetensors --hf hf/names'],
   },
   {

@@ -23,7 +23,7 @@ import { initialState, prepareData } from '../train/prepare.ts';
 import { train } from '../train/trainer.ts';
 import { createBackend, deviceLabel, parseBackendName, runsOnCpu } from './backends.ts';
 import { resolveRunSpec, type ConfigFlags } from './config-source.ts';
-import { ensureDir, MetricsLog, readCheckpointFile, readInputFile, writeFileAtomic } from './files.ts';
+import { checkRunFolder, ensureDir, MetricsLog, readCheckpointFile, readInputFile, refuseLink, RUN_FILES, writeFileAtomic } from './files.ts';
 import { fmtDuration, Progress } from './progress.ts';
 
 export interface TrainFlags extends ConfigFlags {
@@ -33,6 +33,8 @@ export interface TrainFlags extends ConfigFlags {
   resume?: boolean;
   /** A checkpoint whose weights start the run (fine-tuning). */
   init?: string;
+  /** Start a run in a folder that holds files but no Kiln run. */
+  force?: boolean;
 }
 
 /**
@@ -231,6 +233,8 @@ export async function trainCommand(flags: TrainFlags): Promise<number> {
       ? `free some space, then continue with the same command and --resume (${ckptPath} is intact)`
       : 'free some space, then run the same command again (no checkpoint had been saved yet)';
   const metrics = new MetricsLog(join(out, 'metrics.jsonl'), whenFull);
+  // The run's files are written only as themselves, never through a link placed there.
+  for (const f of RUN_FILES) refuseLink(join(out, f), '--out');
 
   let spec: RunSpec;
   let resume: ResumePoint | null = null;
@@ -259,6 +263,7 @@ export async function trainCommand(flags: TrainFlags): Promise<number> {
   } else {
     if (existsSync(ckptPath))
       throw new KilnError('usage', `${out} already holds a run (checkpoint.safetensors)`, 'add --resume to continue it, or choose another --out');
+    checkRunFolder(out, flags.force === true);
     const fromSource = flags.link !== undefined || flags.config !== undefined || flags.preset !== undefined;
     if (flags.init !== undefined) {
       init = await readCheckpointFile(flags.init, '--init');
