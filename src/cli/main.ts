@@ -8,6 +8,7 @@ import { parseArgs } from 'node:util';
 import { suggestSettings } from '../core/config.ts';
 import { EXIT_CODES, isKilnError, KilnError } from '../core/errors.ts';
 import { PRESET_NAMES } from '../core/presets.ts';
+import { printable } from '../core/text.ts';
 import { BACKEND_NAMES } from './backends.ts';
 import { benchCommand } from './bench-command.ts';
 import { evalCommand, exportCommand, importCommand, sampleCommand } from './commands.ts';
@@ -32,15 +33,22 @@ const COMMANDS: Record<string, (v: Values, positionals: string[]) => Promise<num
 export const COMMAND_NAMES = Object.keys(COMMANDS);
 const HELP_TOPICS = [...COMMAND_NAMES, 'settings'];
 
-function report(e: unknown): number {
+/**
+ * Prints an error as one line (plus a hint) and returns its exit code. Messages carry
+ * text from files and links, so message and hint go through printable(): no terminal
+ * escape gets out. A stack trace only with KILN_DEBUG=1.
+ */
+export function report(e: unknown): number {
   // On a terminal, clear a progress line still being redrawn rather than print after it.
   const clear = process.stderr.isTTY ? '\r\x1b[2K' : '';
   if (isKilnError(e)) {
-    process.stderr.write(`${clear}kiln: error: ${e.message}\n${e.hint ? `  hint: ${e.hint}\n` : ''}`);
+    process.stderr.write(`${clear}kiln: error: ${printable(e.message, 1000)}\n${e.hint ? `  hint: ${printable(e.hint, 1000)}\n` : ''}`);
     return EXIT_CODES[e.code];
   }
-  const err = e as Error;
-  process.stderr.write(`${clear}kiln: internal error: ${err?.stack ?? String(e)}\n  hint: this is a bug in Kiln; please report it with the command you ran\n`);
+  const err = e instanceof Error ? e : null;
+  const what = err ? `${printable(err.name, 80)}: ${printable(err.message, 1000)}` : printable(String(e), 1000);
+  const trace = process.env.KILN_DEBUG === '1' && err?.stack ? `\n${printable(err.stack, 20000).replace(/\\x0a/g, '\n')}` : '';
+  process.stderr.write(`${clear}kiln: internal error: ${what}${trace}\n  hint: this is a bug in Kiln; please report it with the command you ran${trace ? '' : ' (KILN_DEBUG=1 shows where it happened)'}\n`);
   return 1;
 }
 

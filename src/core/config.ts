@@ -3,6 +3,8 @@
 // gives each field's type, range and meaning; defaults, validation, parsing of
 // untrusted input and the UI's form all read it.
 
+import { preview, printable } from './text.ts';
+
 export type TokenizerKind = 'char' | 'bpe' | 'gpt2';
 
 export interface RunConfig {
@@ -139,9 +141,9 @@ export interface ConfigIssue {
 
 /** A value quoted for an error message: escaped (one line, no control characters) and cut short. */
 function show(v: unknown): string {
-  const text = typeof v === 'string' ? v : typeof v === 'number' && !Number.isFinite(v) ? String(v) : JSON.stringify(v) ?? String(v);
-  const cut = text.length > 40 ? `${text.slice(0, 40)}…` : text;
-  return typeof v === 'string' ? JSON.stringify(cut) : cut;
+  // preview() walks a few levels at most: a value nested 100k deep must not overflow the stack here.
+  if (typeof v !== 'string') return preview(v, 40);
+  return printable(JSON.stringify(v.length > 40 ? `${v.slice(0, 40)}…` : v), 400);
 }
 
 function describeRange(f: FieldSpec): string {
@@ -190,7 +192,7 @@ export function validate(config: RunConfig): ConfigIssue[] {
     if (msg) issues.push({ field: f.key, message: msg });
   }
   for (const k of Object.keys(rec)) {
-    if (!FIELD_BY_KEY.has(k)) issues.push({ field: k as FieldKey, message: `unknown setting "${k}"` });
+    if (!FIELD_BY_KEY.has(k)) issues.push({ field: k as FieldKey, message: `unknown setting ${show(k)}` });
   }
   if (issues.length) return issues;
 

@@ -8,6 +8,7 @@
 // length and offset is checked before it is used, and every failure is a
 // KilnError('checkpoint') with a one-line message naming what is wrong.
 import { KilnError } from './errors.ts';
+import { preview, printable } from './text.ts';
 
 export type Dtype = 'F32' | 'F16' | 'BF16';
 
@@ -63,6 +64,11 @@ function size(n: number): string {
   if (n < 1e6) return `${(n / 1e3).toFixed(1)} kB`;
   if (n < 1e9) return `${(n / 1e6).toFixed(1)} MB`;
   return `${(n / 1e9).toFixed(2)} GB`;
+}
+
+/** A tensor or metadata name from the file, quoted for a message: escaped and cut short. */
+function quoteName(name: string): string {
+  return printable(JSON.stringify(name.length > 60 ? `${name.slice(0, 60)}…` : name), 400);
 }
 
 function elementCount(shape: number[]): number {
@@ -164,7 +170,7 @@ export function readHeader(bytes: Uint8Array): { dataStart: number; header: Reco
   try {
     header = JSON.parse(text);
   } catch (e) {
-    fail(`checkpoint header is not valid JSON (${(e as Error).message.slice(0, 80)})`);
+    fail(`checkpoint header is not valid JSON (${printable((e as Error).message, 80)})`);
   }
   if (typeof header !== 'object' || header === null || Array.isArray(header)) fail('checkpoint header is not a JSON object');
   return { dataStart: 8 + n, header: header as Record<string, unknown> };
@@ -178,11 +184,11 @@ function parseEntries(header: Record<string, unknown>): { entries: Entry[]; meta
   const metadata: Record<string, string> = {};
   const entries: Entry[] = [];
   for (const [name, raw] of Object.entries(header)) {
-    const shown = JSON.stringify(name.slice(0, 60));
+    const shown = quoteName(name);
     if (name === '__metadata__') {
       if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) fail('checkpoint __metadata__ is not a JSON object');
       for (const [k, v] of Object.entries(raw)) {
-        if (typeof v !== 'string') fail(`checkpoint metadata ${JSON.stringify(k.slice(0, 60))} is not a string`);
+        if (typeof v !== 'string') fail(`checkpoint metadata ${quoteName(k)} is not a string`);
         metadata[k] = v;
       }
       continue;
@@ -190,11 +196,11 @@ function parseEntries(header: Record<string, unknown>): { entries: Entry[]; meta
     if (typeof raw !== 'object' || raw === null) fail(`checkpoint tensor ${shown} has no description`);
     const { dtype, shape, data_offsets: offs } = raw as Record<string, unknown>;
     if (typeof dtype !== 'string' || !(dtype in DTYPE_BYTES))
-      fail(`checkpoint tensor ${shown} has unknown dtype ${JSON.stringify(dtype)}`);
+      fail(`checkpoint tensor ${shown} has unknown dtype ${preview(dtype, 40)}`);
     if (!Array.isArray(shape) || shape.length > 16 || !shape.every(isIndex))
-      fail(`checkpoint tensor ${shown} has a bad shape ${JSON.stringify(shape)?.slice(0, 60)}`);
+      fail(`checkpoint tensor ${shown} has a bad shape ${preview(shape, 60)}`);
     if (!Array.isArray(offs) || offs.length !== 2 || !isIndex(offs[0]) || !isIndex(offs[1]) || offs[1] < offs[0])
-      fail(`checkpoint tensor ${shown} has bad data_offsets ${JSON.stringify(offs)?.slice(0, 60)}`);
+      fail(`checkpoint tensor ${shown} has bad data_offsets ${preview(offs, 60)}`);
     const want = elementCount(shape) * DTYPE_BYTES[dtype];
     if (!Number.isSafeInteger(want) || want !== offs[1] - offs[0])
       fail(`checkpoint tensor ${shown} is ${offs[1] - offs[0]} bytes but its shape [${shape}] of ${dtype} needs ${want}`);
@@ -210,14 +216,16 @@ function parseEntries(header: Record<string, unknown>): { entries: Entry[]; meta
  */
 function checkLayout(entries: Entry[], dataBytes: number): void {
   const sorted = [...entries].sort((a, b) => a.begin - b.begin || a.end - b.end);
-  const total = sorted.length ? Math.max(...sorted.map((e) => e.end)) : 0;
+  // A loop, not Math.max(...ends): spreading 200k arguments overflows the stack.
+  let total = 0;
+  for (const e of sorted) if (e.end > total) total = e.end;
   if (total > dataBytes)
     fail(`checkpoint is truncated: its header says ${size(total)} of tensors but the file has ${size(dataBytes)} after the header`);
   let at = 0;
   let prev: Entry | null = null;
   for (const e of sorted) {
-    if (e.begin < at) fail(`checkpoint tensors "${prev!.name}" and "${e.name}" overlap`);
-    if (e.begin > at) fail(`checkpoint has ${e.begin - at} unused bytes before tensor "${e.name}"`);
+    if (e.begin < at) fail(`checkpoint tensors ${quoteName(prev!.name)} and ${quoteName(e.name)} overlap`);
+    if (e.begin > at) fail(`checkpoint has ${e.begin - at} unused bytes before tensor ${quoteName(e.name)}`);
     at = e.end;
     prev = e;
   }
@@ -268,7 +276,7 @@ export function decodeSafetensors(bytes: Uint8Array, options: DecodeOptions = {}
   for (const e of entries) {
     if (options.skip?.(e.name)) continue;
     if (!READABLE.has(e.dtype))
-      fail(`checkpoint tensor "${e.name.slice(0, 60)}" is ${e.dtype}; Kiln reads F32, F16 and BF16`, 'convert the file to float32 or float16 first');
+      fail(`checkpoint tensor ${quoteName(e.name)} is ${e.dtype}; Kiln reads F32, F16 and BF16`, 'convert the file to float32 or float16 first');
     const src = bytes.subarray(dataStart + e.begin, dataStart + e.end);
     tensors.set(e.name, { dtype: e.dtype as Dtype, shape: e.shape, data: toF32(src, e.dtype) });
   }

@@ -7,6 +7,7 @@
 // names the bad part.
 import { diffConfig, FIELD_BY_KEY, FIELDS, nearestNames, parseField, suggestSettings, validate, type RunConfig } from './config.ts';
 import { KilnError } from './errors.ts';
+import { printable } from './text.ts';
 import { findPreset, PRESET_NAMES } from './presets.ts';
 import type { DatasetRef, ResultSummary, RunSpec } from './run-spec.ts';
 
@@ -34,7 +35,7 @@ function formatValue(v: RunConfig[keyof RunConfig]): string {
 /** The fragment (without '#') for a RunSpec. */
 export function encodeShareLink(spec: RunSpec): string {
   const preset = findPreset(spec.preset);
-  if (!preset) fail(`unknown preset "${spec.preset}"`, `use one of ${PRESET_NAMES.join(', ')}`);
+  if (!preset) fail(`unknown preset ${show(String(spec.preset))}`, `use one of ${PRESET_NAMES.join(', ')}`);
   const pairs: Array<[string, string]> = [['v', String(LINK_VERSION)], ['preset', preset.name]];
   const diff = diffConfig(spec.config, preset.config) as Record<string, RunConfig[keyof RunConfig]>;
   for (const f of FIELDS) if (f.key in diff) pairs.push([f.key, formatValue(diff[f.key])]);
@@ -58,7 +59,8 @@ function fragmentOf(input: string): string {
 }
 
 function show(s: string): string {
-  return JSON.stringify(s.length > 40 ? s.slice(0, 40) + '…' : s);
+  // JSON.stringify escapes C0 controls; printable() also DEL and C1 (a raw CSI is 0x9b).
+  return printable(JSON.stringify(s.length > 40 ? s.slice(0, 40) + '…' : s), 400);
 }
 
 /** A link's unknown key: the setting it most likely means (a typo, or nanoGPT's name), suggested, never taken. */
@@ -83,8 +85,8 @@ function splitPairs(fragment: string): Map<string, string> {
       fail(`the link part ${show(part)} has a broken %-escape`);
     }
     if (key.length > 40) unknownSetting(key);
-    if (value.length > MAX_VALUE_CHARS) fail(`the link's ${key} is ${value.length} characters long (at most ${MAX_VALUE_CHARS})`);
-    if (pairs.has(key)) fail(`the link sets ${key} twice`);
+    if (value.length > MAX_VALUE_CHARS) fail(`the link's ${printable(key, 40)} is ${value.length} characters long (at most ${MAX_VALUE_CHARS})`);
+    if (pairs.has(key)) fail(`the link sets ${printable(key, 40)} twice`);
     pairs.set(key, value);
   }
   return pairs;

@@ -12,12 +12,68 @@ import { KilnError } from '../errors.ts';
 import { outOfVocab } from './char.ts';
 import type { Tokenizer, TokenizerJSON } from './tokenizer.ts';
 import { decodeTokenBytes } from './byte-decode.ts';
+import { preview } from '../text.ts';
 
 /** GPT-2's pre-tokenizer (openai/gpt-2 encoder.py), with Unicode property escapes. */
 export const BPE_SPLIT_PATTERN = /'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+/gu;
 
 /** Largest vocabulary: a pair (a, b) is keyed as a * V + b, exact in a double. */
 export const BPE_MAX_VOCAB = 1 << 20;
+
+/**
+ * Longest token, in bytes. GPT-2's longest is 128 bytes; Kiln's training never makes a
+ * longer one than this (a pair that would be longer is not merged), so a tokenizer
+ * that has one was not made by Kiln. Each merge may at most double a token, so without
+ * a cap 40 merges of [97,97],[256,256],... would ask for a 2^40-byte token.
+ */
+export const BPE_MAX_TOKEN_BYTES = 1024;
+
+/** Most bytes all tokens together may hold: 2^20 tokens of 64 bytes on average. */
+export const BPE_MAX_TABLE_BYTES = 64 * 1024 * 1024;
+
+const CORRUPT_HINT = 'The tokenizer metadata is corrupt or was not made by Kiln: retrain the bpe tokenizer on the training text.';
+
+/**
+ * Checks a merge list before anything is built from it: each merge is two ids already
+ * defined, and the byte lengths of the tokens it makes, summed as plain numbers, stay
+ * under BPE_MAX_TOKEN_BYTES each and BPE_MAX_TABLE_BYTES together. Returns the total
+ * bytes of the table; throws KilnError('checkpoint') naming the first bad merge.
+ */
+export function checkBpeMerges(merges: ReadonlyArray<unknown>): number {
+  if (merges.length > BPE_MAX_VOCAB - 256) {
+    throw new KilnError('checkpoint', `bpe tokenizer has ${merges.length} merges, above the ${BPE_MAX_VOCAB - 256} Kiln allows`, CORRUPT_HINT);
+  }
+  const lens = new Float64Array(256 + merges.length);
+  lens.fill(1, 0, 256);
+  let total = 256;
+  for (let r = 0; r < merges.length; r++) {
+    const m = merges[r];
+    const id = 256 + r;
+    const ok = Array.isArray(m) && m.length === 2 &&
+      Number.isInteger(m[0]) && Number.isInteger(m[1]) && m[0] >= 0 && m[1] >= 0 && m[0] < id && m[1] < id;
+    if (!ok) {
+      throw new KilnError('checkpoint', `bpe merge ${r} (${preview(m, 40)}) must be two ids below ${id}, the ones defined before it`, CORRUPT_HINT);
+    }
+    const len = lens[m[0] as number] + lens[m[1] as number];
+    if (len > BPE_MAX_TOKEN_BYTES) {
+      throw new KilnError(
+        'checkpoint',
+        `bpe merge ${r} (${m[0]}, ${m[1]}) makes a token of ${len} bytes, above the ${BPE_MAX_TOKEN_BYTES}-byte limit`,
+        CORRUPT_HINT,
+      );
+    }
+    total += len;
+    if (total > BPE_MAX_TABLE_BYTES) {
+      throw new KilnError(
+        'checkpoint',
+        `bpe merge ${r} brings the tokens to ${total} bytes in all, above the ${BPE_MAX_TABLE_BYTES}-byte limit`,
+        CORRUPT_HINT,
+      );
+    }
+    lens[id] = len;
+  }
+  return total;
+}
 
 const ENCODER = new TextEncoder();
 // Non-fatal: invalid or truncated UTF-8 becomes U+FFFD. ignoreBOM keeps a leading U+FEFF.
@@ -89,7 +145,8 @@ export interface BpeTrainOptions {
 
 /**
  * Learns vocabSize - 256 merges from `text`. Stops early, with a smaller vocabulary, when
- * every chunk of the text is already a single token (no pair is left to merge).
+ * every chunk of the text is already a single token (no pair is left to merge). A pair
+ * whose token would pass BPE_MAX_TOKEN_BYTES is never merged.
  */
 export function trainBpe(text: string, vocabSize: number, opts: BpeTrainOptions = {}): BpeTokenizer {
   if (!Number.isInteger(vocabSize) || vocabSize < 256 || vocabSize > BPE_MAX_VOCAB) {
@@ -144,6 +201,9 @@ export function trainBpe(text: string, vocabSize: number, opts: BpeTrainOptions 
   for (const [k, n] of counts) heap.push(-n, k);
 
   const merges: Array<[number, number]> = [];
+  // Token lengths in bytes: a pair whose token would pass BPE_MAX_TOKEN_BYTES (a long run
+  // of one symbol) is never merged, so every tokenizer Kiln trains also loads.
+  const lens: number[] = new Array<number>(256).fill(1);
   const seen = new Int32Array(words.length).fill(-1); // last merge that touched each word
   const report = opts.onProgress;
   while (merges.length < wanted && heap.size > 0) {
@@ -159,8 +219,10 @@ export function trainBpe(text: string, vocabSize: number, opts: BpeTrainOptions 
     }
     const a = Math.floor(k / vocabSize);
     const b = k - a * vocabSize;
+    if (lens[a] + lens[b] > BPE_MAX_TOKEN_BYTES) continue; // dropped from the heap for good
     const c = 256 + merges.length;
     merges.push([a, b]);
+    lens.push(lens[a] + lens[b]);
 
     const born = new Set<number>(); // pairs with c: the only ones whose count can rise
     for (const w of where.get(k) ?? []) {
@@ -232,25 +294,17 @@ export class BpeTokenizer implements Tokenizer {
   }
 
   constructor(merges: ReadonlyArray<readonly [number, number]>) {
+    // Bounds first, as plain numbers: nothing is allocated for a list that would blow up.
+    checkBpeMerges(merges);
     this.stride = 256 + merges.length;
     for (let i = 0; i < 256; i++) this.bytes.push(Uint8Array.of(i));
     merges.forEach((m, r) => {
-      const id = 256 + r;
-      const ok = Array.isArray(m) && m.length === 2 &&
-        m.every((x) => Number.isInteger(x) && x >= 0 && x < id);
-      if (!ok) {
-        throw new KilnError(
-          'checkpoint',
-          `bpe merge ${r} (${JSON.stringify(m)}) must be two ids below ${id}`,
-          'The tokenizer metadata is corrupt: retrain the bpe tokenizer on the training text.',
-        );
-      }
       const k = this.pairKey(m[0], m[1]);
       if (this.ranks.has(k)) {
         throw new KilnError(
           'checkpoint',
           `bpe merge ${r} repeats merge ${this.ranks.get(k)} (${m[0]}, ${m[1]})`,
-          'The tokenizer metadata is corrupt: retrain the bpe tokenizer on the training text.',
+          CORRUPT_HINT,
         );
       }
       this.ranks.set(k, r);

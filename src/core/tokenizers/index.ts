@@ -8,7 +8,7 @@ import { loadGpt2Tokenizer } from './gpt2.ts';
 import type { Tokenizer, TokenizerJSON } from './tokenizer.ts';
 
 export type { Tokenizer, TokenizerJSON } from './tokenizer.ts';
-export { BpeTokenizer, trainBpe, type BpeTrainOptions } from './bpe.ts';
+export { BPE_MAX_TABLE_BYTES, BPE_MAX_TOKEN_BYTES, BpeTokenizer, checkBpeMerges, trainBpe, type BpeTrainOptions } from './bpe.ts';
 export { CharTokenizer } from './char.ts';
 export { Gpt2Tokenizer, loadGpt2Tokenizer } from './gpt2.ts';
 
