@@ -16,7 +16,11 @@ import { dataSection, decodeSafetensors, encodeHeader, encodeSafetensors, type T
 import type { TokenizerJSON } from './tokenizers/tokenizer.ts';
 
 /** Bumped whenever the layout or metadata change meaning; older readers refuse newer files. */
-export const CHECKPOINT_FORMAT = 1;
+/**
+ * 2: kiln.header_sha256 also covers each tensor's data_offsets (format 1's did not, so
+ * swapping two same-sized tensors' offsets went unnoticed). Format 1 files still load.
+ */
+export const CHECKPOINT_FORMAT = 2;
 
 /**
  * Parameters and AdamW moments in the model spec's flat layout. The same shape as
@@ -78,8 +82,11 @@ export async function sha256Hex(bytes: Uint8Array): Promise<string> {
   return Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, '0')).join('');
 }
 
+/** A tensor as kiln.header_sha256 sees it: name, dtype, shape and (format 2 on) its data offsets. */
+type TableRow = [string, string, number[]] | [string, string, number[], [number, number]];
+
 /** What kiln.header_sha256 hashes: the metadata but itself, and the tensor table, sorted. */
-function canonicalHeader(metadata: Record<string, string>, tensors: Array<[string, string, number[]]>): Uint8Array {
+function canonicalHeader(metadata: Record<string, string>, tensors: TableRow[]): Uint8Array {
   const meta = Object.keys(metadata)
     .filter((k) => k !== 'kiln.header_sha256')
     .sort()
@@ -141,7 +148,14 @@ export async function sealSafetensors(tensors: TensorIn[], meta: Record<string, 
   const bytes = encodeSafetensors(tensors, metadata);
   const data = dataSection(bytes);
   metadata['kiln.sha256'] = await sha256Hex(data);
-  const table = tensors.map((t): [string, string, number[]] => [t.name, t.dtype, t.shape]);
+  // The offsets encodeHeader gives: the tensors one after another, in list order.
+  const withOffsets = Number(meta['kiln.format']) >= 2;
+  let at = 0;
+  const table = tensors.map((t): TableRow => {
+    const row: TableRow = withOffsets ? [t.name, t.dtype, t.shape, [at, at + t.data.byteLength]] : [t.name, t.dtype, t.shape];
+    at += t.data.byteLength;
+    return row;
+  });
   metadata['kiln.header_sha256'] = await sha256Hex(canonicalHeader(metadata, table));
   const header = encodeHeader(tensors, metadata);
   if (header.length !== data.byteOffset) throw new Error('checkpoint: header length changed');
@@ -237,7 +251,7 @@ export async function decodeCheckpoint(bytes: Uint8Array): Promise<CheckpointDat
     fail(`checkpoint was made by a newer Kiln (format ${format}; this Kiln reads format ${CHECKPOINT_FORMAT})`, 'update Kiln to open it');
   if (Number(format) < 1) fail(`checkpoint has an unknown kiln.format ${format}`);
 
-  const table = [...tensors].map(([name, t]): [string, string, number[]] => [name, t.dtype, t.shape]);
+  const table = [...tensors].map(([name, t]): TableRow => (Number(format) >= 2 ? [name, t.dtype, t.shape, t.offsets] : [name, t.dtype, t.shape]));
   const headerHash = await sha256Hex(canonicalHeader(metadata, table));
   if (headerHash !== metadata['kiln.header_sha256'])
     fail('checkpoint is corrupt: its header does not match the hash it was saved with');

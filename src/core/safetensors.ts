@@ -24,6 +24,8 @@ export interface TensorOut {
   dtype: Dtype;
   shape: number[];
   data: Float32Array;
+  /** [begin, end) of its bytes in the data section, as the header says. */
+  offsets: [number, number];
 }
 
 export interface Safetensors {
@@ -278,7 +280,7 @@ export function decodeSafetensors(bytes: Uint8Array, options: DecodeOptions = {}
     if (!READABLE.has(e.dtype))
       fail(`checkpoint tensor ${quoteName(e.name)} is ${e.dtype}; Kiln reads F32, F16 and BF16`, 'convert the file to float32 or float16 first');
     const src = bytes.subarray(dataStart + e.begin, dataStart + e.end);
-    tensors.set(e.name, { dtype: e.dtype as Dtype, shape: e.shape, data: toF32(src, e.dtype) });
+    tensors.set(e.name, { dtype: e.dtype as Dtype, shape: e.shape, data: toF32(src, e.dtype), offsets: [e.begin, e.end] });
   }
   return { tensors, metadata };
 }

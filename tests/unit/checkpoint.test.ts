@@ -77,7 +77,7 @@ describe('checkpoint round trip', () => {
       ...spec.params.map((p) => `optimizer.exp_avg_sq.${p.name}`),
     ]);
     expect(tensors.get('transformer.h.0.attn.c_attn.weight')!.shape).toEqual([8, 24]);
-    expect(metadata['kiln.format']).toBe('1');
+    expect(metadata['kiln.format']).toBe('2');
     expect(JSON.parse(metadata['kiln.config'])).toEqual(c.config);
     expect(JSON.parse(metadata['kiln.model'])).toEqual(c.model);
     expect(JSON.parse(metadata['kiln.tokenizer'])).toEqual(c.tokenizer);
@@ -157,7 +157,7 @@ describe('checkpoints that are well-formed but wrong', () => {
 
   it('says a newer format was made by a newer Kiln', async () => {
     const { list, metadata } = await parts();
-    const e = await expectRejected(decodeCheckpoint(await sealSafetensors(list, { ...metadata, 'kiln.format': '2' })), /made by a newer Kiln/);
+    const e = await expectRejected(decodeCheckpoint(await sealSafetensors(list, { ...metadata, 'kiln.format': '3' })), /made by a newer Kiln/);
     expect(e.hint).toMatch(/update Kiln/);
   });
 
@@ -190,6 +190,31 @@ describe('checkpoints that are well-formed but wrong', () => {
     await expectRejected(decodeCheckpoint(await seal({ 'kiln.model': '{"vocabSize":6}' })), /not a model shape/);
     const wide = JSON.stringify({ ...JSON.parse(metadata['kiln.model']), nEmbd: 16 });
     await expectRejected(decodeCheckpoint(await seal({ 'kiln.model': wide })), /nEmbd 16 but its config says 8/);
+  });
+
+  it('covers the tensors\' data offsets in the header hash (format 2), and still reads format 1', async () => {
+    const { list, metadata } = await parts();
+    expect(metadata['kiln.format']).toBe('2');
+    // A format-1 file (made before the offsets were hashed) still loads.
+    const old = await decodeCheckpoint(await sealSafetensors(list, { ...metadata, 'kiln.format': '1' }));
+    expect(old.state.params).toEqual(makeCheckpoint().state.params);
+    // Swap two same-sized tensors' offsets in the header, keeping its length and hashes.
+    const swap = (bytes: Uint8Array): Uint8Array => {
+      const out = bytes.slice();
+      const n = Number(new DataView(out.buffer).getBigUint64(0, true));
+      const text = new TextDecoder().decode(out.subarray(8, 8 + n));
+      const header = JSON.parse(text) as Record<string, { data_offsets: [number, number] }>;
+      const a = header['transformer.h.0.ln_1.weight'].data_offsets;
+      const b = header['transformer.h.0.ln_1.bias'].data_offsets;
+      const swapped = text.replace(JSON.stringify(a), '\u0000').replace(JSON.stringify(b), JSON.stringify(a)).replace('\u0000', JSON.stringify(b));
+      expect(swapped.length).toBe(text.length);
+      out.set(new TextEncoder().encode(swapped), 8);
+      return out;
+    };
+    await expectRejected(decodeCheckpoint(swap(await sealSafetensors(list, metadata))), /header does not match the hash/);
+    // Format 1 could not tell: the gap the format bump closes.
+    const fooled = await decodeCheckpoint(swap(await sealSafetensors(list, { ...metadata, 'kiln.format': '1' })));
+    expect(fooled.state.params).not.toEqual(old.state.params);
   });
 
   it('refuses a crafted model shape before allocating for it (a few bytes of metadata naming a huge model)', async () => {
