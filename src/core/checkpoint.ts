@@ -13,6 +13,7 @@ import { FIELD_BY_KEY, validate, type RunConfig } from './config.ts';
 import { KilnError } from './errors.ts';
 import { formatBytes, modelSpec, paramViews, type ModelConfig } from './model-spec.ts';
 import { dataSection, decodeSafetensors, encodeHeader, encodeSafetensors, type TensorIn, type TensorOut } from './safetensors.ts';
+import { checkBpeMerges } from './tokenizers/bpe.ts';
 import type { TokenizerJSON } from './tokenizers/tokenizer.ts';
 
 /** Bumped whenever the layout or metadata change meaning; older readers refuse newer files. */
@@ -201,6 +202,9 @@ export function parseTokenizerJSON(x: unknown, where: string): TokenizerJSON {
   } else if (x.kind === 'bpe') {
     const ok = (p: unknown) => Array.isArray(p) && p.length === 2 && p.every((i) => Number.isSafeInteger(i) && i >= 0);
     if (!Array.isArray(x.merges) || !x.merges.every(ok)) bad();
+    // Token lengths summed as numbers before any table is built: a few KB of merges can
+    // otherwise ask for gigabytes (each merge doubling the last token).
+    checkBpeMerges(x.merges as unknown[]);
     tok = { kind: 'bpe', merges: x.merges as Array<[number, number]> };
   } else if (x.kind === 'gpt2') {
     tok = { kind: 'gpt2' };
@@ -222,6 +226,8 @@ function parseTokenizer(x: unknown, config: RunConfig, model: ModelConfig): Toke
   if (tokenizerVocab(tok) > model.vocabSize)
     fail(`checkpoint tokenizer has ${tokenizerVocab(tok)} tokens but the model only ${model.vocabSize} embedding rows`);
   if (tok.kind !== config.tokenizer) fail(`checkpoint tokenizer is ${tok.kind} but its config says ${config.tokenizer}`);
+  if (tok.kind === 'bpe' && 256 + tok.merges.length > config.bpeVocab)
+    fail(`checkpoint bpe tokenizer has ${256 + tok.merges.length} tokens but its config's bpeVocab is ${config.bpeVocab}`);
   return tok;
 }
 

@@ -217,6 +217,20 @@ describe('checkpoints that are well-formed but wrong', () => {
     expect(fooled.state.params).not.toEqual(old.state.params);
   });
 
+  it('refuses a BPE merge list that doubles token lengths, and merges past bpeVocab, before building the tokenizer', async () => {
+    const c = makeCheckpoint({ tokenizer: 'bpe', bpeVocab: 300, vocabSize: 0 });
+    const doubling: Array<[number, number]> = [[97, 97], ...Array.from({ length: 39 }, (_, i): [number, number] => [256 + i, 256 + i])];
+    const model = resolveModel(c.config, 256 + doubling.length);
+    const params = initParams(modelSpec(model), new Rng(1));
+    const crafted = await encodeCheckpoint({ ...c, model, tokenizer: { kind: 'bpe', merges: doubling }, state: { params, m: null, v: null, step: c.step } });
+    const e = await expectRejected(decodeCheckpoint(crafted), /bpe merge \d+ .* makes a token of \d+ bytes/);
+    expect(e.code).toBe('checkpoint');
+    const few: Array<[number, number]> = [[97, 98], [256, 99]];
+    const small = resolveModel({ ...c.config, bpeVocab: 257 }, 258);
+    const over = await encodeCheckpoint({ ...c, config: { ...c.config, bpeVocab: 257 }, model: small, tokenizer: { kind: 'bpe', merges: few }, state: { params: initParams(modelSpec(small), new Rng(1)), m: null, v: null, step: c.step } });
+    await expectRejected(decodeCheckpoint(over), /has 258 tokens but its config's bpeVocab is 257/);
+  });
+
   it('refuses a crafted model shape before allocating for it (a few bytes of metadata naming a huge model)', async () => {
     const { list, metadata } = await parts();
     const seal = (m: Record<string, string>, l = list) => sealSafetensors(l, { ...metadata, ...m });
