@@ -1,7 +1,7 @@
 // `kiln eval`, `sample`, `export`, `import`: each reads a checkpoint (or an HF folder),
 // does one thing and prints its result; numbers go to stdout as JSON.
 import { randomInt } from 'node:crypto';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { encodeCheckpoint } from '../core/checkpoint.ts';
 import { DEFAULT_CONFIG, parseField, validate, type RunConfig } from '../core/config.ts';
@@ -133,8 +133,14 @@ export async function importCommand(flags: { hf?: string; out?: string; set?: st
     throw new KilnError('checkpoint', `${flags.hf} has no config.json`, 'give a folder written by `kiln export --hf` or a Hugging Face GPT-2 model folder');
   }
   const tokPath = join(flags.hf, KILN_TOKENIZER_FILE);
-  const kilnTokenizer = existsSync(tokPath) ? readFileSync(tokPath, 'utf8') : undefined;
+  let kilnTokenizer: string | undefined;
+  if (existsSync(tokPath)) {
+    if (!statSync(tokPath).isFile()) throw new KilnError('checkpoint', `${tokPath} is not a file`, `remove it, or put the ${KILN_TOKENIZER_FILE} that kiln export wrote there`);
+    kilnTokenizer = readFileSync(tokPath, 'utf8');
+  }
   const { model, params, tokenizer } = importHF({ modelSafetensors, configJson, kilnTokenizer });
+  if (kilnTokenizer === undefined)
+    process.stderr.write(`kiln: note: ${flags.hf} has no ${KILN_TOKENIZER_FILE}: using GPT-2's tokenizer (vocab_size ${model.vocabSize})\n`);
   const config: RunConfig = {
     ...DEFAULT_CONFIG,
     nLayer: model.nLayer, nHead: model.nHead, nEmbd: model.nEmbd, blockSize: model.blockSize,

@@ -324,6 +324,12 @@ describe('kiln: train, eval, sample, export, import', () => {
     // import never overwrites.
     const again = await runKiln(['import', '--hf', hf, '--out', back]);
     expectKilnError(again, 1, /already exists/);
+    // A folder where the tokenizer file should be is a readable refusal, not an EISDIR trace.
+    const odd = join(root, 'hf-odd');
+    mkdirSync(join(odd, 'kiln_tokenizer.json'), { recursive: true });
+    copyFileSync(join(hf, 'model.safetensors'), join(odd, 'model.safetensors'));
+    copyFileSync(join(hf, 'config.json'), join(odd, 'config.json'));
+    expectKilnError(await runKiln(['import', '--hf', odd, '--out', join(root, 'odd.safetensors')]), 2, /kiln_tokenizer\.json is not a file/);
   });
 });
 
