@@ -177,6 +177,7 @@ first run:  kiln train --preset names --out runs/names
 more help:  kiln help <command>    every flag of a command, with examples
             kiln help settings     every --set key: meaning, range, default
             kiln --version
+            --debug (with any command): where an internal error happened
 
 exit codes: 0 done, 1 bad usage or config, 2 bad data or checkpoint, 3 no usable device,
             4 numerical failure (NaN/Inf loss), 130 stopped by Ctrl-C (checkpoint saved)

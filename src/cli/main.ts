@@ -182,6 +182,19 @@ function help(topic: string | undefined): number {
 }
 
 export async function main(argv: string[]): Promise<number> {
+  // --debug, anywhere before a `--`: KILN_DEBUG=1 for this run (stack traces in reports).
+  const stop = argv.indexOf('--');
+  const debug = argv.findIndex((a, i) => a === '--debug' && (stop < 0 || i < stop));
+  if (debug >= 0) {
+    const before = process.env.KILN_DEBUG;
+    process.env.KILN_DEBUG = '1';
+    try {
+      return await main([...argv.slice(0, debug), ...argv.slice(debug + 1)]);
+    } finally {
+      if (before === undefined) delete process.env.KILN_DEBUG;
+      else process.env.KILN_DEBUG = before;
+    }
+  }
   const [name, ...rest] = argv;
   try {
     if (!name) {
