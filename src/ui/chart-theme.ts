@@ -3,6 +3,9 @@
 import { css, unsafeCSS, type CSSResult } from 'lit';
 import uPlot from 'uplot';
 import uplotCss from 'uplot/dist/uPlot.min.css?inline';
+import { FONT_FAMILY, hostStyles } from './host-styles.ts';
+
+export { FONT_FAMILY };
 
 /** A calm palette on the page's #faf8f5: train in kiln brown-orange, val in blue. */
 export const COLORS = {
@@ -24,12 +27,12 @@ export const COLORS = {
 /** The same colours for css`` templates (which take only CSS values). */
 export const CSS_COLORS = Object.fromEntries(Object.entries(COLORS).map(([k, v]) => [k, unsafeCSS(v)])) as Record<keyof typeof COLORS, CSSResult>;
 
-export const FONT_FAMILY = 'system-ui, -apple-system, "Segoe UI", Roboto, sans-serif';
 export const CSS_FONT_FAMILY = unsafeCSS(FONT_FAMILY);
 const AXIS_FONT = `11px ${FONT_FAMILY}`;
 
 /** uPlot's stylesheet plus the legend and overlay look of both elements. */
 export const chartStyles = [
+  hostStyles,
   unsafeCSS(uplotCss),
   css`
     .uplot {
@@ -104,11 +107,6 @@ function decimalsOf(incr: number): number {
 /** A step as people read it: 12,345. */
 export function formatStep(v: number | null | undefined): string {
   return v === null || v === undefined || !Number.isFinite(v) ? '–' : Math.round(v).toLocaleString('en-US');
-}
-
-/** A loss with 4 digits after the point (DESIGN.md, "The lab's screen"). */
-export function formatLoss(v: number | null | undefined): string {
-  return v === null || v === undefined || !Number.isFinite(v) ? '–' : v.toFixed(4);
 }
 
 /** Seconds as 1:02:03 or 4:05. */

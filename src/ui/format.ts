@@ -1,6 +1,7 @@
 // Number formats the lab's status and panels share: losses with 4 digits, rates and
 // durations short enough for a status bar, all stable in width where they can be.
 
+/** A loss with 4 digits after the point (DESIGN.md, "The lab's screen"). */
 export function fmtLoss(x: number | null | undefined): string {
   return x === null || x === undefined || !Number.isFinite(x) ? '–' : x.toFixed(4);
 }
@@ -18,11 +19,4 @@ export function fmtDuration(s: number | null | undefined): string {
   if (s < 60) return `${Math.round(s)} s`;
   if (s < 3600) return `${Math.floor(s / 60)} min ${String(Math.round(s % 60)).padStart(2, '0')} s`;
   return `${Math.floor(s / 3600)} h ${String(Math.floor((s % 3600) / 60)).padStart(2, '0')} min`;
-}
-
-export function fmtCount(n: number): string {
-  if (n >= 1e9) return `${(n / 1e9).toFixed(2)}B`;
-  if (n >= 1e6) return `${(n / 1e6).toFixed(2)}M`;
-  if (n >= 1e4) return `${(n / 1e3).toFixed(1)}k`;
-  return n.toLocaleString('en-US');
 }

@@ -19,7 +19,7 @@ import './kiln-data-picker.ts';
 import './kiln-loss-chart.ts';
 import './kiln-metric-charts.ts';
 import './kiln-sample-panel.ts';
-import { fmtCount } from './format.ts';
+import { formatCount } from './config-form.ts';
 
 const DEFAULT_PRESET = 'names';
 
@@ -222,7 +222,7 @@ export class KilnApp extends LitElement {
         </ol>
       </section>`;
     }
-    return html`<div class="runinfo"><span>${r.spec.preset}</span><span>${fmtCount(r.numParams)} parameters</span>
+    return html`<div class="runinfo"><span>${r.spec.preset}</span><span>${formatCount(r.numParams)} parameters</span>
       <span>${r.backend === 'webgpu' ? 'WebGPU' : 'CPU'} · ${formatBytes(r.memoryBytes)}</span><span>${r.data.name}</span></div>`;
   }
 

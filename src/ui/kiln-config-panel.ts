@@ -11,6 +11,7 @@ import type { FieldKey, FieldSpec, RunConfig } from '../core/config.ts';
 import { formatBytes } from '../core/model-spec.ts';
 import { PRESETS, findPreset } from '../core/presets.ts';
 import type { ConfigFit, LabBackendKind, LabEnvironment } from '../worker/api.ts';
+import { hostStyles } from './host-styles.ts';
 import {
   FORM_SECTIONS, changedFields, editField, fieldText, formatCount, formState, numberStep, presetBase, reconcileDrafts,
   type Drafts, type FieldGroup, type FormState,
@@ -28,14 +29,7 @@ type CopyState = 'idle' | 'copied' | 'selected';
 
 @customElement('kiln-config-panel')
 export class KilnConfigPanel extends LitElement {
-  static override styles = css`
-    :host {
-      display: block;
-      min-width: 0;
-      color: #222;
-      font: 13px/1.4 system-ui, -apple-system, 'Segoe UI', Roboto, sans-serif;
-      font-variant-numeric: tabular-nums;
-    }
+  static override styles = [hostStyles, css`
     * { box-sizing: border-box; }
     .sr-only {
       position: absolute; width: 1px; height: 1px; overflow: hidden;
@@ -131,7 +125,7 @@ export class KilnConfigPanel extends LitElement {
       white-space: pre-wrap; word-break: break-all; max-height: 9.5em; overflow-y: auto;
     }
     .copied { display: block; min-height: 1.3em; margin-top: 2px; font-size: 12px; color: #6b645c; }
-  `;
+  `];
 
   /** The preset the config started from (its name; an unknown name means a custom config). */
   @property() preset = 'names';

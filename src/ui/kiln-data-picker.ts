@@ -10,6 +10,7 @@ import { live } from 'lit/directives/live.js';
 import { BUNDLED_DATASETS } from '../core/datasets.ts';
 import { formatBytes } from '../core/model-spec.ts';
 import type { DataSource, DataSummary } from '../worker/api.ts';
+import { hostStyles } from './host-styles.ts';
 import { MAX_FILE_BYTES, asSentence, refuseDrop, refuseFile, summaryRows, type Refusal } from './data-choice.ts';
 
 /** detail of the `data-choose` event. */
@@ -19,14 +20,7 @@ export interface DataChooseDetail {
 
 @customElement('kiln-data-picker')
 export class KilnDataPicker extends LitElement {
-  static override styles = css`
-    :host {
-      display: block;
-      min-width: 0;
-      color: #222;
-      font: 13px/1.4 system-ui, -apple-system, 'Segoe UI', Roboto, sans-serif;
-      font-variant-numeric: tabular-nums;
-    }
+  static override styles = [hostStyles, css`
     * { box-sizing: border-box; }
     .wrap { position: relative; border-radius: 8px; }
     .wrap.drag { outline: 2px dashed #c2571a; outline-offset: 3px; background: #fdf1e8; }
@@ -90,7 +84,7 @@ export class KilnDataPicker extends LitElement {
     }
     .alert p { margin: 0; }
     .alert .hint { margin-top: 2px; color: #4a443e; }
-  `;
+  `];
 
   /** The chosen text: a bundled dataset's id, 'file' for the person's own file, or null. */
   @property() selected: string | null = null;

@@ -6,9 +6,10 @@ import { LitElement, css, html, type PropertyValues } from 'lit';
 import { customElement, property, query } from 'lit/decorators.js';
 import uPlot from 'uplot';
 import type { LabMetrics } from '../worker/api.ts';
-import { COLORS, CSS_COLORS, CSS_FONT_FAMILY, FONT_FAMILY, chartStyles, formatLoss, formatStep, stepAxis, valueAxis } from './chart-theme.ts';
+import { COLORS, CSS_COLORS, FONT_FAMILY, chartStyles, formatStep, stepAxis, valueAxis } from './chart-theme.ts';
+import { fmtLoss } from './format.ts';
 import { DebiasedEma, clampSmoothing, paddedRange, stepRange } from './smoothing.ts';
-import { FrameBatcher, GrowableColumn, StepTable } from './uplot-columns.ts';
+import { FrameBatcher, GrowableColumn, RowsSeen, StepTable } from './uplot-columns.ts';
 
 /** A horizontal dashed line with a label ("bigram ~2.45"). */
 export interface ReferenceLine {
@@ -31,13 +32,6 @@ export class KilnLossChart extends LitElement {
   static override styles = [
     ...chartStyles,
     css`
-      :host {
-        display: block;
-        min-width: 0;
-        color: ${CSS_COLORS.text};
-        font: 13px/1.4 ${CSS_FONT_FAMILY};
-        font-variant-numeric: tabular-nums;
-      }
       .controls {
         display: flex;
         flex-wrap: wrap;
@@ -84,12 +78,12 @@ export class KilnLossChart extends LitElement {
         display: none;
       }
       .empty {
+        /* Near the top, so it never sits on a reference line drawn across the plot. */
         position: absolute;
-        inset: 0;
+        inset: 12px 0 auto;
         display: flex;
-        align-items: center;
         justify-content: center;
-        padding: 0 12px;
+        padding: 4px 12px;
         text-align: center;
         font-size: 13px;
         color: ${CSS_COLORS.muted};
@@ -123,6 +117,9 @@ export class KilnLossChart extends LitElement {
   private zoomed = false;
   private width = 0;
   private readonly batcher = new FrameBatcher(() => this.flush());
+  private readonly rowsSeen = new RowsSeen();
+  /** The reference lines drawn, as text: the parent hands a new array on every render. */
+  private refsKey = '';
   private readonly resize = new ResizeObserver(() => this.fit());
 
   override connectedCallback(): void {
@@ -163,7 +160,11 @@ export class KilnLossChart extends LitElement {
     // uPlot fixes a scale's distribution when it is made: a log switch makes a new plot.
     if ((changed.has('logX') || changed.has('logY')) && this.plot && this.plotLog !== this.logKey()) this.createPlot();
     if (changed.has('height') && this.plot) this.plot.setSize({ width: this.plot.width, height: this.height });
-    if (changed.has('metrics') || changed.has('referenceLines') || changed.has('smoothing')) this.batcher.schedule();
+    const newRows = changed.has('metrics') && this.rowsSeen.changed(this.metrics);
+    const refs = this.referenceLines.map((r) => `${r.value} ${r.label}`).join('|');
+    const newRefs = refs !== this.refsKey;
+    this.refsKey = refs;
+    if (newRows || newRefs || changed.has('smoothing')) this.batcher.schedule();
   }
 
   private onSmoothing(e: Event): void {
@@ -265,7 +266,7 @@ export class KilnLossChart extends LitElement {
       return this.table.sparseColumn('val').last();
     };
     // With the cursor away the legend shows the latest values, not dashes.
-    const lossValue = (_u: uPlot, v: number | null, sidx: number, idx: number | null) => formatLoss(idx === null ? latest(sidx) : v);
+    const lossValue = (_u: uPlot, v: number | null, sidx: number, idx: number | null) => fmtLoss(idx === null ? latest(sidx) : v);
     return {
       width,
       height: this.height,

@@ -6,9 +6,9 @@ import { LitElement, css, html, type PropertyValues } from 'lit';
 import { customElement, property, state } from 'lit/decorators.js';
 import uPlot from 'uplot';
 import type { LabMetrics } from '../worker/api.ts';
-import { COLORS, CSS_COLORS, CSS_FONT_FAMILY, chartStyles, formatElapsed, formatPercentTick, formatStep, formatTick, stepAxis, valueAxis } from './chart-theme.ts';
+import { COLORS, CSS_COLORS, chartStyles, formatElapsed, formatPercentTick, formatStep, formatTick, stepAxis, valueAxis } from './chart-theme.ts';
 import { paddedRange, stepRange } from './smoothing.ts';
-import { FrameBatcher, StepTable } from './uplot-columns.ts';
+import { FrameBatcher, RowsSeen, StepTable } from './uplot-columns.ts';
 
 type Key = 'lr' | 'grad_norm' | 'tokens_per_s' | 'mfu';
 
@@ -40,13 +40,6 @@ export class KilnMetricCharts extends LitElement {
   static override styles = [
     ...chartStyles,
     css`
-      :host {
-        display: block;
-        min-width: 0;
-        color: ${CSS_COLORS.text};
-        font: 13px/1.4 ${CSS_FONT_FAMILY};
-        font-variant-numeric: tabular-nums;
-      }
       .elapsed {
         margin: 0 0 6px;
         font-size: 12px;
@@ -106,6 +99,7 @@ export class KilnMetricCharts extends LitElement {
   });
   private readonly plots = new Map<Key, Live>();
   private plotLogX = false;
+  private readonly rowsSeen = new RowsSeen();
   private readonly batcher = new FrameBatcher(() => this.flush());
   private readonly resize = new ResizeObserver(() => this.fit());
 
@@ -150,7 +144,7 @@ export class KilnMetricCharts extends LitElement {
     }
     if (changed.has('height')) for (const p of this.plots.values()) p.u.setSize({ width: p.width, height: this.height });
     this.syncPlots();
-    if (changed.has('metrics')) this.batcher.schedule();
+    if (changed.has('metrics') && this.rowsSeen.changed(this.metrics)) this.batcher.schedule();
   }
 
   /** A plot for every panel on screen, none for a panel gone (MFU in a run without it). */

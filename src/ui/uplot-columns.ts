@@ -241,3 +241,20 @@ export class FrameBatcher {
     this.notBefore = t1 + 2 * (t1 - t0);
   }
 }
+
+/**
+ * Whether the parent's rows array holds anything not yet seen: another array, or the
+ * same one grown (rows are pushed in place). The page re-renders for many reasons (a
+ * streamed sample token, a status line): only new rows are worth a redraw.
+ */
+export class RowsSeen {
+  private rows: readonly unknown[] | null = null;
+  private length = -1;
+
+  changed(rows: readonly unknown[]): boolean {
+    if (rows === this.rows && rows.length === this.length) return false;
+    this.rows = rows;
+    this.length = rows.length;
+    return true;
+  }
+}
