@@ -154,10 +154,10 @@ export async function train(o: TrainerOptions): Promise<TrainerResult> {
       if (inFlight.length === 0) issue();
       while (inFlight.length < depth && !o.signal?.aborted && !barrierAfter(issued)) issue();
       // A stop request (Ctrl-C, the lab's Pause) arrives as a macrotask, and a CPU step
-      // settles through microtasks only: let it in once per step, after the next step is
-      // issued (so a pipelining backend's device never waits on it), so that a stop lands
-      // within the steps already in flight.
-      await yieldTurn();
+      // settles through microtasks only: let it in once per step, so that a stop lands
+      // within one step. A pipelining backend's steps settle through the event loop
+      // already (GPU readbacks), and a turn here would only reorder their completions.
+      if (depth === 1) await yieldTurn();
       const cur = inFlight.shift()!;
       const stats = await cur.stats;
       const tDone = now();
