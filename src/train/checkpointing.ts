@@ -2,7 +2,7 @@
 // backend's tensors (sampler state, elapsed time, best val loss, the dataset), and
 // reading it back for a resume. No file system here: the CLI writes files, the lab
 // writes IndexedDB, both from these bytes.
-import type { Backend } from '../backends/backend.ts';
+import type { Backend, TrainState } from '../backends/backend.ts';
 import { decodeCheckpoint, encodeCheckpoint, type CheckpointData } from '../core/checkpoint.ts';
 import type { RunConfig } from '../core/config.ts';
 import type { ModelConfig } from '../core/model-spec.ts';
@@ -21,13 +21,22 @@ export interface RunIdentity {
 }
 
 export async function checkpointBytes(backend: Backend, run: RunIdentity, snap: TrainerSnapshot): Promise<Uint8Array> {
-  const state = await backend.save();
+  return stateCheckpointBytes(await backend.save(), backend.kind, run, snap);
+}
+
+/** The checkpoint of a state saved earlier (the lab writes its in-memory snapshots while training goes on). */
+export async function stateCheckpointBytes(
+  state: TrainState,
+  backendKind: string,
+  run: RunIdentity,
+  snap: Pick<TrainerSnapshot, 'step' | 'samplerState' | 'elapsedS' | 'bestValLoss' | 'lastValLoss'>,
+): Promise<Uint8Array> {
   const extra: Record<string, string> = { 'kiln.elapsed_s': String(snap.elapsedS) };
   if (snap.bestValLoss !== null) extra['kiln.best_val_loss'] = String(snap.bestValLoss);
   if (snap.lastValLoss !== null) extra['kiln.val_loss'] = String(snap.lastValLoss);
   if (run.dataset) extra['kiln.dataset'] = JSON.stringify(run.dataset);
   if (run.init) extra['kiln.init'] = JSON.stringify(run.init);
-  extra['kiln.backend'] = backend.kind;
+  extra['kiln.backend'] = backendKind;
   const data: CheckpointData = {
     config: run.config,
     model: run.model,

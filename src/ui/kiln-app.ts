@@ -164,7 +164,7 @@ export class KilnApp extends LitElement {
     const s = e.detail.source;
     this.fileError = null;
     if (s.kind === 'file') this.lastFile = s;
-    this.dataChoice = s.kind === 'file' ? 'file' : s.id;
+    this.dataChoice = s.kind === 'bundled' ? s.id : 'file';
     this.preparedFor = '';
   }
 
@@ -223,7 +223,7 @@ export class KilnApp extends LitElement {
       </section>`;
     }
     return html`<div class="runinfo"><span>${r.spec.preset}</span><span>${formatCount(r.numParams)} parameters</span>
-      <span>${r.backend === 'webgpu' ? 'WebGPU' : 'CPU'} · ${formatBytes(r.memoryBytes)}</span><span>${r.data.name}</span></div>`;
+      <span>${r.backend === 'webgpu' ? 'WebGPU' : 'CPU'} · ${formatBytes(r.memoryBytes)}</span><span>${r.data?.name ?? 'data not loaded'}</span></div>`;
   }
 
   override render() {

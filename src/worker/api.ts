@@ -7,6 +7,7 @@
 import type { RunConfig } from '../core/config.ts';
 import type { ErrorCode } from '../core/errors.ts';
 import type { ModelConfig } from '../core/model-spec.ts';
+import type { RunRecord, StorageUsage } from '../core/run-record.ts';
 import type { DatasetRef, RunSpec } from '../core/run-spec.ts';
 import type { StepMetrics } from '../train/trainer.ts';
 
@@ -32,7 +33,10 @@ export interface LabEnvironment {
 /** Training text: one the lab bundles, or a file the person picked or dropped. */
 export type DataSource =
   | { kind: 'bundled'; id: string }
-  | { kind: 'file'; name: string; bytes: Uint8Array };
+  /** `expect`: the file a share link or a saved run names; a file with other contents is refused. */
+  | { kind: 'file'; name: string; bytes: Uint8Array; expect?: { sha256: string; bytes: number } }
+  /** A user's file the run library keeps by content hash (a saved run's data). */
+  | { kind: 'stored'; sha256: string };
 
 /** What prepareData made of a text with a config's tokenizer. */
 export interface DataSummary {
@@ -102,6 +106,12 @@ export interface RunStatus {
   recoverable: boolean;
   /** Step of the last in-memory snapshot (what recover() returns to). */
   snapshotStep: number | null;
+  /** Step of the newest checkpoint in the run library (null: not saved yet, or not kept). */
+  savedStep: number | null;
+  /** A save to the run library is being written. */
+  saving: boolean;
+  /** The last save failed (a full disk or quota): training paused, the previous checkpoint kept. */
+  saveError?: LabError;
   error?: LabError;
 }
 
@@ -109,13 +119,20 @@ export interface RunStatus {
 export type LabMetrics = StepMetrics;
 
 export interface RunInfo {
+  /** The run library's id for it (RunRecord.id). */
+  id: string;
+  /** The person's name for it. */
+  name: string;
   spec: RunSpec;
   model: ModelConfig;
   numParams: number;
   backend: LabBackendKind;
   device: string;
   memoryBytes: number;
-  data: DataSummary;
+  /** The data it trains on; null for a run opened without its data (sampling works, training needs the file). */
+  data: DataSummary | null;
+  /** Where a branched run came from. */
+  parent?: RunRecord['parent'];
 }
 
 export type LabEvent =
@@ -171,4 +188,32 @@ export interface LabApi {
   status(): Promise<RunStatus>;
   /** Frees the run (backend, buffers). */
   dispose(): Promise<void>;
+
+  // ---- the run library (IndexedDB in the browser) ----
+  /** Every saved run, most recently updated first. */
+  listRuns(): Promise<RunRecord[]>;
+  /**
+   * Makes a saved run the current one, paused at its newest checkpoint (or `step`'s):
+   * weights, AdamW moments, data order and curve as they were, so resume() continues
+   * the same curve. Its data is read again (bundled, or the kept file); when it cannot
+   * be, the run opens for sampling only (RunInfo.data null).
+   */
+  openRun(id: string, backend: LabBackendKind, step?: number): Promise<RunInfo>;
+  renameRun(id: string, name: string): Promise<RunRecord>;
+  deleteRun(id: string): Promise<void>;
+  /** A checkpoint as the `.safetensors` file `kiln eval/sample/export` read (the newest, or `step`'s). */
+  exportCheckpoint(id: string, step?: number): Promise<{ fileName: string; bytes: Uint8Array }>;
+  /** Adds a `.safetensors` checkpoint (from `kiln train`, or downloaded) to the library as a run. */
+  importCheckpoint(fileName: string, bytes: Uint8Array): Promise<RunRecord>;
+  /**
+   * A new run from one of a run's checkpoints with changed training settings (the model's
+   * shape stays): it keeps the parent's curve up to `step` and records where it came from.
+   * Opened like openRun, paused at `step`.
+   */
+  branchRun(id: string, step: number, config: RunConfig, backend: LabBackendKind, name?: string): Promise<RunInfo>;
+  /** A saved run's committed metrics (for comparing runs on one chart). */
+  runMetrics(id: string): Promise<LabMetrics[]>;
+  /** Saves the current run's checkpoint now (also done every checkpointEvery steps and on pause/stop). */
+  save(): Promise<void>;
+  storageUsage(): Promise<StorageUsage>;
 }

@@ -10,6 +10,13 @@
 // leave the same curve as an uninterrupted run. An in-memory snapshot (weights and
 // AdamW moments) is taken at the checkpoint cadence and on every pause; after a lost
 // device recover() loads it into a new backend.
+//
+// With a run library (deps.store), every run is kept: its record at creation, and a
+// checkpoint (the CLI's safetensors bytes) with the metrics rows logged up to it at the
+// checkpoint cadence, on pause, stop and at the end. Saves are written one after
+// another behind training, from the in-memory snapshot, so training does not wait for
+// storage; pause() and stop() wait for them, so a paused run is a saved run. openRun()
+// makes a saved run current again exactly where its checkpoint stood.
 import type { Backend, TrainState } from '../backends/backend.ts';
 import type { RunConfig } from '../core/config.ts';
 import { validate } from '../core/config.ts';
@@ -17,12 +24,18 @@ import { findDataset } from '../core/datasets.ts';
 import { isKilnError, KilnError } from '../core/errors.ts';
 import { memoryEstimate, modelSpec, resolveModel, type ModelConfig } from '../core/model-spec.ts';
 import type { RngState } from '../core/rng.ts';
-import type { RunSpec } from '../core/run-spec.ts';
-import { decodeText } from '../core/text.ts';
-import type { Tokenizer } from '../core/tokenizers/index.ts';
+import type { RunRecord, SavedPhase, StorageUsage } from '../core/run-record.ts';
+import type { DatasetRef, RunSpec } from '../core/run-spec.ts';
+import { decodeText, printable } from '../core/text.ts';
+import { tokenizerFromJSON, type Tokenizer } from '../core/tokenizers/index.ts';
+import type { RunStore } from '../store/run-store.ts';
+import { readResumePoint, stateCheckpointBytes } from '../train/checkpointing.ts';
 import { initialState, prepareData, type PreparedData } from '../train/prepare.ts';
 import { train, type StepMetrics, type TrainerSnapshot } from '../train/trainer.ts';
 import { configFit } from './config-fit.ts';
+import {
+  assertBranchable, checkpointFileName, nameFromFile, nearestPreset, newRecord, newRunId, uniqueName,
+} from './run-library.ts';
 import { sampleText } from './sample-text.ts';
 import type {
   ConfigFit, DataSource, DataSummary, ExtendOptions, LabApi, LabBackendKind, LabEnvironment, LabError, LabEvent, LabMetrics,
@@ -39,6 +52,8 @@ export interface LabSessionDeps {
   sha256(bytes: Uint8Array): Promise<string>;
   /** The device as a person reads it (default: backend.info.device, the raw adapter string). */
   deviceName?(backend: Backend): string;
+  /** The run library (opened once, on first use); without it runs are not kept. */
+  store?(): Promise<RunStore>;
 }
 
 export interface LabSessionOptions {
@@ -63,11 +78,28 @@ interface ActiveRun {
   config: RunConfig;
   model: ModelConfig;
   tokenizer: Tokenizer;
-  prepared: PreparedData;
+  /** Null for a run opened without its data: it samples, and trains once the data is given. */
+  prepared: PreparedData | null;
   backend: Backend;
   point: ResumePoint;
   snapshot: { state: TrainState; point: ResumePoint };
+  /** Its record in the run library (null without one). */
+  record: RunRecord | null;
+  /** Step of the newest committed checkpoint (metrics rows up to it are stored). */
+  savedStep: number | null;
 }
+
+/** What the data panel made of a text: kept so a run can be made from it (and its bytes stored). */
+interface PreparedText {
+  source: DataSource;
+  bytes: Uint8Array;
+  text: string;
+  summary: DataSummary;
+  prepared: PreparedData;
+  config: RunConfig;
+}
+
+const SHA_HINT = 'open the same file the run was trained on, or choose another dataset (a new run then starts)';
 
 function toLabError(e: unknown): LabError {
   if (isKilnError(e)) return { code: e.code, message: e.message, hint: e.hint };
@@ -79,7 +111,11 @@ export class LabSession implements LabApi {
   private listeners = new Map<number, (e: LabEvent) => void>();
   private nextListener = 1;
   private envPromise: Promise<LabEnvironment> | null = null;
-  private data: { source: DataSource; text: string; summary: DataSummary; prepared: PreparedData; config: RunConfig } | null = null;
+  private data: PreparedText | null = null;
+  private storePromise: Promise<RunStore> | null = null;
+  /** Saves run one after another, behind training. */
+  private saveChain: Promise<void> = Promise.resolve();
+  private pendingSave: { r: ActiveRun; snap: { state: TrainState; point: ResumePoint }; phase: SavedPhase } | null = null;
   private run: ActiveRun | null = null;
   private state: RunStatus = LabSession.emptyStatus();
   private rows: LabMetrics[] = [];
@@ -102,7 +138,7 @@ export class LabSession implements LabApi {
   private static emptyStatus(): RunStatus {
     return {
       phase: 'preparing', step: 0, stopAt: 0, decaySteps: 0, lastLoss: null, lastValLoss: null, bestValLoss: null, valStep: null,
-      tokensPerS: null, elapsedS: 0, etaS: null, recoverable: false, snapshotStep: null,
+      tokensPerS: null, elapsedS: 0, etaS: null, recoverable: false, snapshotStep: null, savedStep: null, saving: false,
     };
   }
 
@@ -176,29 +212,45 @@ export class LabSession implements LabApi {
   // ---- data ----
 
   async prepareData(source: DataSource, config: RunConfig): Promise<DataSummary> {
-    let bytes: Uint8Array;
-    let name: string;
-    let ref: DataSummary['ref'];
-    if (source.kind === 'bundled') {
-      const d = findDataset(source.id);
-      if (!d) throw new KilnError('data', `there is no bundled dataset "${source.id}"`, 'choose one from the list, or open your own text file');
-      bytes = await this.deps.loadBundled(d.file);
-      name = d.title;
-      ref = { kind: 'bundled', id: d.id };
-    } else {
-      bytes = source.bytes;
-      name = source.name;
-      ref = { kind: 'file', name: source.name, bytes: bytes.length, sha256: await this.deps.sha256(bytes) };
-    }
+    const { bytes, name, ref } = await this.readSource(source);
     const text = decodeText(bytes, name);
     const prepared = await prepareData(config, text, undefined, (done, total) => this.emit({ type: 'progress', what: 'tokenizer', done, total }));
-    const { split, tokenizer } = prepared;
-    const summary: DataSummary = {
-      ref, name, bytes: bytes.length, chars: [...text].length, distinctChars: new Set(text).size, tokenizer: config.tokenizer,
-      vocabSize: tokenizer.vocabSize, tokens: split.train.length + split.val.length, trainTokens: split.train.length, valTokens: split.val.length,
-    };
-    this.data = { source, text, summary, prepared, config: { ...config } };
+    const summary = summarize(ref, name, bytes, text, config, prepared);
+    this.data = { source, bytes, text, summary, prepared, config: { ...config } };
+    // A run opened without its data (after a reload, or from an imported checkpoint) trains once it is given.
+    const r = this.run;
+    if (r && !r.prepared && sameData(r.info.spec.data, ref)) await this.attachData(r);
     return summary;
+  }
+
+  private async readSource(source: DataSource): Promise<{ bytes: Uint8Array; name: string; ref: DatasetRef }> {
+    if (source.kind === 'bundled') {
+      const d = findDataset(source.id);
+      if (!d) throw new KilnError('data', `there is no bundled dataset "${printable(source.id, 60)}"`, 'choose one from the list, or open your own text file');
+      return { bytes: await this.deps.loadBundled(d.file), name: d.title, ref: { kind: 'bundled', id: d.id } };
+    }
+    if (source.kind === 'stored') {
+      const kept = await (await this.needStore()).getDataset(source.sha256);
+      if (!kept) throw new KilnError('data', 'the text file of this run is no longer kept in this browser', 'open the file again');
+      return { bytes: kept.bytes, name: kept.name, ref: { kind: 'file', name: kept.name, bytes: kept.bytes.length, sha256: source.sha256 } };
+    }
+    const sha256 = await this.deps.sha256(source.bytes);
+    if (source.expect && sha256 !== source.expect.sha256.toLowerCase()) {
+      throw new KilnError(
+        'data',
+        `${printable(source.name, 80)} is not the file the run was trained on: its SHA-256 is ${sha256.slice(0, 12)}… (${source.bytes.length} bytes), the run's file has ${source.expect.sha256.slice(0, 12)}… (${source.expect.bytes} bytes)`,
+        SHA_HINT,
+      );
+    }
+    return { bytes: source.bytes, name: source.name, ref: { kind: 'file', name: source.name, bytes: source.bytes.length, sha256 } };
+  }
+
+  /** Gives a run opened without data the prepared text, tokenized with the run's own tokenizer. */
+  private async attachData(r: ActiveRun): Promise<void> {
+    const d = this.data!;
+    r.prepared = await prepareData(r.config, d.text, r.tokenizer.toJSON());
+    r.info.data = summarize(d.summary.ref, d.summary.name, d.bytes, d.text, r.config, r.prepared);
+    if (r.info.spec.data?.kind === 'file' && this.deps.store) await (await this.needStore()).putDataset(r.info.spec.data.sha256, d.summary.name, d.bytes);
   }
 
   // ---- the run ----
@@ -213,32 +265,49 @@ export class LabSession implements LabApi {
     if (d.config.tokenizer !== spec.config.tokenizer || d.config.bpeVocab !== spec.config.bpeVocab || d.config.valFraction !== spec.config.valFraction || d.config.blockSize !== spec.config.blockSize) {
       await this.prepareData(d.source, spec.config);
     }
-    const prepared = this.data.prepared;
+    const data = this.data;
+    const prepared = data.prepared;
+    await this.settleSaves();
     this.disposeRun();
     const config = { ...spec.config };
     const model = resolveModel(config, prepared.tokenizer.vocabSize);
-    const backend = await this.deps.createBackend(backendKind);
+    const backend = await this.loadBackend(backendKind, model, initialState(model, config.seed));
     const memoryBytes = backend.memoryBytes?.(model, config.batchSize) ?? memoryEstimate(model, config.batchSize).total;
-    try {
-      await backend.load(model, initialState(model, config.seed));
-    } catch (e) {
-      backend.dispose();
-      throw e;
-    }
     const point: ResumePoint = { step: 0, samplerState: config.seed, elapsedS: 0, bestValLoss: null, lastValLoss: null };
+    const runSpec: RunSpec = { preset: spec.preset, config, data: data.summary.ref };
+    const store = await this.tryStore();
+    const taken = store ? (await store.listRuns()).map((x) => x.name) : [];
     const info: RunInfo = {
-      spec: { ...spec, config, data: this.data.summary.ref }, model, numParams: modelSpec(model).numParams, backend: backendKind,
-      device: this.deviceName(backend), memoryBytes, data: this.data.summary,
+      id: newRunId(), name: uniqueName(`${spec.preset} · ${data.summary.name}`, taken), spec: runSpec, model, numParams: modelSpec(model).numParams,
+      backend: backendKind, device: this.deviceName(backend), memoryBytes, data: data.summary,
     };
+    let record: RunRecord | null = null;
+    if (store) {
+      record = newRecord({ id: info.id, name: info.name, spec: runSpec, backend: backendKind, device: info.device, numParams: info.numParams });
+      await store.putRun(record);
+      if (runSpec.data?.kind === 'file') await store.putDataset(runSpec.data.sha256, data.summary.name, data.bytes);
+    }
     this.run = {
       info, config, model, tokenizer: prepared.tokenizer, prepared, backend, point,
-      snapshot: { state: initialState(model, config.seed), point: { ...point } },
+      snapshot: { state: initialState(model, config.seed), point: { ...point } }, record, savedStep: null,
     };
     this.rows = [];
     this.unsent = [];
     this.state = { ...LabSession.emptyStatus(), phase: 'ready', stopAt: config.steps, decaySteps: config.decaySteps, snapshotStep: 0 };
     this.emit({ type: 'status', status: { ...this.state } });
     return info;
+  }
+
+  /** A new backend with a state loaded (freed again when the load fails). */
+  private async loadBackend(kind: LabBackendKind, model: ModelConfig, state: TrainState): Promise<Backend> {
+    const backend = await this.deps.createBackend(kind);
+    try {
+      await backend.load(model, state);
+    } catch (e) {
+      backend.dispose();
+      throw e;
+    }
+    return backend;
   }
 
   private deviceName(backend: Backend): string {
@@ -254,7 +323,16 @@ export class LabSession implements LabApi {
     const r = this.need();
     if (this.leg) return;
     if (r.point.step >= this.state.stopAt) throw new KilnError('usage', `the run is at step ${r.point.step} of ${this.state.stopAt}`, 'extend it to train further');
+    this.needData(r);
     this.startLeg(r);
+  }
+
+  /** A run opened without its data cannot train: say which text it needs. */
+  private needData(r: ActiveRun): asserts r is ActiveRun & { prepared: PreparedData } {
+    if (r.prepared) return;
+    const ref = r.info.spec.data;
+    const what = ref?.kind === 'file' ? `the file ${printable(ref.name, 80)} (${ref.bytes} bytes)` : ref?.kind === 'bundled' ? `the bundled dataset ${printable(ref.id, 40)}` : 'its training text, which it does not name';
+    throw new KilnError('data', `this run trains on ${what}, which is not in this browser`, 'open that file in the data panel to continue training; sampling works without it');
   }
 
   async resume(): Promise<void> {
@@ -262,10 +340,13 @@ export class LabSession implements LabApi {
   }
 
   async pause(): Promise<void> {
-    if (!this.leg) return;
-    this.setStatus({ phase: 'pausing' });
-    this.abort?.abort();
-    await this.leg;
+    if (this.leg) {
+      this.setStatus({ phase: 'pausing' });
+      this.abort?.abort();
+      await this.leg;
+    }
+    // A paused run is a saved run (its stop snapshot was queued by the leg).
+    await this.settleSaves();
   }
 
   async stop(): Promise<void> {
@@ -274,17 +355,24 @@ export class LabSession implements LabApi {
       this.abort?.abort();
       await this.leg;
     }
-    if (this.run && this.state.phase !== 'error') this.setStatus({ phase: this.run.point.step >= this.state.stopAt ? 'done' : 'stopped', etaS: null });
+    const r = this.run;
+    if (r && this.state.phase !== 'error') {
+      this.setStatus({ phase: r.point.step >= this.state.stopAt ? 'done' : 'stopped', etaS: null });
+      this.queueRecordUpdate(r);
+    }
+    await this.settleSaves();
   }
 
   async extend(steps: number, opts: ExtendOptions = {}): Promise<void> {
     const r = this.need();
     if (!(Number.isInteger(steps) && steps >= 1 && steps <= 10_000_000)) throw new KilnError('usage', `extend by ${steps} steps`, 'use a whole number of steps from 1 to 10,000,000');
     const stopAt = this.state.stopAt + steps;
+    if (!this.leg) this.needData(r);
     r.config.steps = stopAt;
     if (opts.schedule === 'stretch') r.config.decaySteps = Math.max(r.config.decaySteps, stopAt);
     r.info.spec.config = { ...r.config };
     this.setStatus({ stopAt, decaySteps: r.config.decaySteps });
+    this.queueRecordUpdate(r);
     if (this.leg) {
       // The running leg was given the old end: end it after this step and go on.
       this.continueAfterLeg = true;
@@ -302,8 +390,7 @@ export class LabSession implements LabApi {
     } catch {
       // A lost device may refuse even that.
     }
-    const backend = await this.deps.createBackend(r.info.backend);
-    await backend.load(r.model, r.snapshot.state);
+    const backend = await this.loadBackend(r.info.backend, r.model, r.snapshot.state);
     r.backend = backend;
     r.point = { ...r.snapshot.point };
     // The curve goes on from the snapshot: drop the rows past it.
@@ -335,6 +422,8 @@ export class LabSession implements LabApi {
   }
 
   private async runLeg(r: ActiveRun, ctl: AbortController): Promise<void> {
+    this.needData(r);
+    const prepared = r.prepared;
     const config = r.config;
     const sampleEvery = config.sampleEvery > 0 ? config.sampleEvery : (this.opts.autoSampleEvery ?? 0);
     const takeSnapshot = async (point: ResumePoint) => {
@@ -346,7 +435,7 @@ export class LabSession implements LabApi {
         config: { ...config, sampleEvery },
         model: r.model,
         backend: r.backend,
-        split: r.prepared.split,
+        split: prepared.split,
         startStep: r.point.step,
         stopAt: this.state.stopAt,
         samplerState: r.point.samplerState as RngState,
@@ -362,7 +451,10 @@ export class LabSession implements LabApi {
           onCheckpoint: async (snap: TrainerSnapshot) => {
             r.point = { step: snap.step, samplerState: snap.samplerState, elapsedS: snap.elapsedS, bestValLoss: snap.bestValLoss, lastValLoss: snap.lastValLoss ?? r.point.lastValLoss };
             // 'best' comes with another snapshot at the cadence or the end; a stop is a pause.
-            if (snap.reason !== 'best') await takeSnapshot(r.point);
+            if (snap.reason === 'best') return;
+            await takeSnapshot(r.point);
+            const phase: SavedPhase = snap.reason === 'end' ? 'done' : snap.reason === 'stopped' ? 'paused' : 'training';
+            this.queueSave(r, r.snapshot, phase);
           },
           betweenSteps: () => this.drainBetweenSteps(),
         },
@@ -395,6 +487,317 @@ export class LabSession implements LabApi {
       etaS: pace !== null ? pace * (this.state.stopAt - m.step) : null,
     };
     this.queueMetrics(row);
+  }
+
+  // ---- the run library ----
+
+  private async tryStore(): Promise<RunStore | null> {
+    if (!this.deps.store) return null;
+    this.storePromise ??= this.deps.store();
+    try {
+      return await this.storePromise;
+    } catch {
+      return null;
+    }
+  }
+
+  private async needStore(): Promise<RunStore> {
+    if (!this.deps.store) throw new KilnError('storage', 'runs are not kept here', 'this build of the lab has no run library');
+    this.storePromise ??= this.deps.store();
+    try {
+      return await this.storePromise;
+    } catch (e) {
+      throw new KilnError(
+        'storage',
+        `this browser does not let Kiln keep runs (${printable((e as Error)?.message ?? String(e), 160)})`,
+        'runs still train, but are lost when the page closes; private windows and some privacy settings block site storage',
+      );
+    }
+  }
+
+  /** Waits for the saves queued so far (they never reject: a failure is status.saveError). */
+  private async settleSaves(): Promise<void> {
+    await this.saveChain;
+  }
+
+  private identity(r: ActiveRun) {
+    return { config: { ...r.config }, model: r.model, tokenizer: r.tokenizer.toJSON(), dataset: r.info.spec.data };
+  }
+
+  private recordPatch(r: ActiveRun, phase: SavedPhase, point: ResumePoint): Partial<RunRecord> {
+    const last = this.run === r ? this.rows.filter((m) => m.step <= point.step).at(-1) : undefined;
+    return {
+      phase, step: point.step, spec: { ...r.info.spec, config: { ...r.config } }, backend: r.info.backend, device: r.info.device,
+      lastLoss: last?.loss ?? r.record?.lastLoss ?? null, lastValLoss: point.lastValLoss, bestValLoss: point.bestValLoss, elapsedS: point.elapsedS,
+    };
+  }
+
+  /**
+   * Writes a snapshot to the library behind training. A failure (a full disk or quota)
+   * pauses the run with the store's message; the previous checkpoint stays as it was.
+   */
+  private queueSave(r: ActiveRun, snap: { state: TrainState; point: ResumePoint }, phase: SavedPhase): void {
+    if (!r.record) return;
+    // Saves that fall behind training are coalesced: only the newest waiting snapshot is written.
+    const waiting = this.pendingSave !== null;
+    this.pendingSave = { r, snap, phase };
+    if (!waiting) this.saveChain = this.saveChain.then(() => this.writePendingSave());
+  }
+
+  private async writePendingSave(): Promise<void> {
+    const job = this.pendingSave;
+    this.pendingSave = null;
+    if (!job) return;
+    const { r, snap, phase } = job;
+    const store = await this.tryStore();
+    if (!store || !r.record) return;
+    const from = r.savedStep ?? -1;
+    const rows = (this.run === r ? this.rows : []).filter((m) => m.step > from && m.step <= snap.point.step);
+    if (this.run === r) this.setStatus({ saving: true });
+    try {
+      const bytes = await stateCheckpointBytes(snap.state, r.backend.kind, this.identity(r), { ...snap.point, samplerState: snap.point.samplerState as RngState });
+      r.record = await store.saveCheckpoint(r.record.id, bytes, { step: snap.point.step, valLoss: snap.point.lastValLoss, patch: this.recordPatch(r, phase, snap.point), metrics: rows });
+      r.savedStep = snap.point.step;
+      if (this.run === r) this.setStatus({ saving: false, savedStep: snap.point.step, saveError: undefined });
+    } catch (e) {
+      if (this.run !== r) return;
+      this.setStatus({ saving: false, saveError: toLabError(e) });
+      if (this.leg) {
+        this.continueAfterLeg = false;
+        this.setStatus({ phase: 'pausing' });
+        this.abort?.abort();
+      }
+    }
+  }
+
+  /** The record's settings and phase changed without a new checkpoint (extend, stop). */
+  private queueRecordUpdate(r: ActiveRun): void {
+    if (!r.record) return;
+    this.saveChain = this.saveChain.then(async () => {
+      const store = await this.tryStore();
+      if (!store || !r.record) return;
+      try {
+        const fresh = await store.getRun(r.record.id);
+        if (!fresh) return;
+        r.record = { ...fresh, spec: { ...r.info.spec, config: { ...r.config } }, phase: savedPhase(this.run === r ? this.state.phase : fresh.phase), updatedAt: Date.now() };
+        await store.putRun(r.record);
+      } catch {
+        // Only metadata: the next checkpoint's save writes it again.
+      }
+    });
+  }
+
+  async save(): Promise<void> {
+    const r = this.need();
+    await this.needStore();
+    if (!r.record) throw new KilnError('storage', 'this run is no longer in the run library (it was deleted)', 'start a new run to keep one');
+    if (!this.leg && r.point.step > 0) this.queueSave(r, r.snapshot, savedPhase(this.state.phase));
+    await this.settleSaves();
+    if (this.state.saveError) throw new KilnError('storage', this.state.saveError.message, this.state.saveError.hint);
+  }
+
+  async listRuns(): Promise<RunRecord[]> {
+    return (await this.needStore()).listRuns();
+  }
+
+  async runMetrics(id: string): Promise<LabMetrics[]> {
+    return (await this.needStore()).metrics(id);
+  }
+
+  async storageUsage(): Promise<StorageUsage> {
+    return (await this.needStore()).usage();
+  }
+
+  async renameRun(id: string, name: string): Promise<RunRecord> {
+    const store = await this.needStore();
+    await this.settleSaves();
+    const rec = await store.renameRun(id, name);
+    const r = this.run;
+    if (r?.record?.id === id) {
+      r.record = { ...r.record, name: rec.name };
+      r.info.name = rec.name;
+    }
+    return rec;
+  }
+
+  async deleteRun(id: string): Promise<void> {
+    const store = await this.needStore();
+    const r = this.run;
+    if (r?.record?.id === id) {
+      // The run stays open (unsaved) until another is made or opened.
+      if (this.leg) await this.pause();
+      r.record = null;
+      r.savedStep = null;
+      this.setStatus({ savedStep: null });
+    }
+    await this.settleSaves();
+    await store.deleteRun(id);
+  }
+
+  private async getRecord(store: RunStore, id: string): Promise<RunRecord> {
+    const rec = await store.getRun(id);
+    if (!rec) throw new KilnError('usage', 'that run is no longer in the run library', 'it may have been deleted in another tab: reload the page');
+    return rec;
+  }
+
+  private checkpointAt(rec: RunRecord, step?: number) {
+    if (step === undefined) return rec.checkpoints.at(-1) ?? null;
+    const meta = rec.checkpoints.find((c) => c.step === step);
+    if (!meta) {
+      const have = rec.checkpoints.map((c) => c.step).join(', ') || 'none';
+      throw new KilnError('usage', `"${printable(rec.name, 80)}" has no checkpoint at step ${step}`, `its checkpoints are at steps ${have}`);
+    }
+    return meta;
+  }
+
+  async exportCheckpoint(id: string, step?: number): Promise<{ fileName: string; bytes: Uint8Array }> {
+    const store = await this.needStore();
+    await this.settleSaves();
+    const rec = await this.getRecord(store, id);
+    const meta = this.checkpointAt(rec, step);
+    if (!meta) throw new KilnError('usage', `"${printable(rec.name, 80)}" has no checkpoint yet`, 'train it past its first save (every checkpointEvery steps, or pause it)');
+    return { fileName: checkpointFileName(rec.name, meta.step), bytes: await store.loadCheckpoint(id, meta) };
+  }
+
+  async importCheckpoint(fileName: string, bytes: Uint8Array): Promise<RunRecord> {
+    const store = await this.needStore();
+    // Everything is checked here (framing, hashes, sizes against the file, tokenizer bounds) before the library keeps it.
+    const rp = await readResumePoint(bytes);
+    const ck = rp.checkpoint;
+    const config = { ...ck.config };
+    const valLoss = finiteOrNull(ck.extra?.['kiln.val_loss']);
+    const taken = (await store.listRuns()).map((x) => x.name);
+    const backendKind = ck.extra?.['kiln.backend'];
+    const rec = newRecord({
+      id: newRunId(), name: uniqueName(nameFromFile(fileName), taken), spec: { preset: nearestPreset(config), config, data: rp.dataset },
+      backend: 'webgpu', device: backendKind ? `kiln ${printable(backendKind, 20)}` : 'kiln', numParams: modelSpec(ck.model).numParams,
+      imported: { fileName: printable(fileName, 120) },
+    });
+    await store.putRun(rec);
+    try {
+      return await store.saveCheckpoint(rec.id, bytes, {
+        step: ck.step, valLoss,
+        patch: { phase: ck.step >= config.steps ? 'done' : 'paused', step: ck.step, lastValLoss: valLoss, bestValLoss: rp.bestValLoss, elapsedS: rp.elapsedS },
+        metrics: [],
+      });
+    } catch (e) {
+      await store.deleteRun(rec.id).catch(() => {});
+      throw e;
+    }
+  }
+
+  async branchRun(id: string, step: number, config: RunConfig, backendKind: LabBackendKind, name?: string): Promise<RunInfo> {
+    const store = await this.needStore();
+    if (this.leg) await this.pause();
+    await this.settleSaves();
+    const parent = await this.getRecord(store, id);
+    const meta = this.checkpointAt(parent, step)!;
+    const child = { ...config };
+    const issues = validate(child);
+    if (issues.length) throw new KilnError('config', issues.map((i) => i.message).join('; '), 'fix the fields marked in the form');
+    assertBranchable(parent.spec.config, child, step);
+    const bytes = await store.loadCheckpoint(id, meta);
+    const rows = (await store.metrics(id)).filter((m) => m.step <= step);
+    const taken = (await store.listRuns()).map((x) => x.name);
+    const rec = newRecord({
+      id: newRunId(), name: uniqueName(name?.trim() || `${parent.name} · branch`, taken), spec: { ...parent.spec, config: child },
+      backend: backendKind, device: parent.device, numParams: parent.numParams, parent: { runId: parent.id, name: parent.name, step },
+    });
+    await store.putRun(rec);
+    try {
+      await store.replaceMetrics(rec.id, rows);
+      const vals = rows.flatMap((m) => (m.val_loss !== undefined ? [m.val_loss] : []));
+      await store.saveCheckpoint(rec.id, bytes, {
+        step, valLoss: meta.valLoss,
+        patch: { phase: 'paused', step, lastLoss: rows.at(-1)?.loss ?? null, lastValLoss: meta.valLoss, bestValLoss: vals.length ? Math.min(...vals.slice(-100_000)) : null, elapsedS: rows.at(-1)?.elapsed_s ?? 0 },
+        metrics: [],
+      });
+    } catch (e) {
+      await store.deleteRun(rec.id).catch(() => {});
+      throw e;
+    }
+    return this.openRecord(store, await this.getRecord(store, rec.id), backendKind);
+  }
+
+  async openRun(id: string, backendKind: LabBackendKind, step?: number): Promise<RunInfo> {
+    const store = await this.needStore();
+    if (this.leg) await this.pause();
+    await this.settleSaves();
+    return this.openRecord(store, await this.getRecord(store, id), backendKind, step);
+  }
+
+  /** The text a saved run names, read again (null when it is not here: a user's file never kept, or gone). */
+  private async textOf(ref: DatasetRef | null): Promise<{ source: DataSource; bytes: Uint8Array; text: string } | null> {
+    if (!ref) return null;
+    if (this.data && sameData(this.data.summary.ref, ref)) return this.data;
+    const source: DataSource = ref.kind === 'bundled' ? { kind: 'bundled', id: ref.id } : { kind: 'stored', sha256: ref.sha256 };
+    try {
+      const { bytes, name } = await this.readSource(source);
+      return { source, bytes, text: decodeText(bytes, name) };
+    } catch {
+      return null;
+    }
+  }
+
+  private async openRecord(store: RunStore, rec: RunRecord, backendKind: LabBackendKind, step?: number): Promise<RunInfo> {
+    const config = { ...rec.spec.config };
+    const meta = this.checkpointAt(rec, step);
+    const found = await this.textOf(rec.spec.data);
+    let loaded: { model: ModelConfig; state: TrainState; tokenizer: Tokenizer; prepared: PreparedData | null; point: ResumePoint };
+    if (meta) {
+      const rp = await readResumePoint(await store.loadCheckpoint(rec.id, meta));
+      const ck = rp.checkpoint;
+      const prepared = found ? await prepareData(config, found.text, ck.tokenizer) : null;
+      loaded = {
+        model: ck.model, state: ck.state, tokenizer: prepared?.tokenizer ?? (await tokenizerFromJSON(ck.tokenizer)), prepared,
+        point: { step: ck.step, samplerState: rp.samplerState ?? config.seed, elapsedS: rp.elapsedS, bestValLoss: rp.bestValLoss, lastValLoss: finiteOrNull(ck.extra?.['kiln.val_loss']) },
+      };
+    } else {
+      // Never saved past step 0: a fresh start from the seed is the same run.
+      if (!found) throw new KilnError('data', `"${printable(rec.name, 80)}" was never saved past step 0, and its text is not in this browser`, 'start a new run');
+      const prepared = await prepareData(config, found.text);
+      const model = resolveModel(config, prepared.tokenizer.vocabSize);
+      loaded = { model, state: initialState(model, config.seed), tokenizer: prepared.tokenizer, prepared, point: { step: 0, samplerState: config.seed, elapsedS: 0, bestValLoss: null, lastValLoss: null } };
+    }
+    let rows = (await store.metrics(rec.id)).filter((m) => m.step <= loaded.point.step);
+    if (meta && meta !== rec.checkpoints.at(-1)) {
+      // Opened at an older checkpoint (the newest was damaged): the run goes on from here, so what came after goes.
+      rec = await store.rewind(rec.id, meta.step);
+      rows = await store.metrics(rec.id);
+    }
+    const backend = await this.loadBackend(backendKind, loaded.model, loaded.state);
+    this.disposeRun();
+    let summary: DataSummary | null = null;
+    if (found && loaded.prepared) {
+      const ref = rec.spec.data!;
+      const name = ref.kind === 'file' ? ref.name : (findDataset(ref.id)?.title ?? ref.id);
+      summary = summarize(ref, name, found.bytes, found.text, config, loaded.prepared);
+      this.data = { source: found.source, bytes: found.bytes, text: found.text, summary, prepared: loaded.prepared, config: { ...config } };
+    }
+    const memoryBytes = backend.memoryBytes?.(loaded.model, config.batchSize) ?? memoryEstimate(loaded.model, config.batchSize).total;
+    const info: RunInfo = {
+      id: rec.id, name: rec.name, spec: { ...rec.spec, config }, model: loaded.model, numParams: modelSpec(loaded.model).numParams, backend: backendKind,
+      device: this.deviceName(backend), memoryBytes, data: summary,
+    };
+    if (rec.parent) info.parent = rec.parent;
+    const point = loaded.point;
+    this.run = {
+      info, config, model: loaded.model, tokenizer: loaded.tokenizer, prepared: loaded.prepared, backend, point,
+      snapshot: { state: loaded.state, point: { ...point } }, record: rec, savedStep: meta?.step ?? null,
+    };
+    this.rows = rows;
+    this.unsent = [];
+    const last = rows.at(-1);
+    const lastVal = [...rows].reverse().find((m) => m.val_loss !== undefined);
+    this.state = {
+      ...LabSession.emptyStatus(),
+      phase: point.step >= config.steps ? 'done' : point.step === 0 ? 'ready' : 'paused',
+      step: point.step, stopAt: config.steps, decaySteps: config.decaySteps, lastLoss: last?.loss ?? rec.lastLoss,
+      lastValLoss: point.lastValLoss, bestValLoss: point.bestValLoss, valStep: lastVal?.step ?? null, elapsedS: point.elapsedS,
+      snapshotStep: point.step, savedStep: meta?.step ?? null,
+    };
+    this.emit({ type: 'status', status: { ...this.state } });
+    return info;
   }
 
   // ---- sampling ----
@@ -434,6 +837,32 @@ export class LabSession implements LabApi {
     this.continueAfterLeg = false;
     this.abort?.abort();
     await this.leg;
+    await this.settleSaves();
     this.disposeRun();
   }
+}
+
+function summarize(ref: DatasetRef, name: string, bytes: Uint8Array, text: string, config: RunConfig, prepared: PreparedData): DataSummary {
+  const { split, tokenizer } = prepared;
+  return {
+    ref, name, bytes: bytes.length, chars: [...text].length, distinctChars: new Set(text).size, tokenizer: config.tokenizer,
+    vocabSize: tokenizer.vocabSize, tokens: split.train.length + split.val.length, trainTokens: split.train.length, valTokens: split.val.length,
+  };
+}
+
+/** The same text: the same bundled id, or a file with the same SHA-256. */
+function sameData(a: DatasetRef | null, b: DatasetRef | null): boolean {
+  if (!a || !b) return false;
+  if (a.kind === 'bundled' && b.kind === 'bundled') return a.id === b.id;
+  if (a.kind === 'file' && b.kind === 'file') return a.sha256 === b.sha256;
+  return false;
+}
+
+function savedPhase(phase: RunStatus['phase']): SavedPhase {
+  return phase === 'pausing' || phase === 'error' ? 'paused' : phase === 'preparing' ? 'ready' : phase;
+}
+
+function finiteOrNull(x: string | undefined): number | null {
+  const n = x === undefined ? NaN : Number(x);
+  return Number.isFinite(n) ? n : null;
 }

@@ -9,6 +9,7 @@ import { WebGpuBackend } from '../backends/webgpu/backend.ts';
 import { requestGpu, type GpuContext } from '../backends/webgpu/device.ts';
 import { fp32Peak } from '../backends/webgpu/peaks.ts';
 import { KilnError } from '../core/errors.ts';
+import { openRunStore } from '../store/idb-store.ts';
 import type { LabBackendKind, LabEnvironment } from './api.ts';
 import { LabSession } from './lab-session.ts';
 
@@ -105,5 +106,8 @@ transferHandlers.set('throw', {
 
 const deviceName = (b: Backend) => (b instanceof WebGpuBackend ? b.gpu.displayName : b.info.device);
 
-const session = new LabSession({ environment, createBackend, loadBundled, sha256, deviceName }, { autoSampleEvery: 10, autoSampleTokens: 80 });
+// IndexedDB is there in workers; a browser that refuses it (some private windows) still trains, unsaved.
+const store = () => openRunStore();
+
+const session = new LabSession({ environment, createBackend, loadBundled, sha256, deviceName, store }, { autoSampleEvery: 10, autoSampleTokens: 80 });
 expose(session);
