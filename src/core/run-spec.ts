@@ -4,7 +4,7 @@
 import type { RunConfig } from './config.ts';
 
 export type DatasetRef =
-  /** A dataset the app bundles, by id (e.g. "names", "moby-dick"). */
+  /** A dataset the app bundles, by id (e.g. "names", "shakespeare"). */
   | { kind: 'bundled'; id: string }
   /** A user's own file: the text stays local, the link carries only its identity. */
   | { kind: 'file'; name: string; bytes: number; sha256: string };
@@ -14,6 +14,8 @@ export interface ResultSummary {
   valLoss?: number;
   steps?: number;
   device?: string;
+  /** The val-loss curve, reduced to at most 64 points (share-link.ts reduceCurve), steps increasing. */
+  curve?: Array<[step: number, valLoss: number]>;
 }
 
 export interface RunSpec {
