@@ -1,9 +1,11 @@
 // Backend by name for the CLI. GPU backends load lazily so `--backend cpu` never
 // touches Dawn or a native addon. Every choice made for the user (a GPU passed over, a
 // CPU emulation chosen) is said in one line on stderr.
+import { freemem, totalmem } from 'node:os';
 import type { Backend } from '../backends/backend.ts';
 import { CpuBackend } from '../backends/cpu.ts';
 import type { WebGpuBackend } from '../backends/webgpu/backend.ts';
+import { nodeBudget, type Budget } from '../core/budget.ts';
 import { isKilnError, KilnError } from '../core/errors.ts';
 
 export const BACKEND_NAMES = ['auto', 'cpu', 'webgpu', 'cuda'] as const;
@@ -45,6 +47,21 @@ export function deviceLabel(backend: Backend): string {
 /** Whether the backend computes on the CPU: the CPU reference, or a software WebGPU adapter (whose memory is this machine's). */
 export function runsOnCpu(backend: Backend): boolean {
   return backend.kind === 'cpu' || gpuOf(backend)?.isSoftware === true;
+}
+
+/** Memory this process can count on: what the system calls available, within a container's limit. */
+export function availableMemory(): { free: number; total: number } {
+  const limit = (process as { constrainedMemory?: () => number | undefined }).constrainedMemory?.() ?? 0;
+  const total = limit > 0 && limit < totalmem() ? limit : totalmem();
+  return { free: Math.min(freemem(), total), total };
+}
+
+/**
+ * This machine's memory as the budget of a run on a backend that computes here (the CPU's
+ * arrays, a software GPU's buffers): checkModelCost's words, naming the backend.
+ */
+export function machineBudget(backendName: string, mem = availableMemory()): Budget {
+  return { ...nodeBudget(mem.total, mem.free), memoryName: `memory on the ${backendName} backend` };
 }
 
 async function webgpu(note: Note): Promise<WebGpuBackend> {

@@ -3,7 +3,6 @@
 // curve (same parameters, optimizer moments, data order and schedule).
 import { existsSync, readFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
-import { freemem, totalmem } from 'node:os';
 import { basename, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Backend, TrainState } from '../backends/backend.ts';
@@ -11,17 +10,19 @@ import type { CheckpointData } from '../core/checkpoint.ts';
 import { FIELDS, type FieldKey, type RunConfig } from '../core/config.ts';
 import { BUNDLED_DATASETS, findDataset, PRESET_DATASETS } from '../core/datasets.ts';
 import { isKilnError, KilnError } from '../core/errors.ts';
-import { flopsPerToken, formatBytes, memoryEstimate, modelSpec, type ModelConfig } from '../core/model-spec.ts';
+import { checkModelCost, formatSize, type Suggestion } from '../core/budget.ts';
+import { flopsPerToken, memoryEstimate, modelSpec, type ModelConfig } from '../core/model-spec.ts';
 import { findPreset, PRESETS } from '../core/presets.ts';
 import { Rng } from '../core/rng.ts';
 import type { DatasetRef, RunSpec } from '../core/run-spec.ts';
+import { describeResults } from '../core/share-link.ts';
 import { decodeText } from '../core/text.ts';
 import { checkpointBytes, readResumePoint, type ResumePoint, type RunIdentity } from '../train/checkpointing.ts';
 import { generate, startTokens } from '../train/generate.ts';
 import { fineTuneStart } from '../train/init-from.ts';
 import { initialState, prepareData } from '../train/prepare.ts';
 import { train } from '../train/trainer.ts';
-import { createBackend, deviceLabel, parseBackendName, runsOnCpu } from './backends.ts';
+import { availableMemory, createBackend, deviceLabel, machineBudget, parseBackendName, runsOnCpu } from './backends.ts';
 import { resolveRunSpec, type ConfigFlags } from './config-source.ts';
 import { checkRunFolder, ensureDir, MetricsLog, readCheckpointFile, readInputFile, refuseLink, RUN_FILES, writeFileAtomic } from './files.ts';
 import { fmtDuration, Progress } from './progress.ts';
@@ -172,41 +173,45 @@ export function cpuAdvice(config: RunConfig, model: ModelConfig, stepsLeft: numb
   return lines;
 }
 
-/** Memory this process can count on: what the system calls available, within a container's limit. */
-export function availableMemory(): { free: number; total: number } {
-  const limit = (process as { constrainedMemory?: () => number | undefined }).constrainedMemory?.() ?? 0;
-  const total = limit > 0 && limit < totalmem() ? limit : totalmem();
-  return { free: Math.min(freemem(), total), total };
-}
+/** How a run's model came: made here (any shape), from --init (shape fixed), from --resume (config fixed). */
+export type RunOrigin = 'new' | 'init' | 'resume';
 
 /**
- * Refuses a run whose memory estimate exceeds the memory available here (the CPU
- * backend's arrays, or a software GPU's buffers, live in this machine's memory), naming
- * the --set that fits: a smaller batch with more accumulation (the same sequences per
- * step), else a shorter context.
+ * Refuses a run whose memory exceeds what this machine has free (the CPU backend's
+ * arrays, or a software GPU's buffers, live here), with checkModelCost's message (the
+ * lab's words) and a hint as --set flags: a smaller batch with more accumulation (the
+ * same sequences per step), else a smaller model.
  */
 export function checkMemory(bytesAt: (batchSize: number, model: ModelConfig) => number, model: ModelConfig, config: RunConfig, backendName: string,
-  mem: { free: number; total: number } = availableMemory()): void {
-  const need = bytesAt(config.batchSize, model);
-  if (need <= mem.free) return;
-  const room = 0.8 * mem.free;
-  const message = `this run needs ~${formatBytes(need)} of memory on the ${backendName} backend, but this machine has ${formatBytes(mem.free)} available (${formatBytes(mem.total)} in all)`;
-  // A divisor of the batch keeps exactly the same sequences per step (1 always divides).
-  for (let b = config.batchSize - 1; b >= 1; b--) {
-    if (config.batchSize % b === 0 && bytesAt(b, model) <= room) {
-      const accum = (config.gradAccum * config.batchSize) / b;
-      throw new KilnError('config', message,
-        `lower the batch: --set batchSize=${b} --set gradAccum=${accum} (~${formatBytes(bytesAt(b, model))}; the same ${config.batchSize * config.gradAccum} sequences per step)`);
-    }
+  mem: { free: number; total: number } = availableMemory(), origin: RunOrigin = 'new'): void {
+  const cost = checkModelCost(model, config.batchSize, machineBudget(backendName, mem), (m, b) => ({ total: bytesAt(b, m) }), { fixedShape: origin !== 'new' });
+  if (cost.fits) return;
+  throw new KilnError('config', cost.problems.map((p) => p.message).join('; '), memoryHint(cost.suggestion, model, config, origin));
+}
+
+/** The --set flags of a suggestion that fits; gradAccum keeps the sequences per step where it can. */
+function memoryHint(s: Suggestion | null, model: ModelConfig, config: RunConfig, origin: RunOrigin): string {
+  if (origin === 'resume') return 'a resumed run keeps its config: continue it on a machine with more memory (or a GPU, --backend webgpu)';
+  if (!s) return origin === 'init' ? 'a fine-tune keeps the model\'s shape: use a machine with more memory (or a GPU, --backend webgpu)'
+    : 'choose a smaller vocabSize or blockSize, or a machine with more memory';
+  const flags: string[] = [];
+  if (s.nLayer !== model.nLayer) flags.push(`--set nLayer=${s.nLayer}`);
+  if (s.nEmbd !== model.nEmbd) flags.push(`--set nEmbd=${s.nEmbd}`);
+  if (s.nHead !== model.nHead) flags.push(`--set nHead=${s.nHead}`);
+  const sequences = config.batchSize * config.gradAccum;
+  const accum = sequences / s.batchSize;
+  const maxAccum = FIELDS.find((f) => f.key === 'gradAccum')!.max!;
+  let same = '';
+  if (s.batchSize !== config.batchSize) {
+    flags.push(`--set batchSize=${s.batchSize}`);
+    if (accum <= maxAccum) {
+      flags.push(`--set gradAccum=${accum}`);
+      same = `; the same ${sequences} sequences per step`;
+    } else same = '; fewer sequences per step';
   }
-  for (let t = model.blockSize >> 1; t >= 2; t >>= 1) {
-    const shorter = { ...model, blockSize: t };
-    if (bytesAt(1, shorter) <= room) {
-      throw new KilnError('config', message,
-        `even batchSize=1 does not fit at blockSize ${model.blockSize}: --set batchSize=1 --set blockSize=${t} does (~${formatBytes(bytesAt(1, shorter))}), or choose a smaller model or a machine with more memory`);
-    }
-  }
-  throw new KilnError('config', message, 'choose a smaller model (--set nLayer=..., --set nEmbd=...) or a machine with more memory');
+  const size = `~${formatSize(s.memoryBytes)}${same}`;
+  if (s.nLayer === model.nLayer && s.nEmbd === model.nEmbd) return `lower the batch: ${flags.join(' ')} (${size})`;
+  return `a smaller model fits: ${flags.join(' ')} (${size}), or use a machine with more memory`;
 }
 
 /** Whether a --config file names its preset (without one, its settings start from tiny's). */
@@ -279,6 +284,9 @@ export async function trainCommand(flags: TrainFlags): Promise<number> {
     if (flags.config !== undefined && !configNamesPreset(flags.config))
       notes.push(`kiln: note: ${flags.config} names no "preset": its settings start from tiny's (add "preset": "NAME" to start from another)`);
     base = fromSource ? { preset: spec.preset, closest: false } : { preset: closestPreset(spec.config), closest: true };
+    // The sharer's results, to compare this run with (escaped: they come from the link).
+    const shared = flags.link !== undefined ? describeResults(spec.results) : null;
+    if (shared) notes.push(`kiln: ${shared}`);
   }
   const config = spec.config;
   notes.push(configLine(config, base.preset, base.closest));
@@ -320,11 +328,11 @@ export async function trainCommand(flags: TrainFlags): Promise<number> {
     // What this backend allocates: the WebGPU plan holds no T*T attention and no B*T*V logits.
     const bytesAt = (b: number, m: ModelConfig) => backend.memoryBytes?.(m, b) ?? memoryEstimate(m, b).total;
     const bytes = bytesAt(config.batchSize, model);
-    progress.message(`kiln: backend ${backend.kind}: ${deviceLabel(backend)}; ~${formatBytes(bytes)} to train`);
+    progress.message(`kiln: backend ${backend.kind}: ${deviceLabel(backend)}; ~${formatSize(bytes)} to train`);
     isCpuBackend = backend.kind === 'cpu';
     // The CPU's arrays and a software GPU's buffers are this machine's memory: a run that
     // cannot fit is refused now, not found out after minutes of swapping.
-    if (runsOnCpu(backend)) checkMemory(bytesAt, model, config, backend.kind);
+    if (runsOnCpu(backend)) checkMemory(bytesAt, model, config, backend.kind, availableMemory(), resume ? 'resume' : init ? 'init' : 'new');
     if (isCpuBackend && startStep < config.steps) {
       const advice = cpuAdvice(config, model, config.steps - startStep, CPU_FLOPS, canReshape, false);
       if (advice) {

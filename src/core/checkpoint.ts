@@ -11,9 +11,9 @@
 // rate, is caught too), plus any extra keys the caller adds (kiln.best_val_loss, ...).
 import { FIELD_BY_KEY, validate, type RunConfig } from './config.ts';
 import { KilnError } from './errors.ts';
-import { formatBytes, modelSpec, paramViews, type ModelConfig } from './model-spec.ts';
+import { modelSpec, paramViews, type ModelConfig } from './model-spec.ts';
 import { dataSection, decodeSafetensors, encodeHeader, encodeSafetensors, type TensorIn, type TensorOut } from './safetensors.ts';
-import { checkBpeMerges } from './tokenizers/bpe.ts';
+import { checkBpeMerges, checkTensorBytes } from './budget.ts';
 import type { TokenizerJSON } from './tokenizers/tokenizer.ts';
 
 /** Bumped whenever the layout or metadata change meaning; older readers refuse newer files. */
@@ -272,10 +272,7 @@ export async function decodeCheckpoint(bytes: Uint8Array): Promise<CheckpointDat
   const model = parseModel(parseJSON(metadata, 'kiln.model'), runConfig);
   // Bound what the model's shape would make us allocate by what the file holds, before
   // building anything from it: a few bytes of crafted metadata can name a huge model.
-  const numParams = modelSpec(model).numParams;
-  const stored = dataSection(bytes).length;
-  if (numParams * 4 > stored)
-    fail(`checkpoint's model needs ${numParams.toLocaleString('en-US')} parameters (${formatBytes(numParams * 4)}) but the file holds ${formatBytes(stored)} of tensors`);
+  checkTensorBytes(model, dataSection(bytes).length, { model: "checkpoint's model", file: 'the file', hint: CORRUPT_HINT });
   const tokenizer = parseTokenizer(parseJSON(metadata, 'kiln.tokenizer'), runConfig, model);
   const stepText = metadata['kiln.step'] ?? fail('checkpoint has no kiln.step metadata');
   if (!/^\d{1,15}$/.test(stepText)) fail(`checkpoint has a bad kiln.step ${JSON.stringify(stepText.slice(0, 20))}`);

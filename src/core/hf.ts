@@ -13,10 +13,11 @@
 // Import also accepts the names without the `transformer.` prefix, as the official
 // `gpt2` checkpoints on the Hub store them (they were saved from GPT2Model), and
 // skips the mask buffers and the tied `lm_head.weight`.
+import { checkTensorBytes } from './budget.ts';
 import { FIELD_BY_KEY } from './config.ts';
 import { parseTokenizerJSON, tokenizerVocab } from './checkpoint.ts';
 import { KilnError } from './errors.ts';
-import { modelSpec, paramViews, type ModelConfig } from './model-spec.ts';
+import { modelSpec, paramCount, paramViews, type ModelConfig } from './model-spec.ts';
 import { decodeSafetensors, encodeSafetensors, type TensorIn } from './safetensors.ts';
 import type { TokenizerJSON } from './tokenizers/tokenizer.ts';
 
@@ -163,12 +164,14 @@ export function importHF(files: HFFiles): { model: ModelConfig; params: Float32A
     fail(`the tokenizer has ${tokenizerVocab(tokenizer)} tokens but vocab_size is only ${model.vocabSize}`);
 
   // Bound the allocation by what the file can hold (2 bytes a parameter at the least, in
-  // f16) before reading it: a 100-byte config.json can name a model of hundreds of GiB.
+  // F16) before reading it: a 100-byte config.json can name a model of hundreds of GiB.
   // (Small models go on to the tensor-by-tensor checks, whose messages say more.)
+  if (4 * paramCount(model) > 64 * 1024 * 1024)
+    checkTensorBytes(model, files.modelSafetensors.length, {
+      model: "config.json's model", file: 'model.safetensors', counted: 'in all', bytesPerParam: 2,
+      hint: 'the folder\'s config.json and model.safetensors do not belong together',
+    });
   const spec = modelSpec(model);
-  if (spec.numParams * 4 > 64 * 1024 * 1024 && spec.numParams * 2 > files.modelSafetensors.length)
-    fail(`config.json describes ${spec.numParams.toLocaleString('en-US')} parameters but model.safetensors has only ${files.modelSafetensors.length.toLocaleString('en-US')} bytes`,
-      'the folder\'s config.json and model.safetensors do not belong together');
   const { tensors } = decodeSafetensors(files.modelSafetensors, { skip: ignored });
   const params = new Float32Array(spec.numParams);
   const found = new Set<string>();

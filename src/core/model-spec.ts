@@ -84,6 +84,18 @@ export function modelSpec(model: ModelConfig): ModelSpec {
   return { model, params, byName: new Map(params.map((p) => [p.name, p])), numParams: offset };
 }
 
+/**
+ * modelSpec(model).numParams from plain numbers: the table's per-block rows times nLayer,
+ * without building a row per parameter (src/core/budget.ts sizes a crafted shape before
+ * anything is built from it).
+ */
+export function paramCount(model: ModelConfig): number {
+  const { vocabSize: V, blockSize: T, nLayer: L, nEmbd: C } = model;
+  let perBlock = 0;
+  for (const [, shape] of blockParams(C)) perBlock += shape.reduce((a, b) => a * b, 1);
+  return V * C + T * C + L * perBlock + 2 * C; // wte, wpe, the blocks, ln_f
+}
+
 /** The views of each parameter inside one flat array laid out by the spec. */
 export function paramViews(spec: ModelSpec, flat: Float32Array): Map<string, Float32Array> {
   const m = new Map<string, Float32Array>();

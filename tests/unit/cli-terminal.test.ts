@@ -148,7 +148,7 @@ describe('heavy work is refused or warned about before it starts', () => {
   it('a run that needs more memory than this machine has is refused with the --set that fits', async () => {
     // ~1 TB: far above any machine these tests run on.
     const r = await train('huge', '--preset', 'char-shakespeare', '--set', 'batchSize=4096', '--set', 'blockSize=1024');
-    const e = expectKilnError(r, 1, /this run needs ~[\d.]+ (GiB|TiB) of memory on the cpu backend, but this machine has [\d.]+ \w+ available/);
+    const e = expectKilnError(r, 1, /training needs [\d.]+ (GiB|TiB) of memory on the cpu backend, [\d.]+ \w+ more than the [\d.]+ \w+ free on this machine/);
     expect(e.hint).toMatch(/--set batchSize=\d+ --set gradAccum=\d+|--set batchSize=1 --set blockSize=\d+/);
     expect(existsSync(join(root, 'huge', 'checkpoint.safetensors'))).toBe(false);
   });

@@ -180,7 +180,7 @@ describe('importHF', () => {
       expectImportError(files({ kilnTokenizer: JSON.stringify({ kind: 'char', chars: 'abcdefghij'.split('') }) }), /10 tokens but vocab_size is only 7/);
       expectImportError(files({ modelSafetensors: out.modelSafetensors.subarray(0, out.modelSafetensors.length - 8) }), /truncated/);
       // A model far bigger than its file is refused on the sizes, before anything is allocated.
-      expectImportError(files({ configJson: cfg({ n_layer: 96, n_embd: 8192, n_head: 128 }), modelSafetensors: new Uint8Array(100) }), /describes [\d,]+ parameters but model\.safetensors has only 100 bytes/);
+      expectImportError(files({ configJson: cfg({ n_layer: 96, n_embd: 8192, n_head: 128 }), modelSafetensors: new Uint8Array(100) }), /config\.json's model needs [\d,]+ parameters \([\d.]+ GiB even in F16\) but model\.safetensors holds 100 B in all/);
       // Without a tokenizer file only GPT-2's vocabulary (or nanoGPT's padding of it) means GPT-2's tokenizer.
       expectImportError(files({ configJson: cfg({ vocab_size: 60000 }), kilnTokenizer: undefined }), /vocab_size 60000 is not GPT-2's/);
       const twice = writeRaw([
