@@ -8,11 +8,22 @@ import { validate, type RunConfig } from '../core/config.ts';
 import { PRESET_DATASETS } from '../core/datasets.ts';
 import { formatBytes } from '../core/model-spec.ts';
 import { findPreset, type ReferenceLine } from '../core/presets.ts';
-import type { RunSpec } from '../core/run-spec.ts';
-import { cliCommand, decodeShareLink, encodeShareLink } from '../core/share-link.ts';
+import type { RunRecord } from '../core/run-record.ts';
+import type { DatasetRef, ResultSummary, RunSpec } from '../core/run-spec.ts';
+import { cliCommand, decodeShareLink, encodeShareLink, reduceCurve } from '../core/share-link.ts';
 import type { ConfigFit, DataSource, LabBackendKind, SampleRequest } from '../worker/api.ts';
 import { LabController } from './lab-controller.ts';
 import type { ExtendDetail } from './kiln-run-bar.ts';
+import type { BranchConfirmDetail } from './kiln-branch-dialog.ts';
+import type { CompareRun, SharedCurve } from './kiln-loss-chart.ts';
+import type { CompareTableRun } from './kiln-compare-table.ts';
+import type { RunCompareDetail, RunIdDetail, RunImportDetail, RunRenameDetail } from './kiln-run-list.ts';
+import { COLORS } from './chart-theme.ts';
+import { comparedColors } from './run-colors.ts';
+import { fmtLoss as formatLoss } from './format.ts';
+import './kiln-run-list.ts';
+import './kiln-compare-table.ts';
+import './kiln-branch-dialog.ts';
 import './kiln-run-bar.ts';
 import './kiln-config-panel.ts';
 import './kiln-data-picker.ts';
@@ -47,7 +58,13 @@ export class KilnApp extends LitElement {
     .muted { color: #6b6259; font-size: 12.5px; }
     .intro { font-size: 13.5px; line-height: 1.5; color: #3d3731; }
     .intro ol { margin: 6px 0 0; padding-left: 20px; }
-    .runinfo { font-size: 12.5px; color: #5a534c; font-variant-numeric: tabular-nums; display: flex; flex-wrap: wrap; gap: 2px 14px; }
+    .runinfo { font-size: 12.5px; color: #5a534c; font-variant-numeric: tabular-nums; display: flex; flex-wrap: wrap; gap: 2px 14px; align-items: center; }
+    .runinfo .name { font-weight: 600; color: #222; }
+    .runinfo button, .share button { font: inherit; padding: 3px 10px; border-radius: 6px; border: 1px solid #cfc7bd; background: #fff; cursor: pointer; color: #222; }
+    .runinfo button { margin-left: auto; }
+    .share { display: flex; gap: 6px; align-items: center; font-size: 12.5px; }
+    .share input { flex: 1; min-width: 0; font: 12px ui-monospace, monospace; padding: 4px 6px; border: 1px solid #d9d2c9; border-radius: 6px; background: #faf8f5; color: #3d3731; }
+    .banner.info { background: #eef4fb; border-color: #bcd3ec; color: #17324f; }
     @media (max-width: 1180px) {
       main { grid-template-columns: minmax(280px, 320px) minmax(0, 1fr); grid-template-areas: 'left center' 'left right'; }
     }
@@ -67,6 +84,12 @@ export class KilnApp extends LitElement {
   @state() private sampleOut = '';
   @state() private samplePrompt = '';
   @state() private chart = { smoothing: 0.6, logY: false, logX: false };
+  /** A share link's results: its val curve is drawn as a reference, its numbers said in a banner. */
+  @state() private shared: ResultSummary | null = null;
+  /** A link (or an opened run) that names a user's file: the data panel asks for it, and checks its hash. */
+  @state() private wantFile: Extract<DatasetRef, { kind: 'file' }> | null = null;
+  @state() private branching: RunRecord | null = null;
+  @state() private shareLink: { url: string; copied: boolean } | null = null;
   private lastFile: Extract<DataSource, { kind: 'file' }> | null = null;
   private preparedFor = '';
   private fitTimer: ReturnType<typeof setTimeout> | null = null;
@@ -93,7 +116,15 @@ export class KilnApp extends LitElement {
       const spec = decodeShareLink(hash);
       this.preset = spec.preset;
       this.config = { ...spec.config };
-      if (spec.data?.kind === 'bundled') this.dataChoice = spec.data.id;
+      if (spec.data?.kind === 'bundled') {
+        this.dataChoice = spec.data.id;
+        this.wantFile = null;
+      } else if (spec.data?.kind === 'file') {
+        this.wantFile = spec.data;
+        this.dataChoice = 'file';
+        this.lastFile = null;
+      }
+      this.shared = spec.results ?? null;
       this.linkError = null;
     } catch (e) {
       const err = e as { message: string; hint?: string };
@@ -135,7 +166,11 @@ export class KilnApp extends LitElement {
       const source: DataSource | null = this.dataChoice === 'file' ? this.lastFile : { kind: 'bundled', id: this.dataChoice };
       if (source) void this.lab.prepareData(source, this.config).then((d) => {
         this.fileError = !d && this.lab.error && source.kind === 'file' ? { message: this.lab.error.message, hint: this.lab.error.hint } : null;
-        if (!d && source.kind === 'file') this.lab.error = null;
+        if (!d && source.kind === 'file') {
+          this.lab.error = null;
+          this.lastFile = null;
+        }
+        if (d && source.kind === 'file' && source.expect) this.wantFile = null;
         this.scheduleFit();
       });
     }
@@ -161,8 +196,11 @@ export class KilnApp extends LitElement {
   }
 
   private onData(e: CustomEvent<{ source: DataSource }>): void {
-    const s = e.detail.source;
+    let s = e.detail.source;
     this.fileError = null;
+    // The file a link names is checked by its SHA-256 before anything trains on it.
+    if (s.kind === 'file' && this.wantFile) s = { ...s, expect: { sha256: this.wantFile.sha256, bytes: this.wantFile.bytes } };
+    if (s.kind === 'bundled') this.wantFile = null;
     if (s.kind === 'file') this.lastFile = s;
     this.dataChoice = s.kind === 'bundled' ? s.id : 'file';
     this.preparedFor = '';
@@ -172,7 +210,100 @@ export class KilnApp extends LitElement {
     if (!this.valid) return;
     this.sampleOut = '';
     this.samplePrompt = '';
+    this.shareLink = null;
     await this.lab.train(this.spec(), this.backend);
+  }
+
+  // ---- the run library ----
+
+  /** The page's settings become the opened run's, so Train, Share and the command match it. */
+  private adoptRun(): void {
+    const r = this.lab.run;
+    if (!r) return;
+    this.preset = r.spec.preset;
+    this.config = { ...r.spec.config };
+    const d = r.spec.data;
+    this.dataChoice = d?.kind === 'bundled' ? d.id : d ? 'file' : this.dataChoice;
+    this.wantFile = d?.kind === 'file' && !r.data ? d : null;
+    this.preparedFor = `${this.dataChoice}|${DATA_KEYS.map((k) => this.config[k]).join('|')}`;
+    this.sampleOut = '';
+    this.shareLink = null;
+    this.scheduleFit();
+  }
+
+  private async onOpenRun(e: CustomEvent<RunIdDetail>): Promise<void> {
+    const rec = this.lab.runs?.find((r) => r.id === e.detail.id);
+    const info = await this.lab.openRun(e.detail.id, this.backend);
+    if (!info) return;
+    this.adoptRun();
+    // "Resume" in the list: an interrupted or paused run goes on training at once when its data is here.
+    const st = this.lab.status;
+    if (rec && (rec.phase === 'training' || rec.phase === 'paused') && info.data && st && st.step < st.stopAt) await this.lab.resume();
+  }
+
+  private async openEarlier(): Promise<void> {
+    const f = this.lab.openFailure;
+    if (!f) return;
+    if (await this.lab.openRun(f.id, this.backend, f.step)) this.adoptRun();
+  }
+
+  private async onBranch(e: CustomEvent<BranchConfirmDetail>): Promise<void> {
+    this.branching = null;
+    const d = e.detail;
+    if (await this.lab.branch(d.id, d.step, d.config, this.backend, d.name)) this.adoptRun();
+  }
+
+  private onCompare(e: CustomEvent<RunCompareDetail>): void {
+    void this.lab.setCompared(e.detail.id, e.detail.on);
+  }
+
+  private comparedIds(): string[] {
+    return [...this.lab.compared.keys()].filter((id) => id !== this.lab.run?.id);
+  }
+
+  private compareRuns(): CompareRun[] {
+    const colors = comparedColors(this.comparedIds(), this.lab.run?.id ?? null);
+    return this.comparedIds().map((id) => {
+      const rec = this.lab.runs?.find((r) => r.id === id);
+      return { id, name: rec?.name ?? 'run', color: colors.get(id) ?? COLORS.reference, rows: this.lab.compared.get(id) ?? [] };
+    });
+  }
+
+  private compareTable(): CompareTableRun[] {
+    const others = this.compareRuns().flatMap((c) => {
+      const rec = this.lab.runs?.find((r) => r.id === c.id);
+      return rec ? [{ id: c.id, name: c.name, color: c.color, config: rec.spec.config }] : [];
+    });
+    const r = this.lab.run;
+    if (!others.length) return [];
+    return r ? [{ id: r.id, name: r.name, color: COLORS.train, config: r.spec.config }, ...others] : others;
+  }
+
+  private sharedCurve(): SharedCurve | null {
+    const c = this.shared?.curve;
+    return c?.length ? { label: `shared run (val${this.shared?.device ? `, ${this.shared.device}` : ''})`, points: c } : null;
+  }
+
+  /** The current run as a link: its settings, data and what it reached. */
+  private async onShare(): Promise<void> {
+    const r = this.lab.run;
+    const st = this.lab.status;
+    if (!r || !st) return;
+    const rows = this.lab.metrics;
+    const vals = rows.flatMap((m) => (m.val_loss !== undefined ? [[m.step, m.val_loss] as [number, number]] : []));
+    const results: ResultSummary = { steps: st.step, device: r.device };
+    if (st.lastLoss !== null) results.trainLoss = st.lastLoss;
+    if (st.lastValLoss !== null) results.valLoss = st.lastValLoss;
+    if (vals.length) results.curve = reduceCurve(vals, 64);
+    const url = `${location.origin}${location.pathname}#${encodeShareLink({ ...r.spec, results })}`;
+    let copied = false;
+    try {
+      await navigator.clipboard.writeText(url);
+      copied = true;
+    } catch {
+      // No clipboard permission (an http page, a denied prompt): the link is shown to copy by hand.
+    }
+    this.shareLink = { url, copied };
   }
 
   private async onSample(e: CustomEvent<SampleRequest>): Promise<void> {
@@ -202,12 +333,30 @@ export class KilnApp extends LitElement {
       ${env?.isSoftware
         ? html`<div class="banner warn"><b>This browser's GPU is ${env.device.replace(/ \(.*$/, '')}, a CPU emulation.</b>Training works but is slow: keep to the tiny and names presets, or open Kiln in a browser with hardware acceleration.</div>`
         : nothing}
-      ${err ? html`<div class="banner error" role="alert"><b>${err.message}</b>${err.hint}</div>` : nothing}
+      ${err ? html`<div class="banner error" role="alert"><b>${err.message}</b>${err.hint}
+          ${this.lab.openFailure ? html`<div><button @click=${this.openEarlier}>Open “${this.lab.openFailure.name}” at step ${this.lab.openFailure.step}</button></div>` : nothing}</div>` : nothing}
+      ${st?.saveError
+        ? html`<div class="banner error" role="alert"><b>Saving failed: ${st.saveError.message}</b>${st.saveError.hint}
+            <div><button @click=${() => this.lab.save()}>Save now</button></div></div>`
+        : nothing}
+      ${this.shared && !this.linkError ? this.renderSharedBanner() : nothing}
       ${st?.phase === 'error' && st.error
         ? html`<div class="banner error" role="alert"><b>Training stopped: ${st.error.message}</b>${st.error.hint}
             ${st.recoverable ? html`<div><button @click=${() => this.lab.recover()}>Recover from step ${st.snapshotStep ?? 0}</button></div>` : nothing}</div>`
         : nothing}
     `;
+  }
+
+  private renderSharedBanner() {
+    const r = this.shared!;
+    const parts = [
+      r.valLoss !== undefined ? `val ${formatLoss(r.valLoss)}` : null,
+      r.trainLoss !== undefined ? `train ${formatLoss(r.trainLoss)}` : null,
+      r.steps !== undefined ? `at step ${r.steps}` : null,
+      r.device ? `on ${r.device}` : null,
+    ].filter((x) => x);
+    return html`<div class="banner info" role="status"><b>A shared experiment: ${parts.length ? `the sharer reached ${parts.join(' ')}` : 'its settings are loaded'}.</b>
+      ${r.curve?.length ? 'Their validation curve is the dashed line on the chart. ' : ''}Press Train to run it yourself with the same settings and seed.</div>`;
   }
 
   private renderRunInfo() {
@@ -222,8 +371,16 @@ export class KilnApp extends LitElement {
         </ol>
       </section>`;
     }
-    return html`<div class="runinfo"><span>${r.spec.preset}</span><span>${formatCount(r.numParams)} parameters</span>
-      <span>${r.backend === 'webgpu' ? 'WebGPU' : 'CPU'} · ${formatBytes(r.memoryBytes)}</span><span>${r.data?.name ?? 'data not loaded'}</span></div>`;
+    const st = this.lab.status;
+    const saved = st?.saving ? 'saving…' : st?.savedStep !== null && st?.savedStep !== undefined ? `saved at step ${st.savedStep}` : 'not saved yet';
+    return html`<div class="runinfo"><span class="name">${r.name}</span><span>${r.spec.preset}</span><span>${formatCount(r.numParams)} parameters</span>
+        <span>${r.backend === 'webgpu' ? 'WebGPU' : 'CPU'} · ${formatBytes(r.memoryBytes)}</span><span>${r.data?.name ?? 'data not loaded'}</span>
+        ${r.parent ? html`<span>branched from ${r.parent.name} at step ${r.parent.step}</span>` : nothing}<span>${saved}</span>
+        <button @click=${this.onShare} title="Copy a link that reproduces this run">Share</button></div>
+      ${this.shareLink
+        ? html`<div class="share"><input readonly aria-label="Share link" .value=${this.shareLink.url} @focus=${(e: Event) => (e.target as HTMLInputElement).select()} />
+            <span>${this.shareLink.copied ? 'Copied' : 'Copy this link'}</span></div>`
+        : nothing}`;
   }
 
   override render() {
@@ -240,7 +397,22 @@ export class KilnApp extends LitElement {
       ${this.renderBanners()}
       <main>
         <div class="left">
+          <section class="card" aria-label="Runs">
+            ${lab.storageError
+              ? html`<h2>Runs</h2><div class="muted">${lab.storageError.message}. ${lab.storageError.hint}</div>`
+              : html`<kiln-run-list .runs=${lab.runs ?? []} .currentId=${lab.run?.id ?? null} .compared=${this.comparedIds()} .usage=${lab.usage}
+                  .persisted=${lab.persisted} ?busy=${lab.busy.has('library') || training}
+                  @run-open=${this.onOpenRun} @run-rename=${(e: CustomEvent<RunRenameDetail>) => lab.renameRun(e.detail.id, e.detail.name)}
+                  @run-delete=${(e: CustomEvent<RunIdDetail>) => lab.deleteRun(e.detail.id)} @run-download=${(e: CustomEvent<RunIdDetail>) => lab.download(e.detail.id)}
+                  @run-branch=${(e: CustomEvent<RunIdDetail>) => (this.branching = lab.runs?.find((r) => r.id === e.detail.id) ?? null)}
+                  @run-compare=${this.onCompare}
+                  @run-import=${(e: CustomEvent<RunImportDetail>) => lab.importCheckpoint(e.detail.fileName, e.detail.bytes)}></kiln-run-list>`}
+          </section>
           <section class="card" aria-label="Training data">
+            ${this.wantFile
+              ? html`<div class="banner warn" style="margin:0 0 10px" role="status"><b>This run trains on your file ${this.wantFile.name} (${formatBytes(this.wantFile.bytes)}).</b>
+                  Open that file below: it is checked by its SHA-256 (${this.wantFile.sha256.slice(0, 12)}…) before anything trains on it.</div>`
+              : nothing}
             <kiln-data-picker .selected=${this.dataChoice} .summary=${lab.data} ?busy=${lab.busy.has('data')}
               .progress=${lab.progress && lab.progress.what === 'tokenizer' ? { done: lab.progress.done, total: lab.progress.total } : null}
               .error=${this.fileError} @data-choose=${this.onData}></kiln-data-picker>
@@ -263,10 +435,13 @@ export class KilnApp extends LitElement {
         <div class="center">
           ${this.renderRunInfo()}
           <section class="card" aria-label="Loss">
-            <kiln-loss-chart .metrics=${lab.metrics} .referenceLines=${this.references()}
+            <kiln-loss-chart .metrics=${lab.metrics} .referenceLines=${this.references()} .compare=${this.compareRuns()} .sharedCurve=${this.sharedCurve()}
               .smoothing=${this.chart.smoothing} ?logY=${this.chart.logY} ?logX=${this.chart.logX}
               @chart-settings=${(e: CustomEvent<{ smoothing: number; logY: boolean; logX: boolean }>) => (this.chart = e.detail)}></kiln-loss-chart>
           </section>
+          ${this.compareTable().length
+            ? html`<section class="card" aria-label="Compared settings"><kiln-compare-table .runs=${this.compareTable()}></kiln-compare-table></section>`
+            : nothing}
           <section class="card" aria-label="Training metrics">
             <kiln-metric-charts .metrics=${lab.metrics} ?logX=${this.chart.logX}></kiln-metric-charts>
           </section>
@@ -278,6 +453,8 @@ export class KilnApp extends LitElement {
           </section>
         </div>
       </main>
+      <kiln-branch-dialog .run=${this.branching} .steps=${this.branching?.checkpoints.map((c) => c.step) ?? []}
+        @branch-confirm=${this.onBranch} @branch-cancel=${() => (this.branching = null)}></kiln-branch-dialog>
     `;
   }
 }

@@ -1,15 +1,17 @@
 // <kiln-loss-chart>: the loss curve. Train loss raw (faint) and smoothed with TensorBoard's
 // debiased EMA, val loss as points on a line, dashed reference lines, a true log y (and x)
 // axis. Rows arrive as the parent's growing `metrics` array; they go into typed-array
-// columns and reach uPlot by setData at most once per animation frame.
+// columns and reach uPlot by setData at most once per animation frame. Saved runs to
+// compare (`compare`) and a share link's val curve (`sharedCurve`) are drawn on the same
+// step axis, each in its own colour; without them the chart is the single run's as before.
 import { LitElement, css, html, type PropertyValues } from 'lit';
 import { customElement, property, query } from 'lit/decorators.js';
 import uPlot from 'uplot';
 import type { LabMetrics } from '../worker/api.ts';
 import { COLORS, CSS_COLORS, FONT_FAMILY, chartStyles, formatStep, stepAxis, valueAxis } from './chart-theme.ts';
 import { fmtLoss } from './format.ts';
-import { DebiasedEma, clampSmoothing, paddedRange, stepRange } from './smoothing.ts';
-import { FrameBatcher, GrowableColumn, RowsSeen, StepTable } from './uplot-columns.ts';
+import { DebiasedEma, clampSmoothing, debiasedEma, paddedRange, stepRange } from './smoothing.ts';
+import { FrameBatcher, GrowableColumn, RowsSeen, StepMerge, StepTable, alignSteps, type Cell } from './uplot-columns.ts';
 
 /** A horizontal dashed line with a label ("bigram ~2.45"). */
 export interface ReferenceLine {
@@ -24,8 +26,52 @@ export interface ChartSettings {
   logX: boolean;
 }
 
+/** A saved run drawn beside the open one (its rows as runMetrics returns them). */
+export interface CompareRun {
+  id: string;
+  name: string;
+  color: string;
+  rows: ReadonlyArray<{ step: number; loss?: number; val_loss?: number }>;
+}
+
+/** A share link's val curve: a dashed reference series. */
+export interface SharedCurve {
+  label: string;
+  points: ReadonlyArray<readonly [number, number]>;
+}
+
 const RAW = 1;
 const SMOOTH = 2;
+const VAL = 3;
+/** The open run's columns: raw, smoothed, val. */
+const OWN_COLUMNS = 3;
+/** The shared curve's colour: a darker grey than the reference lines, apart from every run's colour. */
+const SHARED_COLOR = '#5c564f';
+
+/** A legend label no wider than the legend can take. */
+function shortName(name: string, max = 24): string {
+  return name.length > max ? `${name.slice(0, max - 1)}…` : name;
+}
+
+const finite = (v: number): Cell => (Number.isFinite(v) ? v : null);
+
+/** A number for each object, for keys that say "the same rows array" without holding it. */
+const objectIds = new WeakMap<object, number>();
+let nextObjectId = 1;
+function objectId(o: object): number {
+  let id = objectIds.get(o);
+  if (id === undefined) objectIds.set(o, (id = nextObjectId++));
+  return id;
+}
+
+/** What the other runs add to the plot: their series and columns, made when they change. */
+interface Others {
+  series: uPlot.Series[];
+  /** Per series: the value shown while the cursor is away (its last point). */
+  latest: Array<number | null>;
+  /** Per series: how many points it has (val points show while they stay apart). */
+  points: number[];
+}
 
 @customElement('kiln-loss-chart')
 export class KilnLossChart extends LitElement {
@@ -101,6 +147,15 @@ export class KilnLossChart extends LitElement {
   @property({ type: Boolean }) logX = false;
   /** Plot and axes height in CSS pixels (the legend and the controls come on top). */
   @property({ type: Number }) height = 280;
+  /**
+   * Saved runs drawn with the open one, aligned by step: each run's train loss smoothed
+   * like the open run's (thinner) and its val points, in its colour. Not the open run
+   * itself. The chart redraws when an entry's id, name, colour or rows array (or its
+   * length) changes, not for a new outer array: hand the same rows arrays again.
+   */
+  @property({ attribute: false }) compare: readonly CompareRun[] = [];
+  /** A share link's val curve, dashed; redrawn when its label or points array changes. */
+  @property({ attribute: false }) sharedCurve: SharedCurve | null = null;
 
   @query('.plot') private plotBox!: HTMLDivElement;
 
@@ -120,6 +175,14 @@ export class KilnLossChart extends LitElement {
   private readonly rowsSeen = new RowsSeen();
   /** The reference lines drawn, as text: the parent hands a new array on every render. */
   private refsKey = '';
+  /** The compared runs and shared curve drawn (ids, names, colours, rows arrays), as text. */
+  private othersKey = '';
+  /** Their series (names and colours) the plot was made with: a change makes a new plot. */
+  private plotSeries = '';
+  /** Null until there are others to draw: the single-run chart hands its columns to uPlot as they are. */
+  private merge: StepMerge | null = null;
+  private others: Others | null = null;
+  private othersStale = true;
   private readonly resize = new ResizeObserver(() => this.fit());
 
   override connectedCallback(): void {
@@ -164,7 +227,26 @@ export class KilnLossChart extends LitElement {
     const refs = this.referenceLines.map((r) => `${r.value} ${r.label}`).join('|');
     const newRefs = refs !== this.refsKey;
     this.refsKey = refs;
-    if (newRows || newRefs || changed.has('smoothing')) this.batcher.schedule();
+    const others = this.othersKeyNow();
+    const newOthers = others !== this.othersKey;
+    this.othersKey = others;
+    if (newOthers || (changed.has('smoothing') && this.merge)) this.othersStale = true;
+    // Runs added, removed, renamed or recoloured: other series, so a new plot (like a log switch).
+    if (this.plot && this.seriesKey() !== this.plotSeries) this.createPlot();
+    if (newRows || newRefs || newOthers || changed.has('smoothing')) this.batcher.schedule();
+  }
+
+  private othersKeyNow(): string {
+    // An empty rows array (metrics not loaded yet) is the same whichever new [] the parent hands over.
+    const rowsKey = (rows: readonly unknown[]) => (rows.length === 0 ? 'none' : `${objectId(rows)}:${rows.length}`);
+    const runs = this.compare.map((c) => `${c.id}\u0000${c.name}\u0000${c.color}\u0000${rowsKey(c.rows)}`);
+    const shared = this.sharedCurve ? `${this.sharedCurve.label}\u0000${rowsKey(this.sharedCurve.points)}` : '';
+    return `${runs.join('\u0001')}\u0002${shared}`;
+  }
+
+  /** The series the others add, as text (what options() builds from). */
+  private seriesKey(): string {
+    return `${this.compare.map((c) => `${c.name}\u0000${c.color}`).join('\u0001')}\u0002${this.sharedCurve?.label ?? ''}`;
   }
 
   private onSmoothing(e: Event): void {
@@ -191,12 +273,13 @@ export class KilnLossChart extends LitElement {
   private flush(): void {
     const from = this.table.ingest(this.metrics);
     if (from === 0) this.zoomed = false; // a new run: its own full range
-    if (clampSmoothing(this.smoothing) !== this.ema.w) this.extendSmoothed(0);
-    else if (from >= 0) this.extendSmoothed(from);
+    let changed = from;
+    if (clampSmoothing(this.smoothing) !== this.ema.w) changed = this.extendSmoothed(0);
+    else if (from >= 0) changed = Math.min(from, this.extendSmoothed(from));
     const u = this.plot;
     if (!u) return;
+    const data = this.data(changed);
     this.showEmpty();
-    const data = this.data();
     // batch: uPlot draws now, not in a microtask, so the batcher's timing sees the cost.
     u.batch(() => {
       if (this.zoomed && this.table.length > 0) {
@@ -213,17 +296,102 @@ export class KilnLossChart extends LitElement {
    * Smooths the rows from `from` on. The average carries state, so a cut table (from below
    * what was smoothed) or a new weight smooths the whole column again: 100k points take ~1 ms.
    */
-  private extendSmoothed(from: number): void {
+  private extendSmoothed(from: number): number {
     const loss = this.table.column('loss');
     if (from < this.smoothed.length || this.ema.w !== clampSmoothing(this.smoothing)) {
       this.smoothed.truncate(0);
       this.ema = new DebiasedEma(this.smoothing);
     }
+    const first = this.smoothed.length;
     for (let i = this.smoothed.length; i < loss.length; i++) this.smoothed.push(this.ema.push(loss.at(i)));
+    return first;
   }
 
-  private data(): uPlot.AlignedData {
-    return [this.table.x.view(), this.table.column('loss').forPlot(), this.smoothed.forPlot(), this.table.sparseColumn('val').values];
+  /**
+   * uPlot's data. One run: the columns themselves. With others: the merge of the open
+   * run's columns (from row `from` on, or all) with theirs on one step axis.
+   */
+  private data(from = 0): uPlot.AlignedData {
+    this.syncOthers();
+    const val = this.table.sparseColumn('val');
+    if (!this.merge) return [this.table.x.view(), this.table.column('loss').forPlot(), this.smoothed.forPlot(), val.values];
+    const x = this.table.x;
+    const loss = this.table.column('loss');
+    const n = Math.min(this.table.length, this.smoothed.length);
+    this.merge.update(n, (i) => x.at(i), [(i) => finite(loss.at(i)), (i) => finite(this.smoothed.at(i)), (i) => val.values[i]], from);
+    return [this.merge.x, ...this.merge.cols] as unknown as uPlot.AlignedData;
+  }
+
+  /**
+   * Rebuilds the other runs' columns when they changed (or the smoothing did): each run's
+   * rows through a StepTable (ascending steps, as the open run's), its train loss smoothed
+   * with the open run's weight, and the shared curve's points, all on one step axis.
+   */
+  private syncOthers(): void {
+    if (!this.othersStale) return;
+    this.othersStale = false;
+    const shared = this.sharedCurve;
+    if (this.compare.length === 0 && !shared) {
+      this.merge = null;
+      this.others = null;
+      return;
+    }
+    const w = clampSmoothing(this.smoothing);
+    const cols: Array<{ x: ArrayLike<number>; y: ArrayLike<Cell> }> = [];
+    const others: Others = { series: [], latest: [], points: [] };
+    const add = (s: uPlot.Series, x: ArrayLike<number>, y: Cell[]) => {
+      cols.push({ x, y });
+      others.series.push(s);
+      let last: number | null = null;
+      let count = 0;
+      for (const v of y) {
+        if (v === null || v === undefined) continue;
+        last = v;
+        count++;
+      }
+      others.latest.push(last);
+      others.points.push(count);
+    };
+    for (const run of this.compare) {
+      const t = new StepTable<CompareRun['rows'][number], 'loss' | 'val'>({ loss: { get: (m) => m.loss }, val: { get: (m) => m.val_loss, sparse: true } });
+      t.ingest(run.rows);
+      const x = t.x.view();
+      const smooth = Array.from(debiasedEma(t.column('loss').view(), w), finite);
+      const name = shortName(run.name);
+      add({ label: name, stroke: run.color, width: 1.25, alpha: 0.85, points: { show: false } }, x, smooth);
+      const valIdx = others.series.length;
+      // Dotted, so that it is told from the same colour's train line where they cross.
+      add({ label: `${name} val`, stroke: run.color, width: 1.25, dash: [2, 3], spanGaps: true, points: this.valPoints(run.color, valIdx) }, x, t.sparseColumn('val').values);
+    }
+    if (shared) {
+      const pts = shared.points.filter(([s, v]) => Number.isFinite(s) && Number.isFinite(v)).sort((a, b) => a[0] - b[0]);
+      const x: number[] = [];
+      const y: Cell[] = [];
+      for (const [s, v] of pts) {
+        if (x.length && x[x.length - 1] === s) continue;
+        x.push(s);
+        y.push(v);
+      }
+      const idx = others.series.length;
+      add({ label: shortName(shared.label, 32), stroke: SHARED_COLOR, width: 1.5, dash: [6, 4], spanGaps: true, points: this.valPoints(SHARED_COLOR, idx) }, x, y);
+    }
+    this.merge ??= new StepMerge(OWN_COLUMNS);
+    this.merge.setOther(alignSteps(cols));
+    this.others = others;
+  }
+
+  /**
+   * Val dots for another run's series `k` (counted among the others): shown while they stay
+   * well apart (sparser than the open run's, so that several runs' dots do not crowd its own).
+   */
+  private valPoints(color: string, k: number): uPlot.Series.Points {
+    return {
+      show: (u) => (this.others?.points[k] ?? 0) * 24 < u.bbox.width / uPlot.pxRatio,
+      size: 4.5,
+      width: 1,
+      stroke: color,
+      fill: COLORS.background,
+    };
   }
 
   private logKey(): string {
@@ -233,8 +401,10 @@ export class KilnLossChart extends LitElement {
   private createPlot(): void {
     this.plot?.destroy();
     this.width = Math.max(1, Math.floor(this.plotBox.clientWidth));
-    const u = new uPlot(this.options(this.width), this.data(), this.plotBox);
+    const data = this.data();
+    const u = new uPlot(this.options(this.width), data, this.plotBox);
     this.plotLog = this.logKey();
+    this.plotSeries = this.seriesKey();
     this.plot = u;
     this.empty = document.createElement('div');
     this.empty.className = 'empty';
@@ -245,7 +415,7 @@ export class KilnLossChart extends LitElement {
   }
 
   private showEmpty(): void {
-    if (this.empty) this.empty.hidden = this.table.length > 0;
+    if (this.empty) this.empty.hidden = this.table.length > 0 || (this.merge?.x.length ?? 0) > 0;
   }
 
   private fit(): void {
@@ -259,11 +429,17 @@ export class KilnLossChart extends LitElement {
     const logX = this.logX;
     const logY = this.logY;
     const latest = (sidx: number): number | null => {
+      if (sidx > VAL) return this.others?.latest[sidx - VAL - 1] ?? null;
       const n = this.table.length;
       if (n === 0) return null;
       if (sidx === RAW) return this.table.column('loss').at(n - 1);
       if (sidx === SMOOTH) return this.smoothed.at(n - 1);
       return this.table.sparseColumn('val').last();
+    };
+    const lastStep = (): number | null => {
+      if (this.table.length) return this.table.x.at(this.table.length - 1);
+      const x = this.merge?.x;
+      return x?.length ? x[x.length - 1] : null;
     };
     // With the cursor away the legend shows the latest values, not dashes.
     const lossValue = (_u: uPlot, v: number | null, sidx: number, idx: number | null) => fmtLoss(idx === null ? latest(sidx) : v);
@@ -275,6 +451,7 @@ export class KilnLossChart extends LitElement {
       cursor: {
         drag: { x: true, y: false },
         // The val column is mostly null: hovering anywhere shows the nearest val point.
+        // (uPlot always skips undefined too: a step another run has and this one not.)
         hover: { skip: [null, NaN] },
         points: { size: 7, width: 1.5 },
         // Hovering here moves the cursor of every step chart on the page (the small multiples).
@@ -287,7 +464,7 @@ export class KilnLossChart extends LitElement {
       },
       axes: [stepAxis(logX), valueAxis()],
       series: [
-        { label: 'step', value: (_u, v, _s, idx) => formatStep(idx === null ? (this.table.length ? this.table.x.at(this.table.length - 1) : null) : v) },
+        { label: 'step', value: (_u, v, _s, idx) => formatStep(idx === null ? lastStep() : v) },
         { label: 'train (raw)', stroke: COLORS.trainRaw, width: 1, points: { show: false }, value: lossValue },
         { label: 'train', stroke: COLORS.train, width: 2, points: { show: false }, value: lossValue },
         {
@@ -305,6 +482,7 @@ export class KilnLossChart extends LitElement {
             fill: COLORS.background,
           },
         },
+        ...(this.others?.series ?? []).map((s) => ({ ...s, value: lossValue })),
       ],
       hooks: {
         // Lines under the curves (after the grid), their labels over them.

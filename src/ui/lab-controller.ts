@@ -1,13 +1,14 @@
 // The page's one connection to training (STYLE.md 5-6): a Lit ReactiveController that
 // owns the lab worker, talks to it through the typed LabApi (comlink), and hands the
 // elements plain data. No element talks to comlink or the worker itself.
-import { proxy, wrap, type Remote } from 'comlink';
+import { proxy, transfer as comlinkTransfer, wrap, type Remote } from 'comlink';
 import type { ReactiveController, ReactiveControllerHost } from 'lit';
 import type { RunConfig } from '../core/config.ts';
 import type {
   ConfigFit, DataSource, DataSummary, ExtendOptions, LabApi, LabBackendKind, LabEnvironment, LabError, LabEvent, LabMetrics, RunInfo,
   RunStatus, SampleRequest,
 } from '../worker/api.ts';
+import type { RunRecord, StorageUsage } from '../core/run-record.ts';
 import type { RunSpec } from '../core/run-spec.ts';
 
 export interface LabSample {
@@ -34,8 +35,18 @@ export class LabController implements ReactiveController {
   progress: { what: string; done: number; total: number } | null = null;
   /** The last failure of a call (a bad file, a config the worker refused), for the page to show. */
   error: LabError | null = null;
-  /** A call in progress ('data', 'create', 'sample'), for disabling controls. */
+  /** A call in progress ('data', 'create', 'sample', 'library'), for disabling controls. */
   busy = new Set<string>();
+  /** The run library: every saved run, newest first (null until listed; storageError when it cannot be). */
+  runs: RunRecord[] | null = null;
+  usage: StorageUsage | null = null;
+  /** navigator.storage.persist()'s answer, asked when the first run is saved (null: not asked, or no API). */
+  persisted: boolean | null = null;
+  storageError: LabError | null = null;
+  /** Metrics of the saved runs drawn beside the current one, by id. */
+  compared = new Map<string, LabMetrics[]>();
+  /** A run that failed to open because a checkpoint is damaged: the earlier step it can open at. */
+  openFailure: { id: string; name: string; step: number } | null = null;
 
   private worker: Worker | null = null;
   private api: Remote<LabApi> | null = null;
@@ -59,6 +70,10 @@ export class LabController implements ReactiveController {
     void this.call('env', async (api) => {
       this.env = await api.environment();
     });
+    void this.refreshRuns();
+    void navigator.storage?.persisted?.().then((p) => {
+      if (p) this.persisted = true;
+    });
   }
 
   hostDisconnected(): void {
@@ -79,6 +94,7 @@ export class LabController implements ReactiveController {
   private onEvent(e: LabEvent): void {
     switch (e.type) {
       case 'status':
+        if (e.status.savedStep !== null && e.status.savedStep !== this.status?.savedStep) void this.onSaved();
         this.status = e.status;
         if (e.status.phase !== 'error') this.progress = null;
         break;
@@ -142,6 +158,123 @@ export class LabController implements ReactiveController {
       this.run = await api.createRun(spec, backend);
       await api.start();
     });
+    void this.refreshRuns();
+  }
+
+  // ---- the run library ----
+
+  /** After a save: the list and usage change; the first save asks the browser to keep storage. */
+  private async onSaved(): Promise<void> {
+    await this.refreshRuns();
+    if (this.persisted === null && navigator.storage?.persist) {
+      try {
+        this.persisted = await navigator.storage.persist();
+      } catch {
+        this.persisted = false;
+      }
+      this.update();
+    }
+  }
+
+  async refreshRuns(): Promise<void> {
+    if (!this.api) return;
+    try {
+      this.runs = await this.api.listRuns();
+      this.usage = await this.api.storageUsage();
+      this.storageError = null;
+    } catch (e) {
+      this.storageError = labError(e);
+      this.runs = [];
+    }
+    for (const id of [...this.compared.keys()]) if (!this.runs.some((r) => r.id === id)) this.compared.delete(id);
+    this.update();
+  }
+
+  /** Makes a saved run current (paused where it was saved), its curve and data loaded. */
+  async openRun(id: string, backend: LabBackendKind, step?: number): Promise<RunInfo | undefined> {
+    this.openFailure = null;
+    const info = await this.call('library', async (api) => {
+      const opened = await api.openRun(id, backend, step);
+      await this.adopt(api, opened);
+      return opened;
+    });
+    if (!info && this.error?.code === 'checkpoint') {
+      const rec = this.runs?.find((r) => r.id === id);
+      const failed = step ?? rec?.checkpoints.at(-1)?.step;
+      const earlier = rec?.checkpoints.filter((c) => failed === undefined || c.step < failed).at(-1);
+      if (rec && earlier) this.openFailure = { id, name: rec.name, step: earlier.step };
+    }
+    void this.refreshRuns();
+    return info;
+  }
+
+  private async adopt(api: Remote<LabApi>, info: RunInfo): Promise<void> {
+    this.run = info;
+    if (info.data) this.data = info.data;
+    this.samples = [];
+    this.metrics = await api.history();
+    this.metricsVersion++;
+    this.status = await api.status();
+  }
+
+  async branch(id: string, step: number, config: RunConfig, backend: LabBackendKind, name: string): Promise<RunInfo | undefined> {
+    const info = await this.call('library', async (api) => {
+      const made = await api.branchRun(id, step, config, backend, name);
+      await this.adopt(api, made);
+      return made;
+    });
+    void this.refreshRuns();
+    return info;
+  }
+
+  async renameRun(id: string, name: string): Promise<void> {
+    const rec = await this.call('library', (api) => api.renameRun(id, name));
+    if (rec && this.run?.id === id) this.run = { ...this.run, name: rec.name };
+    await this.refreshRuns();
+  }
+
+  async deleteRun(id: string): Promise<void> {
+    this.compared.delete(id);
+    await this.call('library', (api) => api.deleteRun(id));
+    await this.refreshRuns();
+  }
+
+  /** Hands the checkpoint to the browser as a download (the CLI's .safetensors file). */
+  async download(id: string): Promise<void> {
+    const file = await this.call('library', (api) => api.exportCheckpoint(id));
+    if (!file) return;
+    const url = URL.createObjectURL(new Blob([file.bytes as Uint8Array<ArrayBuffer>], { type: 'application/octet-stream' }));
+    const a = document.createElement('a');
+    a.href = url;
+    a.download = file.fileName;
+    document.body.append(a);
+    a.click();
+    a.remove();
+    setTimeout(() => URL.revokeObjectURL(url), 60_000);
+  }
+
+  async importCheckpoint(fileName: string, bytes: Uint8Array): Promise<RunRecord | undefined> {
+    const rec = await this.call('library', (api) => api.importCheckpoint(fileName, transfer(bytes)));
+    await this.refreshRuns();
+    return rec;
+  }
+
+  /** Draws (or stops drawing) a saved run beside the current one. */
+  async setCompared(id: string, on: boolean): Promise<void> {
+    if (!on) {
+      this.compared.delete(id);
+      this.update();
+      return;
+    }
+    const rows = await this.call('library', (api) => api.runMetrics(id));
+    if (rows) this.compared.set(id, rows);
+    this.update();
+  }
+
+  /** Retries a save that failed (after the person made room). */
+  async save(): Promise<void> {
+    await this.call('control', (api) => api.save());
+    await this.refreshRuns();
   }
 
   pause(): Promise<void> {
@@ -168,4 +301,9 @@ export class LabController implements ReactiveController {
   sample(req: SampleRequest, onText: (text: string) => void): Promise<string | undefined> {
     return this.call('sample', (api) => api.sample(req, proxy(onText)));
   }
+}
+
+/** Moves a file's bytes to the worker instead of copying them (the page does not need them after). */
+function transfer(bytes: Uint8Array): Uint8Array {
+  return comlinkTransfer(bytes, [bytes.buffer as ArrayBuffer]);
 }

@@ -258,3 +258,139 @@ export class RowsSeen {
     return true;
   }
 }
+
+/**
+ * A value on a shared step axis: a number; null, a gap (the run logged the step but its
+ * value is missing or not finite); undefined, no row of this run at this step. uPlot
+ * draws straight across undefined (its own word for an alignment artifact, see
+ * uPlot.join) and breaks the line at null, so a diverged loss still shows as a gap.
+ */
+export type Cell = number | null | undefined;
+
+/** Columns on one ascending, duplicate-free step axis. */
+export interface StepColumns {
+  x: number[];
+  cols: Cell[][];
+}
+
+/** The first index in ascending `xs` whose value is >= v (or > v with `after`). */
+export function searchSorted(xs: ArrayLike<number>, v: number, after = false): number {
+  let lo = 0;
+  let hi = xs.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (xs[mid] < v || (after && xs[mid] === v)) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
+/**
+ * Several series, each on its own ascending steps, as columns on the union of their steps
+ * (undefined where a series has no row). For the runs a chart compares: made once when
+ * they change, not per frame.
+ */
+export function alignSteps(series: ReadonlyArray<{ x: ArrayLike<number>; y: ArrayLike<Cell> }>): StepColumns {
+  const all: number[] = [];
+  for (const s of series) for (let i = 0; i < s.x.length; i++) if (Number.isFinite(s.x[i])) all.push(s.x[i]);
+  all.sort((a, b) => a - b);
+  const x: number[] = [];
+  for (const v of all) if (x.length === 0 || x[x.length - 1] !== v) x.push(v);
+  const cols = series.map((s) => {
+    const col: Cell[] = new Array<Cell>(x.length).fill(undefined);
+    let j = 0;
+    for (let i = 0; i < s.x.length; i++) {
+      const step = s.x[i];
+      if (!Number.isFinite(step)) continue;
+      while (j < x.length && x[j] < step) j++;
+      if (x[j] === step) col[j] = s.y[i];
+    }
+    return col;
+  });
+  return { x, cols };
+}
+
+/**
+ * The open run's columns and other runs' columns (alignSteps) on one x axis, as uPlot's
+ * aligned data: x is the union of both runs' steps, the open run's columns first. The
+ * open run grows while it trains, so `update` works from the first row that changed:
+ * a new row whose step the others already have fills that position in place (runs that
+ * log every step share one grid, the usual case), a row past the others' steps is
+ * appended, and only a step between two of theirs re-merges the rest of the axis.
+ */
+export class StepMerge {
+  readonly x: number[] = [];
+  /** The open run's columns, then the others'. */
+  cols: Cell[][] = [];
+  private other: StepColumns = { x: [], cols: [] };
+  /** Where each of the open run's rows sits on x. */
+  private readonly pos: number[] = [];
+  private stale = true;
+
+  constructor(private readonly nOwn: number) {
+    this.cols = Array.from({ length: nOwn }, () => []);
+  }
+
+  /** The other runs' columns; the next update merges from scratch. */
+  setOther(other: StepColumns): void {
+    this.other = other;
+    this.cols = Array.from({ length: this.nOwn + other.cols.length }, () => []);
+    this.stale = true;
+  }
+
+  /**
+   * Brings the merge up to date with the open run's `n` rows (steps ascending, read
+   * through `stepAt`; its columns through `cells`, one function per column), of which
+   * rows from `from` on are new or changed (StepTable.ingest's answer: 0 after a rebuild,
+   * -1 when nothing changed).
+   */
+  update(n: number, stepAt: (i: number) => number, cells: ReadonlyArray<(i: number) => Cell>, from: number): void {
+    const placed = this.pos.length;
+    if (from < 0 && n === placed && !this.stale) return;
+    if (this.stale || from <= 0 || from > placed) return this.mergeFrom(0, 0, 0, n, stepAt, cells);
+    if (from < placed) {
+      // Rows cut back (a recovered run repeats steps): merge again after the last row kept.
+      const kept = stepAt(from - 1);
+      return this.mergeFrom(this.pos[from - 1] + 1, from, searchSorted(this.other.x, kept, true), n, stepAt, cells);
+    }
+    const ox = this.other.cols;
+    for (let i = placed; i < n; i++) {
+      const s = stepAt(i);
+      let q = i > 0 ? this.pos[i - 1] + 1 : 0;
+      while (q < this.x.length && this.x[q] < s) q++;
+      if (q === this.x.length) {
+        this.x.push(s);
+        for (let c = 0; c < this.nOwn; c++) this.cols[c].push(cells[c](i));
+        for (let c = 0; c < ox.length; c++) this.cols[this.nOwn + c].push(undefined);
+      } else if (this.x[q] === s) {
+        for (let c = 0; c < this.nOwn; c++) this.cols[c][q] = cells[c](i);
+      } else {
+        return this.mergeFrom(q, i, searchSorted(this.other.x, s), n, stepAt, cells);
+      }
+      this.pos.push(q);
+    }
+  }
+
+  /** Cuts x back to `q` positions and merges the open run's rows from `i` with the others' from `e`. */
+  private mergeFrom(q: number, i: number, e: number, n: number, stepAt: (i: number) => number, cells: ReadonlyArray<(i: number) => Cell>): void {
+    const { x: ox, cols: oc } = this.other;
+    const own = this.nOwn;
+    this.x.length = q;
+    for (const c of this.cols) c.length = q;
+    this.pos.length = i;
+    while (i < n || e < ox.length) {
+      const si = i < n ? stepAt(i) : Infinity;
+      const se = e < ox.length ? ox[e] : Infinity;
+      const step = Math.min(si, se);
+      this.x.push(step);
+      for (let c = 0; c < own; c++) this.cols[c].push(si === step ? cells[c](i) : undefined);
+      for (let c = 0; c < oc.length; c++) this.cols[own + c].push(se === step ? oc[c][e] : undefined);
+      if (si === step) {
+        this.pos.push(this.x.length - 1);
+        i++;
+      }
+      if (se === step) e++;
+    }
+    this.stale = false;
+  }
+}

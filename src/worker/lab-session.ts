@@ -32,7 +32,8 @@ import type { RunStore } from '../store/run-store.ts';
 import { readResumePoint, stateCheckpointBytes } from '../train/checkpointing.ts';
 import { initialState, prepareData, type PreparedData } from '../train/prepare.ts';
 import { train, type StepMetrics, type TrainerSnapshot } from '../train/trainer.ts';
-import { configFit } from './config-fit.ts';
+import { adapterBudget, assertModelFits } from '../core/budget.ts';
+import { configFit, webgpuPlanner } from './config-fit.ts';
 import {
   assertBranchable, checkpointFileName, nameFromFile, nearestPreset, newRecord, newRunId, uniqueName,
 } from './run-library.ts';
@@ -271,7 +272,7 @@ export class LabSession implements LabApi {
     this.disposeRun();
     const config = { ...spec.config };
     const model = resolveModel(config, prepared.tokenizer.vocabSize);
-    const backend = await this.loadBackend(backendKind, model, initialState(model, config.seed));
+    const backend = await this.loadBackend(backendKind, model, initialState(model, config.seed), config.batchSize);
     const memoryBytes = backend.memoryBytes?.(model, config.batchSize) ?? memoryEstimate(model, config.batchSize).total;
     const point: ResumePoint = { step: 0, samplerState: config.seed, elapsedS: 0, bestValLoss: null, lastValLoss: null };
     const runSpec: RunSpec = { preset: spec.preset, config, data: data.summary.ref };
@@ -298,8 +299,11 @@ export class LabSession implements LabApi {
     return info;
   }
 
-  /** A new backend with a state loaded (freed again when the load fails). */
-  private async loadBackend(kind: LabBackendKind, model: ModelConfig, state: TrainState): Promise<Backend> {
+  /** A new backend with a state loaded (freed again when the load fails), after the budget said the model fits. */
+  private async loadBackend(kind: LabBackendKind, model: ModelConfig, state: TrainState, batchSize: number): Promise<Backend> {
+    // The same decision (and words) as the settings panel and the CLI: src/core/budget.ts.
+    const limits = kind === 'webgpu' ? (await this.environment()).limits : null;
+    assertModelFits(model, batchSize, adapterBudget(limits), limits ? webgpuPlanner(limits) : undefined);
     const backend = await this.deps.createBackend(kind);
     try {
       await backend.load(model, state);
@@ -390,7 +394,7 @@ export class LabSession implements LabApi {
     } catch {
       // A lost device may refuse even that.
     }
-    const backend = await this.loadBackend(r.info.backend, r.model, r.snapshot.state);
+    const backend = await this.loadBackend(r.info.backend, r.model, r.snapshot.state, r.config.batchSize);
     r.backend = backend;
     r.point = { ...r.snapshot.point };
     // The curve goes on from the snapshot: drop the rows past it.
@@ -765,7 +769,7 @@ export class LabSession implements LabApi {
       rec = await store.rewind(rec.id, meta.step);
       rows = await store.metrics(rec.id);
     }
-    const backend = await this.loadBackend(backendKind, loaded.model, loaded.state);
+    const backend = await this.loadBackend(backendKind, loaded.model, loaded.state, config.batchSize);
     this.disposeRun();
     let summary: DataSummary | null = null;
     if (found && loaded.prepared) {
