@@ -5,7 +5,9 @@ import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { encodeCheckpoint } from '../core/checkpoint.ts';
 import { DEFAULT_CONFIG, parseField, validate, type RunConfig } from '../core/config.ts';
+import { findDataset } from '../core/datasets.ts';
 import { KilnError } from '../core/errors.ts';
+import { printable } from '../core/text.ts';
 import { exportHF, importHF, KILN_TOKENIZER_FILE } from '../core/hf.ts';
 import { Rng } from '../core/rng.ts';
 import { splitTokens } from '../core/data.ts';
@@ -44,7 +46,7 @@ export async function evalCommand(flags: EvalFlags): Promise<number> {
   if (!(EVAL_SPLITS as readonly string[]).includes(which))
     throw new KilnError('usage', `--split ${JSON.stringify(which.slice(0, 40))} is not a split`, 'use --split val (the held-out part, as training cut it; the default) or --split all (the whole file)');
   const ckpt = await readCheckpointFile(flags.checkpoint);
-  const { text } = readTrainingData(flags.data, null);
+  const { text } = readTrainingData(flags.data ?? checkpointData(ckpt.extra?.['kiln.dataset']), null);
   const tokenizer = await tokenizerFromJSON(ckpt.tokenizer);
   const all = tokenizer.encode(text);
   const tokens = which === 'all' ? all : splitTokens(all, ckpt.config.valFraction, ckpt.model.blockSize).val;
@@ -57,6 +59,24 @@ export async function evalCommand(flags: EvalFlags): Promise<number> {
   } finally {
     backend.dispose();
   }
+}
+
+/**
+ * Without --data, the text a checkpoint says it trained on: a bundled dataset by name;
+ * a user's file only by its name, which must be given (its path is not in the file).
+ */
+function checkpointData(json: string | undefined): string | undefined {
+  let ref: unknown;
+  try {
+    ref = json ? JSON.parse(json) : undefined;
+  } catch {
+    return undefined;
+  }
+  const r = ref as { kind?: unknown; id?: unknown; name?: unknown } | undefined;
+  if (r?.kind === 'bundled' && typeof r.id === 'string' && findDataset(r.id)) return r.id;
+  if (r?.kind === 'file' && typeof r.name === 'string')
+    throw new KilnError('usage', `this checkpoint was trained on the file ${printable(r.name, 80)}, which is not bundled`, `add --data PATH to that file (or to another text to score it on)`);
+  return undefined;
 }
 
 export interface SampleFlags {

@@ -67,10 +67,10 @@ export const COMMAND_DOCS: readonly CommandDoc[] = [
   },
   {
     name: 'eval', summary: 'the loss of a checkpoint on a text (JSON on stdout)',
-    usage: '--checkpoint FILE --data FILE|NAME [--split val|all] [--backend B] [--verbose]',
+    usage: '--checkpoint FILE [--data FILE|NAME] [--split val|all] [--backend B] [--verbose]',
     flags: [
       CHECKPOINT,
-      { name: 'data', value: 'FILE', example: 'names.txt', doc: 'the text to score (or a bundled dataset: names, shakespeare), split as in training' },
+      { name: 'data', value: 'FILE', example: 'names.txt', doc: 'the text to score (or a bundled dataset: names, shakespeare), split as in training; default: the bundled dataset the checkpoint trained on' },
       { name: 'split', value: 'val|all', example: 'all', doc: 'val (default): every window of the held-out part, as training cut it; all: the whole file' },
       BACKEND, VERBOSE,
     ],

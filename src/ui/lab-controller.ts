@@ -209,12 +209,14 @@ export class LabController implements ReactiveController {
   }
 
   private async adopt(api: Remote<LabApi>, info: RunInfo): Promise<void> {
+    // Everything fetched first, then switched at once: the page never draws the new run with the old curve.
+    const [rows, status] = await Promise.all([api.history(), api.status()]);
     this.run = info;
     if (info.data) this.data = info.data;
     this.samples = [];
-    this.metrics = await api.history();
+    this.metrics = rows;
     this.metricsVersion++;
-    this.status = await api.status();
+    this.status = status;
   }
 
   async branch(id: string, step: number, config: RunConfig, backend: LabBackendKind, name: string): Promise<RunInfo | undefined> {

@@ -272,6 +272,16 @@ describe('kiln eval scores the whole held-out split', () => {
     await expect(evalCommand({ checkpoint: join(trained, 'checkpoint.safetensors'), data: names, split: 'test' }))
       .rejects.toMatchObject({ code: 'usage', message: '--split "test" is not a split' });
   });
+
+  it('without --data: the bundled dataset the checkpoint trained on, or the name of its own file to give', async () => {
+    const bundled = join(root, 'bundled');
+    const r = await runKiln(['train', '--preset', 'tiny', '--steps', '2', '--backend', 'cpu', '--data', 'names', '--out', bundled]);
+    expect(r.code, r.stderr).toBe(0);
+    const given = await evalJson({ checkpoint: join(bundled, 'checkpoint.safetensors'), data: 'names', backend: 'cpu' });
+    expect(await evalJson({ checkpoint: join(bundled, 'checkpoint.safetensors'), backend: 'cpu' })).toEqual(given);
+    await expect(evalCommand({ checkpoint: join(trained, 'checkpoint.safetensors'), backend: 'cpu' }))
+      .rejects.toMatchObject({ code: 'usage', message: 'this checkpoint was trained on the file names.txt, which is not bundled' });
+  });
 });
 
 describe('kiln sample', () => {
