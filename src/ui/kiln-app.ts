@@ -257,6 +257,17 @@ export class KilnApp extends LitElement {
     void this.lab.setCompared(e.detail.id, e.detail.on);
   }
 
+  /** The library's runs, the open one as it stands now (its record says how it was at the last save). */
+  private listedRuns(): RunRecord[] {
+    const runs = this.lab.runs ?? [];
+    const st = this.lab.status;
+    const id = this.lab.run?.id;
+    if (!st || !id) return runs;
+    const phase: RunRecord['phase'] | null = st.phase === 'training' || st.phase === 'pausing' ? 'training' : st.phase === 'paused' || st.phase === 'error' ? 'paused'
+      : st.phase === 'done' || st.phase === 'stopped' || st.phase === 'ready' ? st.phase : null;
+    return runs.map((r) => (r.id === id && phase && r.phase !== phase ? { ...r, phase } : r));
+  }
+
   private comparedIds(): string[] {
     return [...this.lab.compared.keys()].filter((id) => id !== this.lab.run?.id);
   }
@@ -400,7 +411,7 @@ export class KilnApp extends LitElement {
           <section class="card" aria-label="Runs">
             ${lab.storageError
               ? html`<h2>Runs</h2><div class="muted">${lab.storageError.message}. ${lab.storageError.hint}</div>`
-              : html`<kiln-run-list .runs=${lab.runs ?? []} .currentId=${lab.run?.id ?? null} .compared=${this.comparedIds()} .usage=${lab.usage}
+              : html`<kiln-run-list .runs=${this.listedRuns()} .currentId=${lab.run?.id ?? null} .compared=${this.comparedIds()} .usage=${lab.usage}
                   .persisted=${lab.persisted} ?busy=${lab.busy.has('library') || training}
                   @run-open=${this.onOpenRun} @run-rename=${(e: CustomEvent<RunRenameDetail>) => lab.renameRun(e.detail.id, e.detail.name)}
                   @run-delete=${(e: CustomEvent<RunIdDetail>) => lab.deleteRun(e.detail.id)} @run-download=${(e: CustomEvent<RunIdDetail>) => lab.download(e.detail.id)}

@@ -99,8 +99,10 @@ function trainButton(page: Page) {
 }
 
 async function trainTo(page: Page, steps: number, report: () => string): Promise<LibView> {
+  const before = (await view(page)).runId;
   await trainButton(page).click();
-  return until(page, `step ${steps} saved`, (v) => v.phase === 'done' && v.step === steps && v.savedStep === steps && !v.saving, 300_000, report);
+  // A new run, not the one open before (which may well be done at the same step).
+  return until(page, `step ${steps} saved`, (v) => v.runId !== before && v.phase === 'done' && v.step === steps && v.savedStep === steps && !v.saving, 300_000, report);
 }
 
 /** The run list's entry whose name is exactly `name` (default names differ only by a trailing number). */
@@ -131,7 +133,9 @@ describe.skipIf(skip !== null)(`the run library in Chromium${skip ? ` (skipped: 
     await setUp(page, { steps: '40', checkpointEvery: '20' });
     const straight = await trainTo(page, 40, report);
     const straightName = straight.runName!;
-    expect(straight.runs.find((r) => r.id === straight.runId)).toMatchObject({ step: 40, checkpoints: [20, 40] });
+    // The list is read again after each save: it catches up with the run.
+    const listedStraight = await until(page, 'the list at step 40', (v) => v.runs.find((r) => r.id === straight.runId)?.step === 40, 30_000, report);
+    expect(listedStraight.runs.find((r) => r.id === straight.runId)).toMatchObject({ step: 40, checkpoints: [20, 40] });
 
     // The same run stopped at 20; after a reload it is listed, opens at 20 and extends to 40.
     await setUp(page, { steps: '20', checkpointEvery: '20' });
