@@ -27,16 +27,15 @@ import type { RngState } from '../core/rng.ts';
 import type { RunRecord, SavedPhase, StorageUsage } from '../core/run-record.ts';
 import type { DatasetRef, RunSpec } from '../core/run-spec.ts';
 import { decodeText, printable } from '../core/text.ts';
-import { tokenizerFromJSON, type Tokenizer } from '../core/tokenizers/index.ts';
+import type { Tokenizer } from '../core/tokenizers/index.ts';
 import type { RunStore } from '../store/run-store.ts';
-import { readResumePoint, stateCheckpointBytes } from '../train/checkpointing.ts';
+import { stateCheckpointBytes } from '../train/checkpointing.ts';
 import { initialState, prepareData, type PreparedData } from '../train/prepare.ts';
 import { train, type StepMetrics, type TrainerSnapshot } from '../train/trainer.ts';
 import { adapterBudget, assertModelFits } from '../core/budget.ts';
 import { configFit, webgpuPlanner } from './config-fit.ts';
-import {
-  assertBranchable, checkpointFileName, nameFromFile, nearestPreset, newRecord, newRunId, uniqueName,
-} from './run-library.ts';
+import { checkpointAt, createBranch, exportCheckpoint, getRecord, importCheckpoint, loadRun, type RunPoint } from './library-ops.ts';
+import { newRecord, newRunId, uniqueName } from './run-library.ts';
 import { sampleText } from './sample-text.ts';
 import type {
   ConfigFit, DataSource, DataSummary, ExtendOptions, LabApi, LabBackendKind, LabEnvironment, LabError, LabEvent, LabMetrics,
@@ -65,15 +64,6 @@ export interface LabSessionOptions {
   autoSampleTokens?: number;
 }
 
-/** The exact point a training leg ended at: where the next one starts. */
-interface ResumePoint {
-  step: number;
-  samplerState: RngState | number;
-  elapsedS: number;
-  bestValLoss: number | null;
-  lastValLoss: number | null;
-}
-
 interface ActiveRun {
   info: RunInfo;
   config: RunConfig;
@@ -82,8 +72,8 @@ interface ActiveRun {
   /** Null for a run opened without its data: it samples, and trains once the data is given. */
   prepared: PreparedData | null;
   backend: Backend;
-  point: ResumePoint;
-  snapshot: { state: TrainState; point: ResumePoint };
+  point: RunPoint;
+  snapshot: { state: TrainState; point: RunPoint };
   /** Its record in the run library (null without one). */
   record: RunRecord | null;
   /** Step of the newest committed checkpoint (metrics rows up to it are stored). */
@@ -116,7 +106,7 @@ export class LabSession implements LabApi {
   private storePromise: Promise<RunStore> | null = null;
   /** Saves run one after another, behind training. */
   private saveChain: Promise<void> = Promise.resolve();
-  private pendingSave: { r: ActiveRun; snap: { state: TrainState; point: ResumePoint }; phase: SavedPhase } | null = null;
+  private pendingSave: { r: ActiveRun; snap: { state: TrainState; point: RunPoint }; phase: SavedPhase } | null = null;
   private run: ActiveRun | null = null;
   private state: RunStatus = LabSession.emptyStatus();
   private rows: LabMetrics[] = [];
@@ -274,7 +264,7 @@ export class LabSession implements LabApi {
     const model = resolveModel(config, prepared.tokenizer.vocabSize);
     const backend = await this.loadBackend(backendKind, model, initialState(model, config.seed), config.batchSize);
     const memoryBytes = backend.memoryBytes?.(model, config.batchSize) ?? memoryEstimate(model, config.batchSize).total;
-    const point: ResumePoint = { step: 0, samplerState: config.seed, elapsedS: 0, bestValLoss: null, lastValLoss: null };
+    const point: RunPoint = { step: 0, samplerState: config.seed, elapsedS: 0, bestValLoss: null, lastValLoss: null };
     const runSpec: RunSpec = { preset: spec.preset, config, data: data.summary.ref };
     const store = await this.tryStore();
     const taken = store ? (await store.listRuns()).map((x) => x.name) : [];
@@ -430,7 +420,7 @@ export class LabSession implements LabApi {
     const prepared = r.prepared;
     const config = r.config;
     const sampleEvery = config.sampleEvery > 0 ? config.sampleEvery : (this.opts.autoSampleEvery ?? 0);
-    const takeSnapshot = async (point: ResumePoint) => {
+    const takeSnapshot = async (point: RunPoint) => {
       r.snapshot = { state: await r.backend.save(), point: { ...point } };
       this.state.snapshotStep = point.step;
     };
@@ -528,7 +518,7 @@ export class LabSession implements LabApi {
     return { config: { ...r.config }, model: r.model, tokenizer: r.tokenizer.toJSON(), dataset: r.info.spec.data };
   }
 
-  private recordPatch(r: ActiveRun, phase: SavedPhase, point: ResumePoint): Partial<RunRecord> {
+  private recordPatch(r: ActiveRun, phase: SavedPhase, point: RunPoint): Partial<RunRecord> {
     const last = this.run === r ? this.rows.filter((m) => m.step <= point.step).at(-1) : undefined;
     return {
       phase, step: point.step, spec: { ...r.info.spec, config: { ...r.config } }, backend: r.info.backend, device: r.info.device,
@@ -540,7 +530,7 @@ export class LabSession implements LabApi {
    * Writes a snapshot to the library behind training. A failure (a full disk or quota)
    * pauses the run with the store's message; the previous checkpoint stays as it was.
    */
-  private queueSave(r: ActiveRun, snap: { state: TrainState; point: ResumePoint }, phase: SavedPhase): void {
+  private queueSave(r: ActiveRun, snap: { state: TrainState; point: RunPoint }, phase: SavedPhase): void {
     if (!r.record) return;
     // Saves that fall behind training are coalesced: only the newest waiting snapshot is written.
     const waiting = this.pendingSave !== null;
@@ -638,96 +628,28 @@ export class LabSession implements LabApi {
     await store.deleteRun(id);
   }
 
-  private async getRecord(store: RunStore, id: string): Promise<RunRecord> {
-    const rec = await store.getRun(id);
-    if (!rec) throw new KilnError('usage', 'that run is no longer in the run library', 'it may have been deleted in another tab: reload the page');
-    return rec;
-  }
-
-  private checkpointAt(rec: RunRecord, step?: number) {
-    if (step === undefined) return rec.checkpoints.at(-1) ?? null;
-    const meta = rec.checkpoints.find((c) => c.step === step);
-    if (!meta) {
-      const have = rec.checkpoints.map((c) => c.step).join(', ') || 'none';
-      throw new KilnError('usage', `"${printable(rec.name, 80)}" has no checkpoint at step ${step}`, `its checkpoints are at steps ${have}`);
-    }
-    return meta;
-  }
-
   async exportCheckpoint(id: string, step?: number): Promise<{ fileName: string; bytes: Uint8Array }> {
     const store = await this.needStore();
     await this.settleSaves();
-    const rec = await this.getRecord(store, id);
-    const meta = this.checkpointAt(rec, step);
-    if (!meta) throw new KilnError('usage', `"${printable(rec.name, 80)}" has no checkpoint yet`, 'train it past its first save (every checkpointEvery steps, or pause it)');
-    return { fileName: checkpointFileName(rec.name, meta.step), bytes: await store.loadCheckpoint(id, meta) };
+    return exportCheckpoint(store, id, step);
   }
 
   async importCheckpoint(fileName: string, bytes: Uint8Array): Promise<RunRecord> {
-    const store = await this.needStore();
-    // Everything is checked here (framing, hashes, sizes against the file, tokenizer bounds) before the library keeps it.
-    const rp = await readResumePoint(bytes);
-    const ck = rp.checkpoint;
-    const config = { ...ck.config };
-    const valLoss = finiteOrNull(ck.extra?.['kiln.val_loss']);
-    const taken = (await store.listRuns()).map((x) => x.name);
-    const backendKind = ck.extra?.['kiln.backend'];
-    const rec = newRecord({
-      id: newRunId(), name: uniqueName(nameFromFile(fileName), taken), spec: { preset: nearestPreset(config), config, data: rp.dataset },
-      backend: 'webgpu', device: backendKind ? `kiln ${printable(backendKind, 20)}` : 'kiln', numParams: modelSpec(ck.model).numParams,
-      imported: { fileName: printable(fileName, 120) },
-    });
-    await store.putRun(rec);
-    try {
-      return await store.saveCheckpoint(rec.id, bytes, {
-        step: ck.step, valLoss,
-        patch: { phase: ck.step >= config.steps ? 'done' : 'paused', step: ck.step, lastValLoss: valLoss, bestValLoss: rp.bestValLoss, elapsedS: rp.elapsedS },
-        metrics: [],
-      });
-    } catch (e) {
-      await store.deleteRun(rec.id).catch(() => {});
-      throw e;
-    }
+    return importCheckpoint(await this.needStore(), fileName, bytes);
   }
 
   async branchRun(id: string, step: number, config: RunConfig, backendKind: LabBackendKind, name?: string): Promise<RunInfo> {
     const store = await this.needStore();
     if (this.leg) await this.pause();
     await this.settleSaves();
-    const parent = await this.getRecord(store, id);
-    const meta = this.checkpointAt(parent, step)!;
-    const child = { ...config };
-    const issues = validate(child);
-    if (issues.length) throw new KilnError('config', issues.map((i) => i.message).join('; '), 'fix the fields marked in the form');
-    assertBranchable(parent.spec.config, child, step);
-    const bytes = await store.loadCheckpoint(id, meta);
-    const rows = (await store.metrics(id)).filter((m) => m.step <= step);
-    const taken = (await store.listRuns()).map((x) => x.name);
-    const rec = newRecord({
-      id: newRunId(), name: uniqueName(name?.trim() || `${parent.name} · branch`, taken), spec: { ...parent.spec, config: child },
-      backend: backendKind, device: parent.device, numParams: parent.numParams, parent: { runId: parent.id, name: parent.name, step },
-    });
-    await store.putRun(rec);
-    try {
-      await store.replaceMetrics(rec.id, rows);
-      const vals = rows.flatMap((m) => (m.val_loss !== undefined ? [m.val_loss] : []));
-      await store.saveCheckpoint(rec.id, bytes, {
-        step, valLoss: meta.valLoss,
-        patch: { phase: 'paused', step, lastLoss: rows.at(-1)?.loss ?? null, lastValLoss: meta.valLoss, bestValLoss: vals.length ? Math.min(...vals.slice(-100_000)) : null, elapsedS: rows.at(-1)?.elapsed_s ?? 0 },
-        metrics: [],
-      });
-    } catch (e) {
-      await store.deleteRun(rec.id).catch(() => {});
-      throw e;
-    }
-    return this.openRecord(store, await this.getRecord(store, rec.id), backendKind);
+    return this.openRecord(store, await createBranch(store, id, step, config, backendKind, name), backendKind);
   }
 
   async openRun(id: string, backendKind: LabBackendKind, step?: number): Promise<RunInfo> {
     const store = await this.needStore();
     if (this.leg) await this.pause();
     await this.settleSaves();
-    return this.openRecord(store, await this.getRecord(store, id), backendKind, step);
+    return this.openRecord(store, await getRecord(store, id), backendKind, step);
   }
 
   /** The text a saved run names, read again (null when it is not here: a user's file never kept, or gone). */
@@ -745,24 +667,9 @@ export class LabSession implements LabApi {
 
   private async openRecord(store: RunStore, rec: RunRecord, backendKind: LabBackendKind, step?: number): Promise<RunInfo> {
     const config = { ...rec.spec.config };
-    const meta = this.checkpointAt(rec, step);
+    const meta = checkpointAt(rec, step);
     const found = await this.textOf(rec.spec.data);
-    let loaded: { model: ModelConfig; state: TrainState; tokenizer: Tokenizer; prepared: PreparedData | null; point: ResumePoint };
-    if (meta) {
-      const rp = await readResumePoint(await store.loadCheckpoint(rec.id, meta));
-      const ck = rp.checkpoint;
-      const prepared = found ? await prepareData(config, found.text, ck.tokenizer) : null;
-      loaded = {
-        model: ck.model, state: ck.state, tokenizer: prepared?.tokenizer ?? (await tokenizerFromJSON(ck.tokenizer)), prepared,
-        point: { step: ck.step, samplerState: rp.samplerState ?? config.seed, elapsedS: rp.elapsedS, bestValLoss: rp.bestValLoss, lastValLoss: finiteOrNull(ck.extra?.['kiln.val_loss']) },
-      };
-    } else {
-      // Never saved past step 0: a fresh start from the seed is the same run.
-      if (!found) throw new KilnError('data', `"${printable(rec.name, 80)}" was never saved past step 0, and its text is not in this browser`, 'start a new run');
-      const prepared = await prepareData(config, found.text);
-      const model = resolveModel(config, prepared.tokenizer.vocabSize);
-      loaded = { model, state: initialState(model, config.seed), tokenizer: prepared.tokenizer, prepared, point: { step: 0, samplerState: config.seed, elapsedS: 0, bestValLoss: null, lastValLoss: null } };
-    }
+    const loaded = await loadRun(store, rec, meta, config, found?.text ?? null);
     let rows = (await store.metrics(rec.id)).filter((m) => m.step <= loaded.point.step);
     if (meta && meta !== rec.checkpoints.at(-1)) {
       // Opened at an older checkpoint (the newest was damaged): the run goes on from here, so what came after goes.
@@ -866,7 +773,3 @@ function savedPhase(phase: RunStatus['phase']): SavedPhase {
   return phase === 'pausing' || phase === 'error' ? 'paused' : phase === 'preparing' ? 'ready' : phase;
 }
 
-function finiteOrNull(x: string | undefined): number | null {
-  const n = x === undefined ? NaN : Number(x);
-  return Number.isFinite(n) ? n : null;
-}
