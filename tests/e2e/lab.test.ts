@@ -10,7 +10,7 @@ import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Page } from 'playwright-core';
 import { afterAll, describe, expect, it } from 'vitest';
-import { browserSkipReason, longTasks, NO_WEBGPU_ARGS, openBrowser, recordLongTasks, ROOT, startDevServer, type BrowserPage, type DevServer } from '../helpers/browser.ts';
+import { browserSkipReason, longTasks, NO_WEBGPU_ARGS, openBrowser, recordLongTasks, ROOT, screenshotBothSizes, startDevServer, type BrowserPage, type DevServer } from '../helpers/browser.ts';
 import { tempDir } from '../helpers/cli.ts';
 
 const skip = browserSkipReason();
@@ -66,16 +66,8 @@ async function shot(b: BrowserPage, name: string): Promise<void> {
   }
 }
 
-async function takeShots(b: BrowserPage, name: string): Promise<void> {
-  mkdirSync(SHOTS, { recursive: true });
-  await b.page.setViewportSize({ width: 1280, height: 800 });
-  await b.page.screenshot({ path: join(SHOTS, `${name}-1280x800.png`) });
-  await b.page.setViewportSize({ width: 390, height: 844 });
-  await b.page.screenshot({ path: join(SHOTS, `${name}-390x844.png`), fullPage: true });
-  // A phone never scrolls sideways.
-  const wide = await b.page.evaluate(() => document.documentElement.scrollWidth);
-  expect(wide, `${name}: the page is ${wide}px wide at 390px`).toBeLessThanOrEqual(390);
-  await b.page.setViewportSize({ width: 1280, height: 800 });
+function takeShots(b: BrowserPage, name: string): Promise<void> {
+  return screenshotBothSizes(b.page, SHOTS, name);
 }
 
 describe.skipIf(skip !== null)(`the lab in Chromium${skip ? ` (skipped: ${skip})` : ''}`, () => {

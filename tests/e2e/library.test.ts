@@ -5,11 +5,11 @@
 // of only `lr`; branch at step 20 with another rate; a page closed while saving leaves a
 // run that opens; a full quota (Chromium's own, lowered through CDP) pauses the run with
 // a message and loses nothing. Screenshots go to test-results/library/.
-import { mkdirSync, rmSync } from 'node:fs';
+import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Page } from 'playwright-core';
 import { afterAll, describe, expect, it } from 'vitest';
-import { browserSkipReason, openBrowser, ROOT, startDevServer, type BrowserPage, type DevServer } from '../helpers/browser.ts';
+import { browserSkipReason, openBrowser, ROOT, screenshotBothSizes, startDevServer, type BrowserPage, type DevServer } from '../helpers/browser.ts';
 import { runKiln, tempDir } from '../helpers/cli.ts';
 
 const skip = browserSkipReason();
@@ -65,15 +65,8 @@ async function until(page: Page, what: string, ok: (v: LibView) => boolean, time
   return v;
 }
 
-async function shot(page: Page, name: string): Promise<void> {
-  mkdirSync(SHOTS, { recursive: true });
-  await page.setViewportSize({ width: 1280, height: 800 });
-  await page.screenshot({ path: join(SHOTS, `${name}-1280x800.png`) });
-  await page.setViewportSize({ width: 390, height: 844 });
-  await page.screenshot({ path: join(SHOTS, `${name}-390x844.png`), fullPage: true });
-  const wide = await page.evaluate(() => document.documentElement.scrollWidth);
-  expect(wide, `${name}: the page is ${wide}px wide at 390px`).toBeLessThanOrEqual(390);
-  await page.setViewportSize({ width: 1280, height: 800 });
+function shot(page: Page, name: string): Promise<void> {
+  return screenshotBothSizes(page, SHOTS, name);
 }
 
 /** Sets form fields of the settings panel (tiny, names) and waits until Train is enabled. */

@@ -2,7 +2,7 @@
 // chromium with SwiftShader WebGPU, driven by playwright-core, against a Vite dev
 // server or any static server. Collects everything the page, its workers and the
 // network report as a problem, and measures the main thread's long tasks.
-import { existsSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -122,4 +122,19 @@ export async function recordLongTasks(page: Page): Promise<void> {
 /** Long tasks recorded since `since` (page time, ms). */
 export async function longTasks(page: Page, since = 0): Promise<Array<{ start: number; ms: number }>> {
   return page.evaluate((t) => (window as unknown as { __longTasks: Array<{ start: number; ms: number }> }).__longTasks.filter((x) => x.start >= t), since);
+}
+
+/**
+ * Screenshots at the two sizes the lab is judged at (1280x800, and 390x844 full page),
+ * into `dir` as NAME-WxH.png; a phone must never scroll sideways. Returns at 1280x800.
+ */
+export async function screenshotBothSizes(page: Page, dir: string, name: string): Promise<void> {
+  mkdirSync(dir, { recursive: true });
+  await page.setViewportSize({ width: 1280, height: 800 });
+  await page.screenshot({ path: join(dir, `${name}-1280x800.png`) });
+  await page.setViewportSize({ width: 390, height: 844 });
+  await page.screenshot({ path: join(dir, `${name}-390x844.png`), fullPage: true });
+  const wide = await page.evaluate(() => document.documentElement.scrollWidth);
+  if (wide > 390) throw new Error(`${name}: the page is ${wide}px wide at 390px (it scrolls sideways)`);
+  await page.setViewportSize({ width: 1280, height: 800 });
 }
