@@ -69,7 +69,10 @@ export class KilnApp extends LitElement {
       main { grid-template-columns: minmax(280px, 320px) minmax(0, 1fr); grid-template-areas: 'left center' 'left right'; }
     }
     @media (max-width: 760px) {
-      main { grid-template-columns: minmax(0, 1fr); grid-template-areas: 'left' 'center' 'right'; padding: 10px; gap: 10px; }
+      main { grid-template-columns: minmax(0, 1fr); grid-template-areas: none; padding: 10px; gap: 10px; }
+      /* One column of cards: the saved runs go last, so a phone reaches the data, the settings and the chart first. */
+      .left, .center, .right { display: contents; }
+      section.runs { order: 1; }
     }
   `;
 
@@ -408,7 +411,7 @@ export class KilnApp extends LitElement {
       ${this.renderBanners()}
       <main>
         <div class="left">
-          <section class="card" aria-label="Runs">
+          <section class="card runs" aria-label="Runs">
             ${lab.storageError
               ? html`<h2>Runs</h2><div class="muted">${lab.storageError.message}. ${lab.storageError.hint}</div>`
               : html`<kiln-run-list .runs=${this.listedRuns()} .currentId=${lab.run?.id ?? null} .compared=${this.comparedIds()} .usage=${lab.usage}
