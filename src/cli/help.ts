@@ -59,7 +59,8 @@ export const COMMAND_DOCS: readonly CommandDoc[] = [
       SET,
       { name: 'resume', doc: "continue the run saved in --out with its own config (--steps may extend it)" },
       { name: 'init', value: 'CHECKPOINT', example: 'runs/names/best.safetensors', doc: "fine-tune: start from a trained model's weights, shape and tokenizer" },
-      { name: 'force', doc: 'use an --out folder that holds other files but no Kiln run (metrics.jsonl there is replaced)' },
+      { name: 'force', doc: 'use an --out folder that holds other files but no Kiln run (metrics.jsonl there is replaced; so are event files in the --tensorboard folder)' },
+      { name: 'tensorboard', value: 'DIR', example: 'runs/names/tb', doc: 'also log to TensorBoard in DIR: loss, val loss, lr, grad norm, tokens/s and MFU by step, the config as text; --resume continues the same log' },
       VERBOSE,
     ],
     examples: ['kiln train --preset names --out runs/names', 'kiln train --preset craft-1m --set dropout=0.2 --steps 2000 --out runs/craft', 'kiln train --out runs/names --resume --steps 600'],
@@ -123,6 +124,17 @@ export const COMMAND_DOCS: readonly CommandDoc[] = [
     examples: ['kiln import --hf hf/names --out names.safetensors'],
   },
   {
+    name: 'tensorboard', summary: "a run's metrics.jsonl as a TensorBoard event file",
+    usage: '--from FILE --out DIR [--force]',
+    flags: [
+      { name: 'from', value: 'FILE', example: 'runs/names/metrics.jsonl', doc: 'the metrics.jsonl that kiln train wrote' },
+      { name: 'out', value: 'DIR', example: 'tb/names', doc: 'the folder to write the event file to (created if missing); give it to tensorboard --logdir' },
+      { name: 'force', doc: 'replace the event files already in --out (a folder is one run to TensorBoard)' },
+    ],
+    notes: "The scalars are those kiln train --tensorboard writes (loss/train, loss/val, lr, grad_norm, tokens_per_s, mfu, by step); the config is added as text when the run's checkpoint.safetensors is next to the metrics.",
+    examples: ['kiln tensorboard --from runs/names/metrics.jsonl --out tb/names'],
+  },
+  {
     name: 'bench', summary: 'training speed per backend and preset (JSON lines)',
     usage: '[--backend cpu,webgpu] [--preset tiny,names] [--steps N] [--profile] [--verbose]',
     flags: [
@@ -168,7 +180,7 @@ export function overview(): string {
 usage: kiln <command> [flags]
 
 commands:
-${COMMAND_DOCS.map((c) => `  ${c.name.padEnd(8)} ${c.summary}`).join('\n')}
+${COMMAND_DOCS.map((c) => `  ${c.name.padEnd(Math.max(...COMMAND_DOCS.map((d) => d.name.length)))} ${c.summary}`).join('\n')}
 
 presets (kiln train --preset NAME):
 ${PRESETS.map((p) => `  ${p.name.padEnd(18)}${wrap(p.description, ' '.repeat(20)).trimStart()}`).join('\n')}

@@ -15,6 +15,7 @@ import { evalCommand, exportCommand, importCommand, sampleCommand } from './comm
 import { commandDoc, commandHelp, overview, settingsHelp, version, type CommandDoc, type FlagDoc } from './help.ts';
 import { infoCommand } from './info-command.ts';
 import { didYouMean, oneOfHint, settingName } from './suggest.ts';
+import { tensorboardCommand } from './tensorboard-command.ts';
 import { trainCommand } from './train-command.ts';
 
 type Values = Record<string, unknown>;
@@ -27,6 +28,7 @@ const COMMANDS: Record<string, (v: Values, positionals: string[]) => Promise<num
   export: (v) => exportCommand(v),
   import: (v) => importCommand(v),
   bench: (v) => benchCommand(v),
+  tensorboard: (v) => tensorboardCommand(v),
 };
 
 /** The commands main runs; each has its page in help.ts's COMMAND_DOCS. */

@@ -16,16 +16,18 @@ import { findPreset, PRESETS } from '../core/presets.ts';
 import { Rng } from '../core/rng.ts';
 import type { DatasetRef, RunSpec } from '../core/run-spec.ts';
 import { describeResults } from '../core/share-link.ts';
-import { decodeText } from '../core/text.ts';
+import { decodeText, printable } from '../core/text.ts';
 import { checkpointBytes, readResumePoint, type ResumePoint, type RunIdentity } from '../train/checkpointing.ts';
 import { generate, startTokens } from '../train/generate.ts';
 import { fineTuneStart } from '../train/init-from.ts';
 import { initialState, prepareData } from '../train/prepare.ts';
 import { train } from '../train/trainer.ts';
-import { availableMemory, createBackend, deviceLabel, machineBudget, parseBackendName, runsOnCpu } from './backends.ts';
+import { availableMemory, type BackendName, createBackend, deviceLabel, machineBudget, parseBackendName, runsOnCpu } from './backends.ts';
 import { resolveRunSpec, type ConfigFlags } from './config-source.ts';
 import { checkRunFolder, ensureDir, MetricsLog, readCheckpointFile, readInputFile, refuseLink, RUN_FILES, writeFileAtomic } from './files.ts';
 import { fmtDuration, Progress } from './progress.ts';
+import { acquireRunLock, type RunLock } from './run-lock.ts';
+import { openRunLog } from './tensorboard.ts';
 
 export interface TrainFlags extends ConfigFlags {
   data?: string;
@@ -36,6 +38,8 @@ export interface TrainFlags extends ConfigFlags {
   init?: string;
   /** Start a run in a folder that holds files but no Kiln run. */
   force?: boolean;
+  /** Also log the metrics (and the config) as TensorBoard event files in this folder. */
+  tensorboard?: string;
 }
 
 /**
@@ -227,7 +231,20 @@ function configNamesPreset(path: string): boolean {
 export async function trainCommand(flags: TrainFlags): Promise<number> {
   const backendName = parseBackendName(flags.backend);
   if (!flags.out) throw new KilnError('usage', 'no output folder given', 'add --out DIR (checkpoints and metrics go there)');
-  const out = flags.out;
+  // One writer per run folder, taken before anything in it is read as this run's or
+  // written: a second kiln on this --out is refused now, naming the first, rather than
+  // truncating its metrics.jsonl. Released on every way out; on a second Ctrl-C's
+  // process.exit, proper-lockfile's exit handler removes it.
+  const lock = await acquireRunLock(flags.out, { flag: '--out' });
+  try {
+    if (lock.tookOver) process.stderr.write(`kiln: note: took over ${flags.out} from a run that is gone (pid ${lock.tookOver.pid}, \`${printable(lock.tookOver.command, 100)}\`)\n`);
+    return await trainLocked(flags, backendName, flags.out, lock);
+  } finally {
+    await lock.release();
+  }
+}
+
+async function trainLocked(flags: TrainFlags, backendName: BackendName, out: string, lock: RunLock): Promise<number> {
   const ckptPath = join(out, 'checkpoint.safetensors');
   const bestPath = join(out, 'best.safetensors');
   // Checked when the disk fills or the GPU goes, not now: what can be resumed is what is
@@ -268,7 +285,8 @@ export async function trainCommand(flags: TrainFlags): Promise<number> {
   } else {
     if (existsSync(ckptPath))
       throw new KilnError('usage', `${out} already holds a run (checkpoint.safetensors)`, 'add --resume to continue it, or choose another --out');
-    checkRunFolder(out, flags.force === true);
+    // A folder that held only the lock is empty; otherwise the lock is one more entry beside the run's files.
+    if (!lock.wasEmpty) checkRunFolder(out, flags.force === true);
     const fromSource = flags.link !== undefined || flags.config !== undefined || flags.preset !== undefined;
     if (flags.init !== undefined) {
       init = await readCheckpointFile(flags.init, '--init');
@@ -342,10 +360,14 @@ export async function trainCommand(flags: TrainFlags): Promise<number> {
     }
     await backend.load(model, resume ? resume.checkpoint.state : initState ?? initialState(model, config.seed));
     ensureDir(out, '--out');
+    // Before metrics.jsonl is cut: a resumed log catches up from its rows up to startStep.
+    const tb = flags.tensorboard === undefined ? null
+      : openRunLog(flags.tensorboard, { config, resumeStep: resume ? startStep : null, force: flags.force === true, metricsPath: join(out, 'metrics.jsonl'), whenFull });
     if (resume) metrics.truncateAfter(startStep);
     else metrics.reset();
     if (startStep >= config.steps) {
       progress.message(`kiln: already at step ${startStep} of ${config.steps}; raise --steps to train further`);
+      tb?.close();
       return 0;
     }
 
@@ -377,6 +399,7 @@ export async function trainCommand(flags: TrainFlags): Promise<number> {
         events: {
           onMetrics(m) {
             metrics.append(m);
+            tb?.scalars(m);
             progress.update(m, performance.now() / 1000 - runStart);
           },
           async onSample(step) {
@@ -416,6 +439,7 @@ export async function trainCommand(flags: TrainFlags): Promise<number> {
       throw e;
     } finally {
       process.off('SIGINT', onSigint);
+      tb?.close();
     }
   } finally {
     backend.dispose();
