@@ -30,7 +30,7 @@ module.exports = {
       comment: 'Backends know nothing of the trainer, the worker, the CLI, storage or the UI.',
       severity: 'error',
       from: { path: '^src/backends/' },
-      to: { path: '^src/(train|worker|cli|store|ui)/' },
+      to: { path: '^src/(train|worker|cli|store|serve|ui)/' },
     },
     {
       name: 'only-cpu-backend-uses-reference',
@@ -43,14 +43,14 @@ module.exports = {
       comment: 'The trainer talks to any backend through backend.ts only.',
       severity: 'error',
       from: { path: '^src/train/' },
-      to: { path: '^src/(backends/(?!backend\\.ts)|reference/|worker/|cli/|store/|ui/)' },
+      to: { path: '^src/(backends/(?!backend\\.ts)|reference/|worker/|cli/|store/|serve/|ui/)' },
     },
     {
       name: 'ui-through-lab-api',
       comment: 'The UI reaches training only through the LabApi type of src/worker/api.ts.',
       severity: 'error',
       from: { path: '^src/ui/' },
-      to: { path: '^src/(train|backends|reference|store|cli)/|^src/worker/(?!api\\.ts)' },
+      to: { path: '^src/(train|backends|reference|store|cli|serve)/|^src/worker/(?!api\\.ts)' },
     },
     {
       name: 'no-circular',
