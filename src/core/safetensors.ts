@@ -280,7 +280,17 @@ export function decodeSafetensors(bytes: Uint8Array, options: DecodeOptions = {}
     if (!READABLE.has(e.dtype))
       fail(`checkpoint tensor ${quoteName(e.name)} is ${e.dtype}; Kiln reads F32, F16 and BF16`, 'convert the file to float32 or float16 first');
     const src = bytes.subarray(dataStart + e.begin, dataStart + e.end);
-    tensors.set(e.name, { dtype: e.dtype as Dtype, shape: e.shape, data: toF32(src, e.dtype), offsets: [e.begin, e.end] });
+    const dtype = e.dtype;
+    // Converted on first use: a reader that refuses the file on its names or shapes (a crafted
+    // file of 200k tiny tensors) does so before copying any data.
+    tensors.set(e.name, {
+      dtype: dtype as Dtype, shape: e.shape, offsets: [e.begin, e.end],
+      get data(): Float32Array {
+        const data = toF32(src, dtype);
+        Object.defineProperty(this, 'data', { value: data, enumerable: true });
+        return data;
+      },
+    });
   }
   return { tensors, metadata };
 }
