@@ -29,6 +29,8 @@ const COMMANDS: Record<string, (v: Values, positionals: string[]) => Promise<num
   import: (v) => importCommand(v),
   bench: (v) => benchCommand(v),
   tensorboard: (v) => tensorboardCommand(v),
+  // Loaded when used: the server, the lab session and its run library are only for serve.
+  serve: async (v) => (await import('./serve-command.ts')).serveCommand(v),
 };
 
 /** The commands main runs; each has its page in help.ts's COMMAND_DOCS. */

@@ -1,7 +1,10 @@
 // The lab's page: the run bar across the top, the data and settings on the left, the
 // charts in the middle and the samples on the right (DESIGN.md, "The lab's screen");
 // on a phone they stack in that order. It owns the page's state (preset, config, data
-// choice, backend) and reaches training only through its LabController.
+// choice, backend) and reaches training only through its LabController. Served by
+// `kiln serve`, the same page drives that process: a status line says so, a tab that
+// another tab's control leaves watching offers no controls but "Take control", and a
+// closed connection asks for a reload.
 import { LitElement, css, html, nothing } from 'lit';
 import { customElement, state } from 'lit/decorators.js';
 import { validate, type RunConfig } from '../core/config.ts';
@@ -65,6 +68,7 @@ export class KilnApp extends LitElement {
     .share { display: flex; gap: 6px; align-items: center; font-size: 12.5px; }
     .share input { flex: 1; min-width: 0; font: 12px ui-monospace, monospace; padding: 4px 6px; border: 1px solid #d9d2c9; border-radius: 6px; background: #faf8f5; color: #3d3731; }
     .banner.info { background: #eef4fb; border-color: #bcd3ec; color: #17324f; }
+    .served-store { margin: 8px 0 0; }
     @media (max-width: 1180px) {
       main { grid-template-columns: minmax(280px, 320px) minmax(0, 1fr); grid-template-areas: 'left center' 'left right'; }
     }
@@ -146,10 +150,13 @@ export class KilnApp extends LitElement {
     return { preset: this.preset, config: { ...this.config }, data };
   }
 
+  /** This config as a share link (on this page's address: never with kiln serve's token, which the controller took out of it). */
+  private configLink(): string {
+    return `${location.origin}${location.pathname}#${encodeShareLink(this.spec())}`;
+  }
+
   private command(): string {
-    const spec = this.spec();
-    const link = `${location.origin}${location.pathname}#${encodeShareLink(spec)}`;
-    return `npx ${cliCommand(spec, link)}`;
+    return `npx ${cliCommand(this.spec(), this.configLink())}`;
   }
 
   private references(): ReferenceLine[] {
@@ -164,7 +171,8 @@ export class KilnApp extends LitElement {
     }
     // Read the data again when the choice or a setting that shapes its tokens changed.
     const key = `${this.dataChoice}|${DATA_KEYS.map((k) => this.config[k]).join('|')}`;
-    if (env && this.dataChoice && this.valid && key !== this.preparedFor && !this.lab.busy.has('data')) {
+    // A tab watching kiln serve may not prepare data (the server refuses it); it does once it takes control.
+    if (env && !this.lab.watching && this.dataChoice && this.valid && key !== this.preparedFor && !this.lab.busy.has('data')) {
       this.preparedFor = key;
       const source: DataSource | null = this.dataChoice === 'file' ? this.lastFile : { kind: 'bundled', id: this.dataChoice };
       if (source) void this.lab.prepareData(source, this.config).then((d) => {
@@ -335,28 +343,49 @@ export class KilnApp extends LitElement {
 
   // ---- rendering ----
 
+  /** The line that says this page drives `kiln serve`, and whether this tab steers it. */
+  private renderServed() {
+    const s = this.lab.served;
+    if (!s) return nothing;
+    if (s.closed) {
+      return html`<div class="banner error served" role="alert"><b>${s.closed.message}</b>${s.closed.hint}</div>`;
+    }
+    if (!s.connected) return html`<div class="banner info served" role="status">Connecting to kiln serve on this machine…</div>`;
+    return html`<div class="banner info served" role="status"><b>Connected to kiln serve on this machine.</b>
+      ${s.controlling
+        ? html`Training runs in that process${this.lab.env?.device ? ` on ${this.lab.env.device}` : ''}; closing this tab does not stop it.`
+        : html`Another tab controls this run: you are watching.
+          <div><button @click=${() => this.lab.takeControl()} ?disabled=${this.lab.busy.has('control')}>Take control</button></div>`}</div>`;
+  }
+
   private renderBanners() {
     const env = this.lab.env;
-    const err = this.lab.error;
     const st = this.lab.status;
+    const served = this.lab.served;
+    // A call that failed because the connection closed says nothing the closed banner does not.
+    const err = this.lab.error && this.lab.error.message !== served?.closed?.message ? this.lab.error : null;
+    const where = served ? 'kiln serve' : 'this browser';
     return html`
+      ${this.renderServed()}
       ${this.linkError ? html`<div class="banner error" role="alert"><b>${this.linkError.message}</b>${this.linkError.hint}</div>` : nothing}
       ${env && !env.webgpu
-        ? html`<div class="banner warn" role="alert"><b>No WebGPU in this browser: training runs on the CPU instead (small models only).</b>${env.webgpuWhy}</div>`
+        ? html`<div class="banner warn" role="alert"><b>No WebGPU in ${where}: training runs on the CPU instead (small models only).</b>${env.webgpuWhy}</div>`
         : nothing}
       ${env?.isSoftware
-        ? html`<div class="banner warn"><b>This browser's GPU is ${env.device.replace(/ \(.*$/, '')}, a CPU emulation.</b>Training works but is slow: keep to the tiny and names presets, or open Kiln in a browser with hardware acceleration.</div>`
+        ? html`<div class="banner warn"><b>${served ? 'kiln serve\'s' : 'This browser\'s'} GPU is ${env.device.replace(/ \(.*$/, '')}, a CPU emulation.</b>${served
+            ? 'Training works but is slow: keep to the tiny and names presets, or run kiln serve on a machine with a GPU driver.'
+            : 'Training works but is slow: keep to the tiny and names presets, or open Kiln in a browser with hardware acceleration.'}</div>`
         : nothing}
       ${err ? html`<div class="banner error" role="alert"><b>${err.message}</b>${err.hint}
           ${this.lab.openFailure ? html`<div><button @click=${this.openEarlier}>Open “${this.lab.openFailure.name}” at step ${this.lab.openFailure.step}</button></div>` : nothing}</div>` : nothing}
       ${st?.saveError
         ? html`<div class="banner error" role="alert"><b>Saving failed: ${st.saveError.message}</b>${st.saveError.hint}
-            <div><button @click=${() => this.lab.save()}>Save now</button></div></div>`
+            <div><button ?disabled=${this.lab.watching} @click=${() => this.lab.save()}>Save now</button></div></div>`
         : nothing}
       ${this.shared && !this.linkError ? this.renderSharedBanner() : nothing}
       ${st?.phase === 'error' && st.error
         ? html`<div class="banner error" role="alert"><b>Training stopped: ${st.error.message}</b>${st.error.hint}
-            ${st.recoverable ? html`<div><button @click=${() => this.lab.recover()}>Recover from step ${st.snapshotStep ?? 0}</button></div>` : nothing}</div>`
+            ${st.recoverable ? html`<div><button ?disabled=${this.lab.watching} @click=${() => this.lab.recover()}>Recover from step ${st.snapshotStep ?? 0}</button></div>` : nothing}</div>`
         : nothing}
     `;
   }
@@ -377,7 +406,7 @@ export class KilnApp extends LitElement {
     const r = this.lab.run;
     if (!r) {
       return html`<section class="card intro" aria-label="How to start">
-        <h2>Train a GPT in your browser</h2>
+        <h2>${this.lab.served ? 'Train a GPT on this machine' : 'Train a GPT in your browser'}</h2>
         <ol>
           <li>Choose a dataset on the left, or drop a text file of your own.</li>
           <li>Pick a preset (start with <b>names</b>) and adjust the settings if you like.</li>
@@ -402,9 +431,11 @@ export class KilnApp extends LitElement {
     const st = lab.status;
     const training = st?.phase === 'training' || st?.phase === 'pausing';
     const env = lab.env;
-    const canTrain = !!env && this.valid && !!lab.data && !lab.busy.has('data') && (this.fit?.fits ?? true);
+    const watching = lab.watching;
+    const canTrain = !!env && !watching && this.valid && !!lab.data && !lab.busy.has('data') && (this.fit?.fits ?? true);
     return html`
-      <kiln-run-bar .status=${st} .device=${lab.run?.device ?? env?.device ?? 'looking for a GPU…'} ?canTrain=${canTrain} ?busy=${lab.busy.has('create')}
+      <kiln-run-bar .status=${st} .device=${lab.run?.device ?? env?.device ?? (lab.served ? 'connecting to kiln serve…' : 'looking for a GPU…')} ?canTrain=${canTrain} ?busy=${lab.busy.has('create')}
+        ?readOnly=${watching}
         @train=${this.onTrain} @pause=${() => lab.pause()} @resume=${() => lab.resume()} @stop=${() => lab.stop()}
         @extend=${(e: CustomEvent<ExtendDetail>) => lab.extend(e.detail.steps, { schedule: e.detail.schedule })}
         @recover=${() => lab.recover()}></kiln-run-bar>
@@ -415,12 +446,13 @@ export class KilnApp extends LitElement {
             ${lab.storageError
               ? html`<h2>Runs</h2><div class="muted">${lab.storageError.message}. ${lab.storageError.hint}</div>`
               : html`<kiln-run-list .runs=${this.listedRuns()} .currentId=${lab.run?.id ?? null} .compared=${this.comparedIds()} .usage=${lab.usage}
-                  .persisted=${lab.persisted} ?busy=${lab.busy.has('library') || training}
+                  .persisted=${lab.persisted} ?busy=${lab.busy.has('library') || training || watching}
                   @run-open=${this.onOpenRun} @run-rename=${(e: CustomEvent<RunRenameDetail>) => lab.renameRun(e.detail.id, e.detail.name)}
                   @run-delete=${(e: CustomEvent<RunIdDetail>) => lab.deleteRun(e.detail.id)} @run-download=${(e: CustomEvent<RunIdDetail>) => lab.download(e.detail.id)}
                   @run-branch=${(e: CustomEvent<RunIdDetail>) => (this.branching = lab.runs?.find((r) => r.id === e.detail.id) ?? null)}
                   @run-compare=${this.onCompare}
                   @run-import=${(e: CustomEvent<RunImportDetail>) => lab.importCheckpoint(e.detail.fileName, e.detail.bytes)}></kiln-run-list>`}
+            ${lab.served ? html`<p class="muted served-store">Runs are saved in kiln serve's --out folder on this machine.</p>` : nothing}
           </section>
           <section class="card" aria-label="Training data">
             ${this.wantFile
@@ -434,16 +466,16 @@ export class KilnApp extends LitElement {
           <section class="card" aria-label="Where to train">
             <h2>Device</h2>
             <div class="backend" role="radiogroup" aria-label="Backend">
-              <label><input type="radio" name="backend" .checked=${this.backend === 'webgpu'} ?disabled=${!env?.webgpu || training}
+              <label><input type="radio" name="backend" .checked=${this.backend === 'webgpu'} ?disabled=${!env?.webgpu || training || watching}
                 @change=${() => this.setBackend('webgpu')} />WebGPU</label>
-              <label><input type="radio" name="backend" .checked=${this.backend === 'cpu'} ?disabled=${training}
+              <label><input type="radio" name="backend" .checked=${this.backend === 'cpu'} ?disabled=${training || watching}
                 @change=${() => this.setBackend('cpu')} />CPU (reference, slow)</label>
             </div>
-            <div class="muted">${env ? (env.webgpu ? env.device : 'no WebGPU adapter') : 'looking for a GPU…'}</div>
+            <div class="muted">${env ? (env.webgpu ? env.device : 'no WebGPU adapter') : lab.served ? 'connecting to kiln serve…' : 'looking for a GPU…'}${env && lab.served ? ' (kiln serve, this machine)' : ''}</div>
           </section>
           <section class="card" aria-label="Model and training settings">
             <kiln-config-panel .preset=${this.preset} .config=${this.config} .fit=${this.fit} .backend=${this.backend} .env=${env}
-              .cliCommand=${this.valid ? this.command() : ''} ?disabled=${training} @config-change=${this.onConfig}></kiln-config-panel>
+              .cliCommand=${this.valid ? this.command() : ''} .link=${this.valid ? this.configLink() : ''} ?served=${!!lab.served} ?disabled=${training || watching} @config-change=${this.onConfig}></kiln-config-panel>
           </section>
         </div>
         <div class="center">
@@ -462,7 +494,7 @@ export class KilnApp extends LitElement {
         </div>
         <div class="right">
           <section class="card">
-            <kiln-sample-panel ?ready=${!!lab.run && st?.phase !== 'preparing'} ?busy=${lab.busy.has('sample')} .output=${this.sampleOut}
+            <kiln-sample-panel ?ready=${!!lab.run && st?.phase !== 'preparing' && !watching} ?busy=${lab.busy.has('sample')} .output=${this.sampleOut}
               .outputPrompt=${this.samplePrompt} .samples=${lab.samples} @sample-request=${this.onSample}></kiln-sample-panel>
           </section>
         </div>

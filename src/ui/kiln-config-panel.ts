@@ -3,7 +3,8 @@
 // own parseField and validate() (the same messages a link or the CLI gives), the fields
 // that differ from the preset marked, and the size line the parent computes through the
 // worker (ConfigFit). A config over this browser's limits gets the `kiln` command that
-// trains it in Node, with a Copy button.
+// trains it in Node, with a Copy button, and the way to train it with this same UI on
+// the machine's own GPU: `kiln serve`, then this config's settings in the tab it opens.
 import { LitElement, css, html, nothing, type PropertyValues } from 'lit';
 import { customElement, property, state } from 'lit/decorators.js';
 import { live } from 'lit/directives/live.js';
@@ -26,6 +27,10 @@ export interface ConfigChangeDetail {
 }
 
 type CopyState = 'idle' | 'copied' | 'selected';
+/** The copyable blocks: the kiln train command, the kiln serve command, this config's link settings. */
+type CopyWhat = 'train' | 'serve' | 'settings';
+
+const SERVE_COMMAND = 'npx kiln serve --open';
 
 @customElement('kiln-config-panel')
 export class KilnConfigPanel extends LitElement {
@@ -136,12 +141,17 @@ export class KilnConfigPanel extends LitElement {
   @property({ attribute: false }) env: LabEnvironment | null = null;
   /** The `kiln train --link ...` command for this config (shown when it does not fit). */
   @property() cliCommand = '';
+  /** This config's share link (its #settings are offered for a `kiln serve` tab). */
+  @property() link = '';
+  /** The page is served by `kiln serve`: the limits are its device's, and it is already the way out. */
+  @property({ type: Boolean }) served = false;
   /** While a run trains: the fields are read-only. */
   @property({ type: Boolean, reflect: true }) disabled = false;
 
   @state() private drafts: Drafts = {};
   @state() private closed = new Set<FieldGroup>(['cadence', 'data']);
   @state() private copyState: CopyState = 'idle';
+  @state() private copied: CopyWhat = 'train';
 
   /** The config this element last sent: when the parent hands it back, the drafts stay. */
   private sent: RunConfig | null = null;
@@ -151,7 +161,7 @@ export class KilnConfigPanel extends LitElement {
     if (changed.has('config') && this.config !== this.sent) {
       this.drafts = reconcileDrafts(this.drafts, changed.get('config') as RunConfig | undefined, this.config);
     }
-    if (changed.has('cliCommand')) this.copyState = 'idle';
+    if (changed.has('cliCommand') || changed.has('link')) this.copyState = 'idle';
     this.form = formState(this.config, this.drafts);
   }
 
@@ -190,13 +200,14 @@ export class KilnConfigPanel extends LitElement {
     this.renderRoot.querySelector<HTMLElement>(`#f-${key}`)?.focus();
   }
 
-  private async copy(): Promise<void> {
+  private async copy(what: CopyWhat): Promise<void> {
+    this.copied = what;
     try {
-      await navigator.clipboard.writeText(this.cliCommand);
+      await navigator.clipboard.writeText(what === 'train' ? this.cliCommand : what === 'serve' ? SERVE_COMMAND : this.settings());
       this.copyState = 'copied';
     } catch {
       // No clipboard (an insecure origin, a denied permission): select the text instead.
-      const pre = this.renderRoot.querySelector('pre');
+      const pre = this.renderRoot.querySelector(`pre[data-copy=${what}]`);
       const sel = window.getSelection();
       if (pre && sel) sel.selectAllChildren(pre);
       this.copyState = 'selected';
@@ -289,18 +300,38 @@ export class KilnConfigPanel extends LitElement {
     </div>`;
   }
 
+  /** The share link's fragment (#v=1&preset=...): what a `kiln serve` tab's address needs to load this config. */
+  private settings(): string {
+    const hash = this.link.indexOf('#');
+    return hash >= 0 ? this.link.slice(hash) : '';
+  }
+
+  private renderCopyable(what: CopyWhat, label: string, text: string) {
+    return html`<div class="cmd">
+      <pre aria-label=${label} data-copy=${what}><code>${text}</code></pre>
+      <button type="button" class="btn" ?disabled=${!text} aria-label="Copy the ${label}" @click=${() => void this.copy(what)}>Copy</button>
+    </div>`;
+  }
+
   private renderTooBig() {
     const fit = this.fit;
     if (!fit || (fit.fits && fit.problems.length === 0)) return nothing;
-    const copied = this.copyState === 'copied' ? 'Copied.' : this.copyState === 'selected' ? 'Selected: press Ctrl+C (⌘C) to copy.' : '';
+    const settings = this.settings();
+    const what = { train: 'The kiln command is copied.', serve: 'The kiln serve command is copied.', settings: 'The settings are copied.' }[this.copied];
+    const copied = this.copyState === 'copied' ? what : this.copyState === 'selected' ? 'Selected: press Ctrl+C (⌘C) to copy.' : '';
     return html`<div class="toobig" role="status">
-      <h4>Over this browser's limits</h4>
+      <h4>${this.served ? "Over the limits of kiln serve's device" : "Over this browser's limits"}</h4>
       ${fit.problems.length ? html`<ul>${fit.problems.map((p) => html`<li>${p.message}</li>`)}</ul>` : nothing}
-      <p>This model is too big for this browser: run the same config with the kiln command in Node:</p>
-      <div class="cmd">
-        <pre aria-label="kiln command"><code>${this.cliCommand}</code></pre>
-        <button type="button" class="btn" ?disabled=${!this.cliCommand} @click=${() => void this.copy()}>Copy</button>
-      </div>
+      <p>${this.served
+        ? 'This model is too big for this device. The same config as a kiln command (for another machine, or another backend):'
+        : 'This model is too big for this browser: run the same config with the kiln command in Node:'}</p>
+      ${this.renderCopyable('train', 'kiln command', this.cliCommand)}
+      ${this.served || !settings
+        ? nothing
+        : html`<p>Or run it on this machine with the lab's UI:</p>
+          ${this.renderCopyable('serve', 'kiln serve command', SERVE_COMMAND)}
+          <p>then open this config there: add its settings to the end of the address of the tab it opens.</p>
+          ${this.renderCopyable('settings', "config's settings", settings)}`}
       <span class="copied" aria-live="polite">${copied}</span>
     </div>`;
   }

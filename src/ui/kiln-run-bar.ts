@@ -1,7 +1,8 @@
 // <kiln-run-bar>: the controls and the run's status across the top of the lab
 // (TensorFlow Playground's bar): Train / Pause / Resume / Stop / Extend, then step,
 // loss, val loss, tokens/s, time left and the device. The status line is a polite live
-// region, so a screen reader hears the progress without focus moving.
+// region, so a screen reader hears the progress without focus moving. `readOnly`: a tab
+// watching a run that another tab of `kiln serve` controls shows the status, not the controls.
 import { LitElement, css, html, nothing } from 'lit';
 import { customElement, property, state } from 'lit/decorators.js';
 import type { RunStatus } from '../worker/api.ts';
@@ -48,6 +49,8 @@ export class KilnRunBar extends LitElement {
   /** Whether Train can start a run now (data chosen, config valid, a backend). */
   @property({ type: Boolean }) canTrain = false;
   @property({ type: Boolean }) busy = false;
+  /** Another tab controls this run (kiln serve): every control is off. */
+  @property({ type: Boolean }) readOnly = false;
   @state() private extendBy = 100;
   @state() private schedule: 'keep' | 'stretch' = 'keep';
 
@@ -60,14 +63,15 @@ export class KilnRunBar extends LitElement {
     const training = p === 'training' || p === 'pausing';
     const paused = p === 'paused';
     const ended = p === 'done' || p === 'stopped';
-    const extendable = paused || ended || p === 'training';
-    return html`<div class="controls" role="toolbar" aria-label="Training controls">
+    const extendable = (paused || ended || p === 'training') && !this.readOnly;
+    const ro = this.readOnly;
+    return html`<div class="controls" role="toolbar" aria-label="Training controls" title=${ro ? 'Another tab controls this run' : ''}>
       <button class="primary" ?disabled=${!this.canTrain || training || this.busy} @click=${() => this.fire('train')}
         title="Start a new run with these settings">${ended || paused || p === 'error' ? 'New run' : 'Train'}</button>
       ${training
-        ? html`<button ?disabled=${p === 'pausing'} @click=${() => this.fire('pause')}>Pause</button>`
-        : html`<button ?disabled=${!paused} @click=${() => this.fire('resume')}>Resume</button>`}
-      <button ?disabled=${!(training || paused)} @click=${() => this.fire('stop')}>Stop</button>
+        ? html`<button ?disabled=${p === 'pausing' || ro} @click=${() => this.fire('pause')}>Pause</button>`
+        : html`<button ?disabled=${!paused || ro} @click=${() => this.fire('resume')}>Resume</button>`}
+      <button ?disabled=${!(training || paused) || ro} @click=${() => this.fire('stop')}>Stop</button>
       <span class="extend">
         <button ?disabled=${!extendable || this.busy} @click=${() => this.fire('extend', { steps: this.extendBy, schedule: this.schedule } satisfies ExtendDetail)}>Extend</button>
         <input type="number" min="1" max="1000000" step="1" .value=${String(this.extendBy)} aria-label="Steps to extend by"
@@ -77,7 +81,7 @@ export class KilnRunBar extends LitElement {
           <option value="stretch" ?selected=${this.schedule === 'stretch'}>stretch decay</option>
         </select>
       </span>
-      ${p === 'error' && this.status?.recoverable ? html`<button @click=${() => this.fire('recover')}>Recover</button>` : nothing}
+      ${p === 'error' && this.status?.recoverable ? html`<button ?disabled=${ro} @click=${() => this.fire('recover')}>Recover</button>` : nothing}
     </div>`;
   }
 

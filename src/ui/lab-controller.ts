@@ -1,7 +1,9 @@
 // The page's one connection to training (STYLE.md 5-6): a Lit ReactiveController that
-// owns the lab worker, talks to it through the typed LabApi (comlink), and hands the
-// elements plain data. No element talks to comlink or the worker itself.
-import { proxy, transfer as comlinkTransfer, wrap, type Remote } from 'comlink';
+// owns the lab's LabApi and hands the elements plain data. The LabApi is the page's own
+// web worker (worker-lab.ts), or, when `kiln serve` served the page (its URL carries
+// #kiln-token=...), that process over its WebSocket (remote-lab.ts): then training runs
+// on this machine's backend, the run library is kiln serve's --out folder, and no worker
+// starts. No element talks to comlink, the worker or the socket itself.
 import type { ReactiveController, ReactiveControllerHost } from 'lit';
 import type { RunConfig } from '../core/config.ts';
 import type {
@@ -10,13 +12,44 @@ import type {
 } from '../worker/api.ts';
 import type { RunRecord, StorageUsage } from '../core/run-record.ts';
 import type { RunSpec } from '../core/run-spec.ts';
+import { connectRemoteLab, SERVE_TOKEN_KEY, takeServeToken, type RemoteLab } from './remote-lab.ts';
+import { workerLab } from './worker-lab.ts';
 
 export interface LabSample {
   step: number;
   text: string;
 }
 
-/** What comlink rethrows on the page: an Error with the worker's KilnError code and hint copied on. */
+/** The page's connection to the `kiln serve` that served it. */
+export interface ServedState {
+  /** The server answered (until then, and after a failed connection, false). */
+  connected: boolean;
+  /** This tab steers the server's runs; false: another tab does, and this one watches. */
+  controlling: boolean;
+  /** The connection failed or closed: every call fails until the page is reloaded. */
+  closed: LabError | null;
+}
+
+/**
+ * The token of the `kiln serve` that served this page, or null (the static lab). It is
+ * taken out of the address (so it is not left in the address bar, a bookmark or a
+ * copied link; other fragment parts, such as a share link, stay) and kept in this tab's
+ * sessionStorage, so a reload connects again.
+ */
+export function servedToken(): string | null {
+  const stored = `${SERVE_TOKEN_KEY}@${location.origin}`;
+  const { token, rest } = takeServeToken(location.hash);
+  if (token !== null) history.replaceState(history.state, '', `${location.pathname}${location.search}${rest ? `#${rest}` : ''}`);
+  try {
+    if (token !== null) sessionStorage.setItem(stored, token);
+    return token ?? sessionStorage.getItem(stored);
+  } catch {
+    // Storage refused (a privacy setting): this load still connects; a reload needs the printed URL again.
+    return token;
+  }
+}
+
+/** What a LabApi call rejects with on the page: an Error with the KilnError's code and hint copied on (by comlink or remote-lab.ts). */
 export function labError(e: unknown): LabError {
   const err = e as { message?: string; code?: string; hint?: string; name?: string };
   if (err && typeof err.code === 'string' && typeof err.hint === 'string') return { code: err.code as LabError['code'], message: err.message ?? '', hint: err.hint };
@@ -48,38 +81,131 @@ export class LabController implements ReactiveController {
   /** A run that failed to open because a checkpoint is damaged: the earlier step it can open at. */
   openFailure: { id: string; name: string; step: number } | null = null;
 
-  private worker: Worker | null = null;
-  private api: Remote<LabApi> | null = null;
+  /** Set when `kiln serve` served this page (null: the static lab, training in this browser's worker). */
+  served: ServedState | null = null;
+
+  private api: LabApi | null = null;
+  private closeApi: (() => void) | null = null;
+  private remote: RemoteLab | null = null;
+  /** kiln serve's token (taken from the address once, when the controller is made). */
+  private readonly token = servedToken();
+  private attached = false;
   private pendingFrame = 0;
+  /** While resync() fetches the history: the rows that arrive meanwhile. */
+  private arriving: LabMetrics[] | null = null;
+  private statusEvents = 0;
 
   constructor(private readonly host: ReactiveControllerHost) {
     host.addController(this);
   }
 
   hostConnected(): void {
-    if (this.worker) return;
+    if (this.attached) return;
+    this.attached = true;
+    if (this.token !== null) {
+      void this.connectServed(this.token);
+      return;
+    }
     const datasets = new URL('datasets/', document.baseURI).href;
-    this.worker = new Worker(new URL('../worker/lab-worker.ts', import.meta.url), { type: 'module', name: JSON.stringify({ datasets }) });
+    const worker = new Worker(new URL('../worker/lab-worker.ts', import.meta.url), { type: 'module', name: JSON.stringify({ datasets }) });
     // A worker that fails to load or throws outside a call would otherwise hang the page silently.
-    this.worker.addEventListener('error', (e) => {
+    worker.addEventListener('error', (e) => {
       this.error = { code: 'internal', message: `the training worker failed: ${e.message || 'it could not be loaded'}`, hint: 'reload the page' };
       this.update();
     });
-    this.api = wrap<LabApi>(this.worker);
-    void this.api.subscribe(proxy((e: LabEvent) => this.onEvent(e)));
-    void this.call('env', async (api) => {
-      this.env = await api.environment();
-    });
-    void this.refreshRuns();
+    const api = workerLab(worker);
+    this.use(api, () => api.close());
     void navigator.storage?.persisted?.().then((p) => {
       if (p) this.persisted = true;
     });
   }
 
   hostDisconnected(): void {
-    this.worker?.terminate();
-    this.worker = null;
+    this.attached = false;
+    this.closeApi?.();
+    this.closeApi = null;
     this.api = null;
+    this.remote = null;
+  }
+
+  /** Starts talking to a LabApi: its events, its environment, its run library. */
+  private use(api: LabApi, close: () => void): void {
+    this.api = api;
+    this.closeApi = close;
+    api.subscribe((e) => this.onEvent(e)).catch(() => {});
+    void this.call('env', async (a) => {
+      this.env = await a.environment();
+    });
+    void this.refreshRuns();
+  }
+
+  /** The page came from `kiln serve`: its LabApi over the WebSocket at /ws of the same host. */
+  private async connectServed(token: string): Promise<void> {
+    this.served = { connected: false, controlling: false, closed: null };
+    this.update();
+    let remote: RemoteLab;
+    try {
+      remote = await connectRemoteLab({
+        url: `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/ws`,
+        token,
+        onControl: (controlling) => {
+          if (this.served) this.served = { ...this.served, controlling };
+          this.update();
+        },
+        onClose: (why) => {
+          this.served = { connected: false, controlling: false, closed: { code: 'internal', message: why, hint: 'reload the page after restarting kiln serve (it does not reconnect by itself)' } };
+          this.update();
+        },
+      });
+    } catch (e) {
+      this.served = { connected: false, controlling: false, closed: labError(e) };
+      this.update();
+      return;
+    }
+    if (!this.attached) {
+      remote.close();
+      return;
+    }
+    this.remote = remote;
+    this.served = { connected: true, controlling: remote.controlling, closed: null };
+    this.use(remote, () => remote.close());
+    // The server may be training already (this tab was reloaded, or another tab started it): show where it is.
+    await this.resync();
+  }
+
+  /** Lets this tab steer kiln serve, taking control from the tab that has it. */
+  async takeControl(): Promise<void> {
+    const remote = this.remote;
+    if (!remote) return;
+    await this.call('control', () => remote.takeControl(true));
+    if (this.served) this.served = { ...this.served, controlling: remote.controlling };
+    this.update();
+  }
+
+  /** Whether this tab only watches (another tab controls kiln serve): the page offers no controls then. */
+  get watching(): boolean {
+    return !!this.served && (!this.served.connected || !this.served.controlling);
+  }
+
+  /** The current run's curve and status as the server has them now (rows and a status that arrive meanwhile are kept). */
+  private async resync(): Promise<void> {
+    const api = this.api;
+    if (!api) return;
+    const arrived: LabMetrics[] = [];
+    this.arriving = arrived;
+    const statusSeen = this.statusEvents;
+    try {
+      const [rows, status] = await Promise.all([api.history(), api.status()]);
+      const last = rows.at(-1)?.step ?? -1;
+      this.metrics = [...rows, ...arrived.filter((m) => m.step > last)];
+      this.metricsVersion++;
+      if (this.statusEvents === statusSeen) this.status = status;
+    } catch {
+      // A closed connection says so in its own banner.
+    } finally {
+      if (this.arriving === arrived) this.arriving = null;
+    }
+    this.update();
   }
 
   /** Redraws the host at most once per animation frame, however many events arrive. */
@@ -93,11 +219,20 @@ export class LabController implements ReactiveController {
 
   private onEvent(e: LabEvent): void {
     switch (e.type) {
-      case 'status':
-        if (e.status.savedStep !== null && e.status.savedStep !== this.status?.savedStep) void this.onSaved();
+      case 'status': {
+        const prev = this.status;
+        this.statusEvents++;
+        if (e.status.savedStep !== null && e.status.savedStep !== prev?.savedStep) void this.onSaved();
         this.status = e.status;
+        // Watching kiln serve: another tab made, opened or branched a run (the step went back,
+        // or the phase changed): this tab learns its curve and the library's change here.
+        if (this.served && !this.served.controlling && prev && (e.status.step < prev.step || e.status.phase !== prev.phase)) {
+          void this.resync();
+          void this.refreshRuns();
+        }
         if (e.status.phase !== 'error') this.progress = null;
         break;
+      }
       case 'metrics':
         if (e.metrics.length === 0) {
           // recover() dropped rows past its snapshot: fetch the history again.
@@ -107,7 +242,10 @@ export class LabController implements ReactiveController {
             this.update();
           });
         } else {
-          for (const m of e.metrics) this.metrics.push(m);
+          // From kiln serve, rows fetched by history() may arrive again as events: each step once.
+          const last = this.served ? this.metrics.at(-1)?.step ?? -1 : -1;
+          for (const m of e.metrics) if (m.step > last) this.metrics.push(m);
+          this.arriving?.push(...e.metrics);
           this.metricsVersion++;
         }
         break;
@@ -121,7 +259,7 @@ export class LabController implements ReactiveController {
     this.update();
   }
 
-  private async call<T>(what: string, fn: (api: Remote<LabApi>) => Promise<T>): Promise<T | undefined> {
+  private async call<T>(what: string, fn: (api: LabApi) => Promise<T>): Promise<T | undefined> {
     if (!this.api) return undefined;
     this.busy.add(what);
     this.error = null;
@@ -166,7 +304,8 @@ export class LabController implements ReactiveController {
   /** After a save: the list and usage change; the first save asks the browser to keep storage. */
   private async onSaved(): Promise<void> {
     await this.refreshRuns();
-    if (this.persisted === null && navigator.storage?.persist) {
+    // The browser's storage holds the runs only in the static lab; kiln serve keeps them in its --out folder.
+    if (this.persisted === null && !this.served && navigator.storage?.persist) {
       try {
         this.persisted = await navigator.storage.persist();
       } catch {
@@ -208,7 +347,7 @@ export class LabController implements ReactiveController {
     return info;
   }
 
-  private async adopt(api: Remote<LabApi>, info: RunInfo): Promise<void> {
+  private async adopt(api: LabApi, info: RunInfo): Promise<void> {
     // Everything fetched first, then switched at once: the page never draws the new run with the old curve.
     const [rows, status] = await Promise.all([api.history(), api.status()]);
     this.run = info;
@@ -256,7 +395,7 @@ export class LabController implements ReactiveController {
   }
 
   async importCheckpoint(fileName: string, bytes: Uint8Array): Promise<RunRecord | undefined> {
-    const rec = await this.call('library', (api) => api.importCheckpoint(fileName, transfer(bytes)));
+    const rec = await this.call('library', (api) => api.importCheckpoint(fileName, bytes));
     await this.refreshRuns();
     return rec;
   }
@@ -301,11 +440,6 @@ export class LabController implements ReactiveController {
 
   /** Samples text; each piece is passed to onText as it is generated. */
   sample(req: SampleRequest, onText: (text: string) => void): Promise<string | undefined> {
-    return this.call('sample', (api) => api.sample(req, proxy(onText)));
+    return this.call('sample', (api) => api.sample(req, onText));
   }
-}
-
-/** Moves a file's bytes to the worker instead of copying them (the page does not need them after). */
-function transfer(bytes: Uint8Array): Uint8Array {
-  return comlinkTransfer(bytes, [bytes.buffer as ArrayBuffer]);
 }

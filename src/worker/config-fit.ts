@@ -3,7 +3,7 @@
 // it breaks, said with the limit's name and by how much. The decision and its words are
 // src/core/budget.ts's, the same the CLI gives; no GPU is needed: the limits are data.
 import { planSummary } from '../backends/webgpu/plan.ts';
-import { adapterBudget, checkModelCost, type AdapterLimits, type Planner } from '../core/budget.ts';
+import { adapterBudget, checkModelCost, type AdapterLimits, type Budget, type Planner } from '../core/budget.ts';
 import { validate, type RunConfig } from '../core/config.ts';
 import { KilnError } from '../core/errors.ts';
 import { flopsPerToken, resolveModel } from '../core/model-spec.ts';
@@ -21,13 +21,11 @@ export function webgpuPlanner(limits: AdapterLimits): Planner {
 }
 
 /** The fit on WebGPU with these adapter limits, or on the CPU reference (limits null) within a tab's memory. */
-export function configFit(config: RunConfig, vocabSize: number, limits: LabEnvironment['limits'] | null): ConfigFit {
+export function configFit(config: RunConfig, vocabSize: number, limits: LabEnvironment['limits'] | null, budget: Budget = adapterBudget(limits)): ConfigFit {
   const issues = validate(config);
   if (issues.length) throw new KilnError('config', issues.map((i) => i.message).join('; '), 'fix the fields marked in the form');
   const model = resolveModel(config, vocabSize);
-  const cost = limits
-    ? checkModelCost(model, config.batchSize, adapterBudget(limits), webgpuPlanner(limits))
-    : checkModelCost(model, config.batchSize, adapterBudget(null));
+  const cost = limits ? checkModelCost(model, config.batchSize, budget, webgpuPlanner(limits)) : checkModelCost(model, config.batchSize, budget);
   return {
     numParams: cost.numParams,
     flopsPerToken: flopsPerToken(model),

@@ -32,7 +32,7 @@ import type { RunStore } from '../store/run-store.ts';
 import { stateCheckpointBytes } from '../train/checkpointing.ts';
 import { initialState, prepareData, type PreparedData } from '../train/prepare.ts';
 import { train, type StepMetrics, type TrainerSnapshot } from '../train/trainer.ts';
-import { adapterBudget, assertModelFits } from '../core/budget.ts';
+import { adapterBudget, assertModelFits, type Budget } from '../core/budget.ts';
 import { configFit, webgpuPlanner } from './config-fit.ts';
 import { checkpointAt, createBranch, exportCheckpoint, getRecord, importCheckpoint, loadRun, type RunPoint } from './library-ops.ts';
 import { newRecord, newRunId, uniqueName } from './run-library.ts';
@@ -54,6 +54,11 @@ export interface LabSessionDeps {
   deviceName?(backend: Backend): string;
   /** The run library (opened once, on first use); without it runs are not kept. */
   store?(): Promise<RunStore>;
+  /**
+   * What a run on this backend may use (default: a browser tab's, adapterBudget). `kiln
+   * serve` passes this machine's memory, so a Node run is not held to a tab's 4 GiB.
+   */
+  budget?(kind: LabBackendKind, limits: LabEnvironment['limits'] | null): Budget;
 }
 
 export interface LabSessionOptions {
@@ -197,7 +202,12 @@ export class LabSession implements LabApi {
   }
 
   async checkConfig(config: RunConfig, vocabSize: number, backend: LabBackendKind): Promise<ConfigFit> {
-    return configFit(config, vocabSize, backend === 'webgpu' ? (await this.environment()).limits : null);
+    const limits = backend === 'webgpu' ? (await this.environment()).limits : null;
+    return configFit(config, vocabSize, limits, this.budgetFor(backend, limits));
+  }
+
+  private budgetFor(kind: LabBackendKind, limits: LabEnvironment['limits'] | null): Budget {
+    return this.deps.budget?.(kind, limits) ?? adapterBudget(limits);
   }
 
   // ---- data ----
@@ -293,7 +303,7 @@ export class LabSession implements LabApi {
   private async loadBackend(kind: LabBackendKind, model: ModelConfig, state: TrainState, batchSize: number): Promise<Backend> {
     // The same decision (and words) as the settings panel and the CLI: src/core/budget.ts.
     const limits = kind === 'webgpu' ? (await this.environment()).limits : null;
-    assertModelFits(model, batchSize, adapterBudget(limits), limits ? webgpuPlanner(limits) : undefined);
+    assertModelFits(model, batchSize, this.budgetFor(kind, limits), limits ? webgpuPlanner(limits) : undefined);
     const backend = await this.deps.createBackend(kind);
     try {
       await backend.load(model, state);

@@ -48,6 +48,20 @@ async function until(s: LabSession, ok: (st: RunStatus) => boolean, ms = 60_000)
 const losses = (rows: LabMetrics[]) => rows.map((m) => [m.step, m.loss, m.val_loss ?? null]);
 
 describe('LabSession', () => {
+  it('sizes a run with the budget it is given (kiln serve passes the machine\'s memory), in the settings panel and before allocating', async () => {
+    const d = deps();
+    d.budget = () => ({ memoryBytes: 1 << 20, where: 'the 1 MiB of a test machine', memoryName: 'memory' });
+    const s = new LabSession(d);
+    const config = tiny({ nEmbd: 128, nHead: 4 });
+    await s.prepareData({ kind: 'bundled', id: 'names' }, config);
+    const fit = await s.checkConfig(config, 27, 'cpu');
+    expect(fit.fits).toBe(false);
+    expect(fit.problems.map((p) => p.message).join(' ')).toMatch(/the 1 MiB of a test machine/);
+    await expect(s.createRun({ preset: 'tiny', config, data: null }, 'cpu')).rejects.toMatchObject({ code: 'config', message: expect.stringMatching(/the 1 MiB of a test machine/) });
+    // Without the hook: a browser tab's budget, which this small model fits.
+    expect((await new LabSession(deps()).checkConfig(config, 27, 'cpu')).fits).toBe(true);
+  });
+
   it('summarises the bundled data and refuses a binary file with the core message', async () => {
     const s = new LabSession(deps());
     const d = await s.prepareData({ kind: 'bundled', id: 'names' }, tiny());
