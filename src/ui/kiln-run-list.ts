@@ -77,9 +77,11 @@ export function provenance(run: Pick<RunRecord, 'parent' | 'imported'>): string 
 }
 
 /** "Runs use 12.3 MiB · 45 MiB of 2.1 GiB used by this site" (the parts that are known). */
-export function storageLine(u: StorageUsage): string {
+export function storageLine(u: StorageUsage, where: 'site' | 'disk' = 'site'): string {
   let line = `Runs use ${formatBytes(u.runsBytes)}`;
   if (u.datasetsBytes > 0) line += `, your texts ${formatBytes(u.datasetsBytes)}`;
+  // kiln serve's runs are files on its disk: what is left there, not a browser quota.
+  if (where === 'disk') return u.usage !== null && u.quota !== null ? `${line} · ${formatBytes(Math.max(0, u.quota - u.usage))} free on this disk` : line;
   if (u.usage !== null && u.quota !== null) line += ` · ${formatBytes(u.usage)} of ${formatBytes(u.quota)} used by this site`;
   else if (u.usage !== null) line += ` · ${formatBytes(u.usage)} used by this site`;
   return line;
@@ -180,6 +182,8 @@ export class KilnRunList extends LitElement {
   @property({ attribute: false }) persisted: boolean | null = null;
   /** An operation on the library is in flight: the actions wait. */
   @property({ type: Boolean }) busy = false;
+  /** Where the runs are kept: this site's browser storage, or (kiln serve) files on a disk. */
+  @property() where: 'site' | 'disk' = 'site';
 
   /** The run whose name is being edited. */
   @state() private renaming: string | null = null;
@@ -353,7 +357,7 @@ export class KilnRunList extends LitElement {
     const persist = persistenceLine(this.persisted);
     if (!this.usage && !persist) return nothing;
     return html`<div class="storage">
-      ${this.usage ? html`<p>${storageLine(this.usage).replace(/(\d) (B|KiB|MiB|GiB|TiB)\b/g, '$1\u00a0$2')}</p>` : nothing}
+      ${this.usage ? html`<p>${storageLine(this.usage, this.where).replace(/(\d) (B|KiB|MiB|GiB|TiB)\b/g, '$1\u00a0$2')}</p>` : nothing}
       ${persist ? html`<p class=${this.persisted ? '' : 'warn'}>${persist}</p>` : nothing}
     </div>`;
   }

@@ -58,6 +58,7 @@ describe('storage lines', () => {
     expect(storageLine({ runsBytes: 12.3 * MiB, datasetsBytes: 0, usage: 45 * MiB, quota: 2.1 * 1024 * MiB })).toBe('Runs use 12 MiB · 45 MiB of 2.1 GiB used by this site');
     expect(storageLine({ runsBytes: 3 * MiB, datasetsBytes: 1.5 * MiB, usage: null, quota: null })).toBe('Runs use 3.0 MiB, your texts 1.5 MiB');
     expect(storageLine({ runsBytes: 0, datasetsBytes: 0, usage: 2048, quota: null })).toBe('Runs use 0 B · 2.0 KiB used by this site');
+    expect(storageLine({ runsBytes: 3 * MiB, datasetsBytes: 0, usage: 3 * MiB, quota: 103 * MiB }, 'disk')).toBe('Runs use 3.0 MiB · 100 MiB free on this disk');
   });
 
   it('says whether the browser may clear the storage, or nothing when unknown', () => {
