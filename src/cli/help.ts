@@ -136,13 +136,14 @@ export const COMMAND_DOCS: readonly CommandDoc[] = [
   },
   {
     name: 'serve', summary: "the lab in your browser, training on this machine's GPU or CPU",
-    usage: '[--port N] [--open] [--out DIR] [--data DIR] [--backend B] [--verbose]',
+    usage: '[--port N] [--open] [--out DIR] [--data DIR] [--backend B] [--no-tensorboard] [--verbose]',
     flags: [
       { name: 'port', value: 'N', example: '8080', number: 'a whole number from 0 to 65535', doc: 'the port on 127.0.0.1 (default: a free one)' },
       { name: 'open', doc: 'open the lab in the default browser' },
       { name: 'out', value: 'DIR', example: 'runs', doc: 'folder for the runs the page trains, one folder each with checkpoint.safetensors and metrics.jsonl as kiln train writes them (default runs)' },
       { name: 'data', value: 'DIR', example: 'texts', doc: 'a folder of your .txt files; only files inside it are read' },
       { name: 'backend', value: 'B', example: 'cpu', doc: 'auto (default: a hardware GPU through WebGPU if there is one, else the CPU), webgpu or cpu' },
+      { name: 'no-tensorboard', doc: "write no TensorBoard logs (by default each run's folder gets one in tensorboard/, as kiln train --tensorboard writes it: tensorboard --logdir the --out folder shows every run)" },
       VERBOSE,
     ],
     notes: 'It prints one URL: open it in a browser on this machine. The token after # in it is what lets that page in (only pages served here may connect), so do not share it. Closing the page does not stop training; Ctrl-C saves the open run\'s checkpoint and exits 130. A run\'s folder works with kiln eval, sample and info, and kiln train --resume --out continues it.',

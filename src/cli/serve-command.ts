@@ -29,6 +29,7 @@ export interface ServeFlags {
   out?: string;
   data?: string;
   backend?: string;
+  'no-tensorboard'?: boolean;
 }
 
 /** The folder of the built lab to serve instead of the checkout's dist/ (tests build one elsewhere). */
@@ -107,7 +108,7 @@ export async function serveCommand(flags: ServeFlags): Promise<number> {
   const out = flags.out ?? 'runs';
   const say = (line: string) => process.stderr.write(`${line}\n`);
   const root = labDir(say);
-  const lab = await createNodeLab({ out, data: flags.data, backend, note: say });
+  const lab = await createNodeLab({ out, data: flags.data, backend, note: say, tensorboard: flags['no-tensorboard'] !== true });
   const { session } = lab;
   // Refusals and failures, one line each: http-server.ts and rpc.ts never put the token in one.
   const rpc = new LabRpc(session, { log: say });
@@ -135,6 +136,7 @@ export async function serveCommand(flags: ServeFlags): Promise<number> {
     throw e;
   }
   say(`kiln serve: runs go to ${out}; Ctrl-C saves the open run and stops`);
+  if (flags['no-tensorboard'] !== true) say(`kiln serve: each run's TensorBoard log is in its folder's tensorboard/: tensorboard --logdir ${out}`);
   // The one line with the token: stdout, so a script can read it and nothing logs it.
   process.stdout.write(`kiln serve: open ${server.url}\n`);
   if (flags.open) openInBrowser(server.url, say);

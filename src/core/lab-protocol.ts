@@ -28,6 +28,7 @@
 // table expects them, after checking their size).
 import { nearestNames, validate } from './config.ts';
 import { isKilnError, KilnError, type ErrorCode } from './errors.ts';
+import { checkRelativePath } from './relative-path.ts';
 import { describeValue, printable } from './text.ts';
 
 export const PROTOCOL = 'kiln.v1';
@@ -76,7 +77,9 @@ type Schema =
   | { k: 'nullable'; of: Schema }
   | { k: 'array'; of: Schema; max: number }
   | { k: 'tuple'; items: Schema[] }
-  | { k: 'config' };
+  | { k: 'config' }
+  /** A '/'-separated path relative to a folder of the server's (relative-path.ts's rules). */
+  | { k: 'relpath' };
 type Fields = Record<string, Schema | { optional: Schema }>;
 type Arg = [name: string, schema: Schema, optional?: 'optional'];
 
@@ -111,6 +114,7 @@ const dataSource: Schema = {
     bundled,
     file: { kind: { k: 'enum', values: ['file'] }, name: fileName, bytes: { k: 'bytes' }, expect: opt(obj({ sha256, bytes: int(1, Number.MAX_SAFE_INTEGER) })) },
     stored: { kind: { k: 'enum', values: ['stored'] }, sha256 },
+    server: { kind: { k: 'enum', values: ['server'] }, path: { k: 'relpath' } },
   },
 };
 const loss = num(0, 1e6);
@@ -147,6 +151,8 @@ const CALLS = {
   sample: [['req', sampleRequest], ['stream', { k: 'bool' }, 'optional']],
   history: [],
   status: [],
+  current: [],
+  dataFiles: [],
   dispose: [],
   listRuns: [],
   openRun: [['id', runId], ['backend', backend], ['step', int(0, MAX_STEP), 'optional']],
@@ -167,7 +173,7 @@ export type LabMethod = Exclude<CallMethod, 'takeControl'>;
 export const CALL_METHODS = Object.keys(CALLS) as CallMethod[];
 /** What a connection that does not control the server may call: it watches, it does not steer. */
 export const READ_ONLY_METHODS: ReadonlySet<CallMethod> = new Set<CallMethod>([
-  'environment', 'status', 'history', 'listRuns', 'runMetrics', 'storageUsage', 'checkConfig', 'subscribe', 'unsubscribe', 'takeControl',
+  'environment', 'status', 'history', 'current', 'dataFiles', 'listRuns', 'runMetrics', 'storageUsage', 'checkConfig', 'subscribe', 'unsubscribe', 'takeControl',
 ]);
 
 export const isCallMethod = (m: unknown): m is CallMethod => typeof m === 'string' && Object.hasOwn(CALLS, m);
@@ -226,6 +232,9 @@ function check(s: Schema, v: unknown, where: string, limits: Required<CallLimits
       if (typeof o.kind !== 'string' || !Object.hasOwn(s.variants, o.kind)) fail(`${where}.kind must be one of ${kinds.join(', ')}, not ${describeValue(o.kind)}`);
       return checkFields(s.variants[o.kind as string], o, where, limits);
     }
+    case 'relpath':
+      checkRelativePath(v, where);
+      return v;
     case 'config': {
       const o = plainObject(v, where);
       const issues = validate(o as never);

@@ -19,7 +19,9 @@ import { isKilnError, KilnError } from '../core/errors.ts';
 import { printable } from '../core/text.ts';
 import { openFsRunStore, type FsRunStore } from '../store/fs-store.ts';
 import type { LabBackendKind, LabEnvironment } from '../worker/api.ts';
-import { LabSession, type LabSessionOptions } from '../worker/lab-session.ts';
+import { LabSession, type LabSessionDeps, type LabSessionOptions } from '../worker/lab-session.ts';
+import { listTextFiles, readTextFileInside } from './safe-path.ts';
+import { attachTensorBoard } from './serve-tensorboard.ts';
 
 /** What `--backend` asks of kiln serve (auto: a hardware GPU if there is one, else the CPU). */
 export type ServeBackend = 'auto' | 'webgpu' | 'cpu';
@@ -34,6 +36,8 @@ export interface NodeLabOptions {
   note?: (line: string) => void;
   /** Default: automatic samples every 10 steps of 80 tokens, as the browser's worker. */
   sessionOptions?: LabSessionOptions;
+  /** A TensorBoard log in each run's folder (serve-tensorboard.ts); false: none (--no-tensorboard). Default true. */
+  tensorboard?: boolean;
 }
 
 export interface NodeLab {
@@ -72,6 +76,14 @@ async function loadBundled(file: string): Promise<Uint8Array> {
     throw new KilnError('data', `cannot read the bundled text ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`,
       'run kiln serve from a complete Kiln checkout (its public/datasets/ folder), or open a text file of your own');
   }
+}
+
+/** The session's access to --data: its .txt files listed, and one read by its path inside the folder only (safe-path.ts). */
+function dataFolderDeps(dir: string): Pick<LabSessionDeps, 'readDataFile' | 'dataFiles'> {
+  return {
+    readDataFile: (rel) => readTextFileInside(dir, rel),
+    dataFiles: async () => (await listTextFiles(dir)).map(({ path, bytes }) => ({ path, bytes })),
+  };
 }
 
 async function sha256(bytes: Uint8Array): Promise<string> {
@@ -159,9 +171,14 @@ export async function createNodeLab(opts: NodeLabOptions): Promise<NodeLab> {
   }
 
   const session = new LabSession(
-    { environment: async () => env, createBackend: makeBackend, loadBundled, sha256, deviceName: deviceLabel, store, budget },
+    {
+      environment: async () => env, createBackend: makeBackend, loadBundled, sha256, deviceName: deviceLabel, store, budget,
+      ...(dataDir !== null ? dataFolderDeps(dataDir) : {}),
+    },
     opts.sessionOptions ?? { autoSampleEvery: 10, autoSampleTokens: 80 },
   );
+  // Closed with the session (its dispose): the logs are written before close() returns.
+  if (opts.tensorboard !== false) attachTensorBoard(session, store, note);
 
   let closing: Promise<void> | null = null;
   return {

@@ -7,33 +7,14 @@
 // What is left: a process on this machine that can change the folder between the check
 // and the open could still swap a file for a link. That process could read the files
 // itself; the server's job is that a page cannot.
-import { lstat, readdir, realpath, stat } from 'node:fs/promises';
+import { lstat, open, readdir, realpath, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { KilnError } from '../core/errors.ts';
-import { describeValue, printable } from '../core/text.ts';
+import { checkRelativePath } from '../core/relative-path.ts';
+import { printable } from '../core/text.ts';
 
-export const MAX_PATH_CHARS = 1024;
-
-/**
- * Checks the shape of a page-given relative path and returns its segments: text of at
- * most MAX_PATH_CHARS, '/'-separated, not absolute, no drive letter, no backslash, no
- * NUL or control character, no `..` segment. Throws a KilnError ('usage') saying which.
- */
-export function checkRelativePath(rel: unknown, what = 'the path'): string[] {
-  const refuse = (why: string): never => {
-    throw new KilnError('usage', `${what} ${typeof rel === 'string' ? JSON.stringify(printable(rel, 80)) : describeValue(rel)} ${why}`, 'pick a file inside the folder kiln serve was given');
-  };
-  if (typeof rel !== 'string') return refuse('is not text');
-  if (rel.length === 0) return refuse('is empty');
-  if (rel.length > MAX_PATH_CHARS) return refuse(`is ${rel.length} characters long (at most ${MAX_PATH_CHARS})`);
-  if (/[\u0000-\u001f\u007f]/.test(rel)) return refuse('has a control character (NUL or another)');
-  if (rel.includes('\\')) return refuse('has a backslash: use / between folders');
-  if (rel.startsWith('/') || /^[A-Za-z]:/.test(rel)) return refuse('is absolute: give it relative to the folder');
-  const segments = rel.split('/').filter((s) => s !== '' && s !== '.');
-  if (segments.includes('..')) return refuse('goes up a folder (..)');
-  if (segments.length === 0) return refuse('names no file');
-  return segments;
-}
+// The path's shape is checked in core (the wire protocol checks it too, before a call runs).
+export { checkRelativePath, MAX_PATH_CHARS } from '../core/relative-path.ts';
 
 /** Whether `child` (a real path) is `root` (a real path) or inside it. */
 export function isInside(root: string, child: string): boolean {
@@ -132,4 +113,38 @@ export async function listTextFiles(root: string, opts: ListOptions = {}): Promi
   };
   await walk(realRoot, '', 0);
   return out;
+}
+
+/** Largest text read from --data: the page's own limit for a file it opens (src/ui/data-choice.ts's MAX_FILE_BYTES). */
+export const MAX_DATA_FILE_BYTES = 200 * 1024 * 1024;
+
+/**
+ * A .txt file of a folder (--data) that a page picked by its relative path: resolved
+ * inside the folder (resolveInside), a plain file, not hidden, at most `maxBytes`. Its
+ * base name and bytes; a KilnError a person can act on otherwise.
+ */
+export async function readTextFileInside(root: string, rel: unknown, maxBytes = MAX_DATA_FILE_BYTES): Promise<{ name: string; bytes: Uint8Array }> {
+  const what = 'the data file';
+  const real = await resolveInside(root, rel, { what });
+  const shown = JSON.stringify(printable(rel as string, 80));
+  const name = (rel as string).split('/').filter((s) => s !== '' && s !== '.').at(-1)!;
+  const pick = 'pick one of the .txt files listed';
+  if ((rel as string).split('/').some((s) => s.startsWith('.') && s !== '.')) throw new KilnError('usage', `${what} ${shown} is hidden (a name starting with .)`, pick);
+  if (!name.toLowerCase().endsWith('.txt')) throw new KilnError('usage', `${what} ${shown} is not a .txt file`, pick);
+  const fh = await open(real, 'r').catch((e: NodeJS.ErrnoException) => {
+    throw new KilnError('data', `${what} ${shown} cannot be read: ${e.code ?? e.message}`, 'check the file and its permissions');
+  });
+  try {
+    // The size of the file opened, not of the path checked: it cannot change between the two.
+    const st = await fh.stat();
+    if (!st.isFile()) throw new KilnError('usage', `${what} ${shown} is not a file`, pick);
+    if (st.size > maxBytes) {
+      throw new KilnError('data', `${what} ${shown} is ${(st.size / 2 ** 20).toFixed(1)} MiB: the lab reads text files up to ${(maxBytes / 2 ** 20).toFixed(0)} MiB`,
+        'choose a smaller part of the text, or train on the whole file with kiln train --data FILE');
+    }
+    const b = await fh.readFile();
+    return { name, bytes: new Uint8Array(b.buffer, b.byteOffset, b.length) };
+  } finally {
+    await fh.close();
+  }
 }

@@ -39,6 +39,8 @@ const DEFAULT_PRESET = 'names';
 
 /** Config fields that change what prepareData makes of the text. */
 const DATA_KEYS = ['tokenizer', 'bpeVocab', 'valFraction', 'blockSize'] as const;
+/** dataChoice's prefix for a file of kiln serve's --data folder: `server:<path>`. */
+const SERVER_CHOICE = 'server:';
 
 @customElement('kiln-app')
 export class KilnApp extends LitElement {
@@ -99,6 +101,8 @@ export class KilnApp extends LitElement {
   @state() private shareLink: { url: string; copied: boolean } | null = null;
   private lastFile: Extract<DataSource, { kind: 'file' }> | null = null;
   private preparedFor = '';
+  /** The controller's foundRuns this page has taken the settings of. */
+  private foundSeen = 0;
   private fitTimer: ReturnType<typeof setTimeout> | null = null;
   private envSeen = false;
 
@@ -146,7 +150,8 @@ export class KilnApp extends LitElement {
   }
 
   private spec(): RunSpec {
-    const data = this.lab.data?.ref ?? (this.dataChoice && this.dataChoice !== 'file' ? { kind: 'bundled' as const, id: this.dataChoice } : null);
+    const source = this.chosenSource();
+    const data = this.lab.data?.ref ?? (source?.kind === 'bundled' ? source : null);
     return { preset: this.preset, config: { ...this.config }, data };
   }
 
@@ -163,6 +168,32 @@ export class KilnApp extends LitElement {
     return [...(findPreset(this.lab.run?.spec.preset ?? this.preset)?.references ?? [])];
   }
 
+  /**
+   * What dataChoice names: a bundled dataset (its id), the person's file ('file': the one
+   * kept in lastFile, null once it is gone), or a file of kiln serve's --data folder
+   * (`server:<path>`).
+   */
+  private chosenSource(): DataSource | null {
+    const c = this.dataChoice;
+    if (!c) return null;
+    if (c === 'file') return this.lastFile;
+    if (c.startsWith(SERVER_CHOICE)) return { kind: 'server', path: c.slice(SERVER_CHOICE.length) };
+    return { kind: 'bundled', id: c };
+  }
+
+  /** The person chose a text of their own (a file, or one of kiln serve's --data folder): a preset does not replace it. */
+  private get ownData(): boolean {
+    return this.dataChoice === 'file' || !!this.dataChoice?.startsWith(SERVER_CHOICE);
+  }
+
+  override willUpdate(): void {
+    // A run the controller found open on kiln serve (this tab was reloaded, or another tab made it): its settings become the page's.
+    if (this.lab.foundRuns !== this.foundSeen) {
+      this.foundSeen = this.lab.foundRuns;
+      this.adoptRun();
+    }
+  }
+
   override updated(): void {
     const env = this.lab.env;
     if (env && !this.envSeen) {
@@ -174,13 +205,13 @@ export class KilnApp extends LitElement {
     // A tab watching kiln serve may not prepare data (the server refuses it); it does once it takes control.
     if (env && !this.lab.watching && this.dataChoice && this.valid && key !== this.preparedFor && !this.lab.busy.has('data')) {
       this.preparedFor = key;
-      const source: DataSource | null = this.dataChoice === 'file' ? this.lastFile : { kind: 'bundled', id: this.dataChoice };
+      const source = this.chosenSource();
       if (source) void this.lab.prepareData(source, this.config).then((d) => {
-        this.fileError = !d && this.lab.error && source.kind === 'file' ? { message: this.lab.error.message, hint: this.lab.error.hint } : null;
-        if (!d && source.kind === 'file') {
-          this.lab.error = null;
-          this.lastFile = null;
-        }
+        // A file the process refused (not text, too large, outside --data) is said beside the picker.
+        const own = source.kind === 'file' || source.kind === 'server';
+        this.fileError = !d && this.lab.error && own ? { message: this.lab.error.message, hint: this.lab.error.hint } : null;
+        if (!d && own) this.lab.error = null;
+        if (!d && source.kind === 'file') this.lastFile = null;
         if (d && source.kind === 'file' && source.expect) this.wantFile = null;
         this.scheduleFit();
       });
@@ -202,7 +233,7 @@ export class KilnApp extends LitElement {
     const presetChanged = e.detail.preset !== this.preset;
     this.preset = e.detail.preset;
     this.config = e.detail.config;
-    if (presetChanged && this.dataChoice !== 'file') this.dataChoice = PRESET_DATASETS[this.preset] ?? this.dataChoice;
+    if (presetChanged && !this.ownData) this.dataChoice = PRESET_DATASETS[this.preset] ?? this.dataChoice;
     this.scheduleFit();
   }
 
@@ -211,9 +242,10 @@ export class KilnApp extends LitElement {
     this.fileError = null;
     // The file a link names is checked by its SHA-256 before anything trains on it.
     if (s.kind === 'file' && this.wantFile) s = { ...s, expect: { sha256: this.wantFile.sha256, bytes: this.wantFile.bytes } };
-    if (s.kind === 'bundled') this.wantFile = null;
+    // Another text than the one a link or an opened run names: a new run starts (a --data file with the same bytes still reopens it).
+    if (s.kind === 'bundled' || s.kind === 'server') this.wantFile = null;
     if (s.kind === 'file') this.lastFile = s;
-    this.dataChoice = s.kind === 'bundled' ? s.id : 'file';
+    this.dataChoice = s.kind === 'bundled' ? s.id : s.kind === 'server' ? `${SERVER_CHOICE}${s.path}` : 'file';
     this.preparedFor = '';
   }
 
@@ -234,7 +266,9 @@ export class KilnApp extends LitElement {
     this.preset = r.spec.preset;
     this.config = { ...r.spec.config };
     const d = r.spec.data;
-    this.dataChoice = d?.kind === 'bundled' ? d.id : d ? 'file' : this.dataChoice;
+    // A run on a --data file records it as the user's file: the choice stays that file when it is the text prepared.
+    const sameServerFile = d?.kind === 'file' && this.dataChoice?.startsWith(SERVER_CHOICE) && this.lab.data?.ref.kind === 'file' && this.lab.data.ref.sha256 === d.sha256;
+    this.dataChoice = d?.kind === 'bundled' ? d.id : sameServerFile ? this.dataChoice : d ? 'file' : this.dataChoice;
     this.wantFile = d?.kind === 'file' && !r.data ? d : null;
     this.preparedFor = `${this.dataChoice}|${DATA_KEYS.map((k) => this.config[k]).join('|')}`;
     this.sampleOut = '';
@@ -459,7 +493,7 @@ export class KilnApp extends LitElement {
               ? html`<div class="banner warn" style="margin:0 0 10px" role="status"><b>This run trains on your file ${this.wantFile.name} (${formatBytes(this.wantFile.bytes)}).</b>
                   Open that file below: it is checked by its SHA-256 (${this.wantFile.sha256.slice(0, 12)}…) before anything trains on it.</div>`
               : nothing}
-            <kiln-data-picker .selected=${this.dataChoice} .summary=${lab.data} ?busy=${lab.busy.has('data')}
+            <kiln-data-picker .selected=${this.dataChoice} .summary=${lab.data} .serverFiles=${lab.dataFiles} ?busy=${lab.busy.has('data')}
               .progress=${lab.progress && lab.progress.what === 'tokenizer' ? { done: lab.progress.done, total: lab.progress.total } : null}
               .error=${this.fileError} @data-choose=${this.onData}></kiln-data-picker>
           </section>

@@ -3,13 +3,15 @@
 // what it cannot sensibly read (a file over MAX_FILE_BYTES, a drop of several files);
 // whether the bytes are text is the worker's call, and its message comes back as `error`.
 // After a choice it shows what the worker made of the text (DataSummary), and while the
-// worker reads it (BPE training can take a while) a progress bar.
+// worker reads it (BPE training can take a while) a progress bar. A page served by
+// `kiln serve --data DIR` also lists the texts of that folder (`serverFiles`), read there
+// by the process rather than uploaded.
 import { LitElement, css, html, nothing } from 'lit';
 import { customElement, property, query, state } from 'lit/decorators.js';
 import { live } from 'lit/directives/live.js';
 import { BUNDLED_DATASETS } from '../core/datasets.ts';
 import { formatBytes } from '../core/model-spec.ts';
-import type { DataSource, DataSummary } from '../worker/api.ts';
+import type { DataFile, DataSource, DataSummary } from '../worker/api.ts';
 import { hostStyles } from './host-styles.ts';
 import { MAX_FILE_BYTES, asSentence, refuseDrop, refuseFile, summaryRows, type Refusal } from './data-choice.ts';
 
@@ -44,6 +46,11 @@ export class KilnDataPicker extends LitElement {
     .size { color: #6b645c; font-size: 12px; white-space: nowrap; }
     .desc { grid-column: 2 / -1; color: #6b645c; font-size: 12px; }
     fieldset:disabled .choice { cursor: default; opacity: 0.6; }
+
+    .server { display: grid; gap: 6px; margin-top: 4px; }
+    .server-title { font-weight: 600; font-size: 13px; color: #4a443e; }
+    .server-list { display: grid; gap: 6px; max-height: 260px; overflow-y: auto; }
+    .path { overflow-wrap: anywhere; }
 
     .file { cursor: default; border-style: dashed; }
     .file .mark {
@@ -86,7 +93,7 @@ export class KilnDataPicker extends LitElement {
     .alert .hint { margin-top: 2px; color: #4a443e; }
   `];
 
-  /** The chosen text: a bundled dataset's id, 'file' for the person's own file, or null. */
+  /** The chosen text: a bundled dataset's id, 'file' for the person's own file, `server:<path>` for one of serverFiles, or null. */
   @property() selected: string | null = null;
   /** What the worker made of the chosen text. */
   @property({ attribute: false }) summary: DataSummary | null = null;
@@ -98,6 +105,8 @@ export class KilnDataPicker extends LitElement {
   @property({ attribute: false }) error: { message: string; hint: string } | null = null;
   /** While a run trains: the text cannot change. */
   @property({ type: Boolean }) disabled = false;
+  /** The texts of kiln serve's --data folder (empty in the static lab). */
+  @property({ attribute: false }) serverFiles: DataFile[] = [];
 
   @state() private dragging = false;
   @state() private refusal: Refusal | null = null;
@@ -122,7 +131,7 @@ export class KilnDataPicker extends LitElement {
   private choose(source: DataSource): void {
     this.refusal = null;
     // Shown at once, like an input's value; the parent may set it back.
-    this.selected = source.kind === 'bundled' ? source.id : 'file';
+    this.selected = source.kind === 'bundled' ? source.id : source.kind === 'server' ? `server:${source.path}` : 'file';
     this.dispatchEvent(new CustomEvent<DataChooseDetail>('data-choose', { detail: { source }, bubbles: true, composed: true }));
   }
 
@@ -189,6 +198,33 @@ export class KilnDataPicker extends LitElement {
     await this.take(files![0]);
   }
 
+  private takeServer(f: DataFile): void {
+    const refused = refuseFile(f.path, f.bytes);
+    if (refused) {
+      this.refusal = { ...refused, hint: 'choose a smaller file, or train on the whole file with kiln train --data FILE' };
+      return;
+    }
+    this.choose({ kind: 'server', path: f.path });
+  }
+
+  private renderServerFiles() {
+    if (!this.serverFiles.length) return nothing;
+    const title = 'On this machine (kiln serve --data)';
+    return html`<div class="server" role="group" aria-label=${title}>
+      <span class="server-title">${title}</span>
+      <div class="server-list">
+        ${this.serverFiles.map((f) => {
+          const value = `server:${f.path}`;
+          return html`<label class="choice ${this.selected === value ? 'on' : ''}">
+            <input type="radio" name="data" value=${value} .checked=${live(this.selected === value)} @change=${() => this.takeServer(f)} />
+            <span class="title path">${f.path}</span>
+            <span class="size">${formatBytes(f.bytes)}</span>
+          </label>`;
+        })}
+      </div>
+    </div>`;
+  }
+
   private renderBusy() {
     if (!this.busy) return nothing;
     const p = this.progress;
@@ -246,6 +282,7 @@ export class KilnDataPicker extends LitElement {
           </span>
           <input type="file" accept=".txt,text/plain" tabindex="-1" aria-hidden="true" @change=${(e: Event) => this.onFileInput(e)} />
         </div>
+        ${this.renderServerFiles()}
       </fieldset>
       ${this.renderBusy()}
       ${this.renderError()}

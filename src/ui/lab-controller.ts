@@ -7,7 +7,7 @@
 import type { ReactiveController, ReactiveControllerHost } from 'lit';
 import type { RunConfig } from '../core/config.ts';
 import type {
-  ConfigFit, DataSource, DataSummary, ExtendOptions, LabApi, LabBackendKind, LabEnvironment, LabError, LabEvent, LabMetrics, RunInfo,
+  ConfigFit, DataFile, DataSource, DataSummary, ExtendOptions, LabApi, LabBackendKind, LabEnvironment, LabError, LabEvent, LabMetrics, RunInfo,
   RunStatus, SampleRequest,
 } from '../worker/api.ts';
 import type { RunRecord, StorageUsage } from '../core/run-record.ts';
@@ -76,10 +76,19 @@ export class LabController implements ReactiveController {
   /** navigator.storage.persist()'s answer, asked when the first run is saved (null: not asked, or no API). */
   persisted: boolean | null = null;
   storageError: LabError | null = null;
+  /** The texts kiln serve's --data folder offers (empty in the static lab, and without --data). */
+  dataFiles: DataFile[] = [];
   /** Metrics of the saved runs drawn beside the current one, by id. */
   compared = new Map<string, LabMetrics[]>();
   /** A run that failed to open because a checkpoint is damaged: the earlier step it can open at. */
   openFailure: { id: string; name: string; step: number } | null = null;
+
+  /**
+   * Counts the runs the controller found rather than the page opened: the run kiln serve
+   * had open when this page connected, or one another tab made or opened while this one
+   * watches. The page takes such a run's settings (preset, config, data) when it changes.
+   */
+  foundRuns = 0;
 
   /** Set when `kiln serve` served this page (null: the static lab, training in this browser's worker). */
   served: ServedState | null = null;
@@ -137,6 +146,16 @@ export class LabController implements ReactiveController {
       this.env = await a.environment();
     });
     void this.refreshRuns();
+    void api.dataFiles().then((files) => {
+      this.dataFiles = files;
+      this.update();
+    }).catch(() => {});
+    // kiln serve may have a run open already (connectServed resyncs); a fresh worker has none, but is asked alike.
+    if (!this.served) {
+      void api.current().then((info) => {
+        if (info && this.api === api && !this.run) return this.adopt(api, info, true).then(() => this.update());
+      }).catch(() => {});
+    }
   }
 
   /** The page came from `kiln serve`: its LabApi over the WebSocket at /ws of the same host. */
@@ -187,7 +206,11 @@ export class LabController implements ReactiveController {
     return !!this.served && (!this.served.connected || !this.served.controlling);
   }
 
-  /** The current run's curve and status as the server has them now (rows and a status that arrive meanwhile are kept). */
+  /**
+   * The current run as the server has it now: its info, data, curve and status, switched
+   * together (rows and a status that arrive meanwhile are kept). On connecting, and in a
+   * watching tab whenever the run changed (another tab made, opened or branched one).
+   */
   private async resync(): Promise<void> {
     const api = this.api;
     if (!api) return;
@@ -195,8 +218,9 @@ export class LabController implements ReactiveController {
     this.arriving = arrived;
     const statusSeen = this.statusEvents;
     try {
-      const [rows, status] = await Promise.all([api.history(), api.status()]);
+      const [rows, status, info] = await Promise.all([api.history(), api.status(), api.current()]);
       const last = rows.at(-1)?.step ?? -1;
+      this.takeRun(info, true);
       this.metrics = [...rows, ...arrived.filter((m) => m.step > last)];
       this.metricsVersion++;
       if (this.statusEvents === statusSeen) this.status = status;
@@ -347,15 +371,28 @@ export class LabController implements ReactiveController {
     return info;
   }
 
-  private async adopt(api: LabApi, info: RunInfo): Promise<void> {
+  private async adopt(api: LabApi, info: RunInfo, found = false): Promise<void> {
     // Everything fetched first, then switched at once: the page never draws the new run with the old curve.
     const [rows, status] = await Promise.all([api.history(), api.status()]);
-    this.run = info;
-    if (info.data) this.data = info.data;
-    this.samples = [];
+    this.run = null;
+    this.takeRun(info, found);
     this.metrics = rows;
     this.metricsVersion++;
     this.status = status;
+  }
+
+  /**
+   * Makes `info` the page's run (with its data). A different run's samples go; one the page
+   * did not open itself (`found`: open on the server already, or made by another tab)
+   * moves `foundRuns`, so the page takes its settings.
+   */
+  private takeRun(info: RunInfo | null, found: boolean): void {
+    const changed = (info?.id ?? null) !== (this.run?.id ?? null);
+    this.run = info;
+    if (info?.data) this.data = info.data;
+    if (!changed) return;
+    this.samples = [];
+    if (info && found) this.foundRuns++;
   }
 
   async branch(id: string, step: number, config: RunConfig, backend: LabBackendKind, name: string): Promise<RunInfo | undefined> {

@@ -16,7 +16,7 @@ import type { RunConfig } from '../core/config.ts';
 import type { RunRecord, StorageUsage } from '../core/run-record.ts';
 import type { RunSpec } from '../core/run-spec.ts';
 import type {
-  ConfigFit, DataSource, DataSummary, ExtendOptions, LabApi, LabBackendKind, LabEnvironment, LabError, LabEvent, LabMetrics, RunInfo,
+  ConfigFit, DataFile, DataSource, DataSummary, ExtendOptions, LabApi, LabBackendKind, LabEnvironment, LabError, LabEvent, LabMetrics, RunInfo,
   RunStatus, SampleRequest,
 } from '../worker/api.ts';
 
@@ -267,6 +267,12 @@ class RemoteLabClient implements RemoteLab {
   }
   status(): Promise<RunStatus> {
     return this.call('status', []);
+  }
+  current(): Promise<RunInfo | null> {
+    return this.call('current', []);
+  }
+  dataFiles(): Promise<DataFile[]> {
+    return this.call('dataFiles', []);
   }
   dispose(): Promise<void> {
     return this.call('dispose', []);

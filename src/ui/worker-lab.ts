@@ -29,6 +29,9 @@ export function workerLab(worker: Worker): WorkerLab {
     sample: (req, onText) => api.sample(req, onText ? proxy(onText) : undefined),
     history: () => api.history(),
     status: () => api.status(),
+    current: () => api.current(),
+    // The browser's worker has no data folder: [] (asked anyway, so both labs answer alike).
+    dataFiles: () => api.dataFiles(),
     dispose: () => api.dispose(),
     listRuns: () => api.listRuns(),
     openRun: (id, backend, step) => api.openRun(id, backend, step),

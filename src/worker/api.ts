@@ -36,7 +36,20 @@ export type DataSource =
   /** `expect`: the file a share link or a saved run names; a file with other contents is refused. */
   | { kind: 'file'; name: string; bytes: Uint8Array; expect?: { sha256: string; bytes: number } }
   /** A user's file the run library keeps by content hash (a saved run's data). */
-  | { kind: 'stored'; sha256: string };
+  | { kind: 'stored'; sha256: string }
+  /**
+   * A text in the folder `kiln serve --data DIR` offers (dataFiles()), by its '/'-separated
+   * path relative to it. Read by the process; a run records it as the user's file
+   * (DatasetRef kind 'file', by name and SHA-256), as if it had been uploaded.
+   */
+  | { kind: 'server'; path: string };
+
+/** A text file the process offers to train on (kiln serve's --data folder). */
+export interface DataFile {
+  /** Relative to the folder, '/'-separated: what DataSource 'server' names. */
+  path: string;
+  bytes: number;
+}
 
 /** What prepareData made of a text with a config's tokenizer. */
 export interface DataSummary {
@@ -186,6 +199,14 @@ export interface LabApi {
   /** Every metrics row so far (for a page that subscribed late). */
   history(): Promise<LabMetrics[]>;
   status(): Promise<RunStatus>;
+  /**
+   * The open run's info (as createRun or openRun returned it, with its current name and
+   * data), or null when no run is open. A page that connects to a process already
+   * training (a reloaded tab, a second one) shows the run with it.
+   */
+  current(): Promise<RunInfo | null>;
+  /** The texts this process offers to train on (`kiln serve --data DIR`); empty without such a folder (the browser's worker). */
+  dataFiles(): Promise<DataFile[]>;
   /** Frees the run (backend, buffers). */
   dispose(): Promise<void>;
 

@@ -38,7 +38,7 @@ import { checkpointAt, createBranch, exportCheckpoint, getRecord, importCheckpoi
 import { newRecord, newRunId, uniqueName } from './run-library.ts';
 import { sampleText } from './sample-text.ts';
 import type {
-  ConfigFit, DataSource, DataSummary, ExtendOptions, LabApi, LabBackendKind, LabEnvironment, LabError, LabEvent, LabMetrics,
+  ConfigFit, DataFile, DataSource, DataSummary, ExtendOptions, LabApi, LabBackendKind, LabEnvironment, LabError, LabEvent, LabMetrics,
   RunInfo, RunStatus, SampleRequest,
 } from './api.ts';
 
@@ -59,6 +59,14 @@ export interface LabSessionDeps {
    * serve` passes this machine's memory, so a Node run is not held to a tab's 4 GiB.
    */
   budget?(kind: LabBackendKind, limits: LabEnvironment['limits'] | null): Budget;
+  /**
+   * A text of the process's own data folder (`kiln serve --data`) by its relative path,
+   * read inside the folder only (DataSource 'server'); its base name and bytes. Without
+   * it such a source is refused.
+   */
+  readDataFile?(path: string): Promise<{ name: string; bytes: Uint8Array }>;
+  /** The texts of that folder, for dataFiles() (without it: none). */
+  dataFiles?(): Promise<DataFile[]>;
 }
 
 export interface LabSessionOptions {
@@ -194,6 +202,10 @@ export class LabSession implements LabApi {
     return { ...this.state };
   }
 
+  async current(): Promise<RunInfo | null> {
+    return this.run ? { ...this.run.info } : null;
+  }
+
   // ---- environment and config ----
 
   environment(): Promise<LabEnvironment> {
@@ -211,6 +223,10 @@ export class LabSession implements LabApi {
   }
 
   // ---- data ----
+
+  async dataFiles(): Promise<DataFile[]> {
+    return (await this.deps.dataFiles?.()) ?? [];
+  }
 
   async prepareData(source: DataSource, config: RunConfig): Promise<DataSummary> {
     const { bytes, name, ref } = await this.readSource(source);
@@ -234,6 +250,12 @@ export class LabSession implements LabApi {
       const kept = await (await this.needStore()).getDataset(source.sha256);
       if (!kept) throw new KilnError('data', 'the text file of this run is no longer kept in this browser', 'open the file again');
       return { bytes: kept.bytes, name: kept.name, ref: { kind: 'file', name: kept.name, bytes: kept.bytes.length, sha256: source.sha256 } };
+    }
+    if (source.kind === 'server') {
+      if (!this.deps.readDataFile) throw new KilnError('data', 'this lab has no data folder', 'open a text file of your own, or start kiln serve with --data DIR to pick the files there');
+      const { name, bytes } = await this.deps.readDataFile(source.path);
+      // The user's file, as if uploaded: runs, links and the CLI name it by name and SHA-256.
+      return { bytes, name, ref: { kind: 'file', name, bytes: bytes.length, sha256: await this.deps.sha256(bytes) } };
     }
     const sha256 = await this.deps.sha256(source.bytes);
     if (source.expect && sha256 !== source.expect.sha256.toLowerCase()) {

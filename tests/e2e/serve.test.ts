@@ -2,11 +2,11 @@
 // (as `npm run build`), starts `kiln serve --backend webgpu` (Dawn in Node, on SwiftShader
 // where there is no GPU), opens the URL it prints, and trains tiny 20 steps from the
 // page's own controls: the chart fills, samples stream in, and the checkpoint in --out
-// loads in `kiln eval`. The page is closed and the URL opened again: the run is listed
-// and its curve is back. A longer run is stopped by Ctrl-C on the server: exit 130 and a
+// loads in `kiln eval`. The page is closed and the URL opened again: the run is open
+// again (lab.run), listed, and its curve is back; a text of --data is offered and read. A longer run is stopped by Ctrl-C on the server: exit 130 and a
 // checkpoint that loads. Screenshots go to test-results/serve/.
 import type { ChildProcess } from 'node:child_process';
-import { readdirSync, readFileSync, rmSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Page } from 'playwright-core';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -112,12 +112,15 @@ describe.skipIf(skip !== null)(`kiln serve in Chromium${skip ? ` (skipped: ${ski
   it('the page from its URL trains on the server, keeps the run across a reopened page, and Ctrl-C leaves a checkpoint', async () => {
     const lab = join(dir, 'lab');
     const out = join(dir, 'runs');
+    const data = join(dir, 'data');
+    mkdirSync(data);
+    writeFileSync(join(data, 'a.txt'), 'anna\nbob\ncarla\n'.repeat(200));
     await buildSite(lab);
     const before = process.env[LAB_DIR_ENV];
     process.env[LAB_DIR_ENV] = lab;
     let serve: ReturnType<typeof spawnKiln>;
     try {
-      serve = spawnKiln(['serve', '--backend', 'webgpu', '--out', out, '--port', '0']);
+      serve = spawnKiln(['serve', '--backend', 'webgpu', '--out', out, '--port', '0', '--data', data]);
     } finally {
       if (before === undefined) delete process.env[LAB_DIR_ENV];
       else process.env[LAB_DIR_ENV] = before;
@@ -157,10 +160,16 @@ describe.skipIf(skip !== null)(`kiln serve in Chromium${skip ? ` (skipped: ${ski
     page = await b.context.newPage();
     await page.goto(url);
     const back = await until(page, 'the run listed again', (v) => v.served?.connected === true && v.runs.some((r) => r.id === done.runId), 60_000, report);
+    // The page shows the run where it is (kiln serve's current()), not only the list.
+    await until(page, 'the run open again', (v) => v.runId === done.runId && v.phase === 'done', 60_000, report);
     expect(back.runs.find((r) => r.id === done.runId)).toMatchObject({ step: 20 });
     const curve = await until(page, 'the curve back', (v) => v.chartRows === 20, 60_000, report);
     expect(curve.metrics).toEqual(done.metrics);
     await screenshotBothSizes(page, SHOTS, '2-reopened');
+
+    // --data's files are offered beside the bundled ones; one picked is read by the server.
+    await page.getByRole('group', { name: 'On this machine (kiln serve --data)' }).getByRole('radio', { name: /a\.txt/ }).check();
+    await expect.poll(() => page.evaluate(() => (document.querySelector('kiln-app') as unknown as { lab: { data: { name: string } | null } }).lab.data?.name), { timeout: 30_000 }).toBe('a.txt');
 
     // A longer run, stopped by Ctrl-C on the server.
     await setUp(page, { steps: '2000', checkpointEvery: '1000', evalEvery: '1000', decaySteps: '2000' });

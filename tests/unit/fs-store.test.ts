@@ -407,7 +407,7 @@ describe('a run the lab trained through kiln serve is a kiln train run folder', 
     const store = await lab.store();
     const folder = (await store.folderOf(info.id))!;
     expect(readMetrics(folder).map((r) => r.step)).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
-    expect(filesOf(folder)).toEqual([CHECKPOINT_FILE, stepFile(5), METRICS_FILE, RUN_FILE].sort());
+    expect(filesOf(folder)).toEqual([CHECKPOINT_FILE, stepFile(5), METRICS_FILE, RUN_FILE, 'tensorboard'].sort());
     await lab.close();
 
     const scored = await runKiln(['eval', '--checkpoint', join(folder, CHECKPOINT_FILE), '--backend', 'cpu']);

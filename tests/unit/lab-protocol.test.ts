@@ -33,6 +33,8 @@ const GOOD: Record<CallMethod, unknown[]> = {
   sample: [req, true],
   history: [],
   status: [],
+  current: [],
+  dataFiles: [],
   dispose: [],
   listRuns: [],
   openRun: ['6f1c2a9e-1b1b-4c1c-9d9d-0123456789ab', 'cpu', 20],
@@ -74,7 +76,7 @@ describe('the argument table', () => {
 
   it('lets a watching tab only look', () => {
     for (const m of ['start', 'pause', 'sample', 'createRun', 'deleteRun', 'importCheckpoint', 'save', 'dispose'] as const) expect(READ_ONLY_METHODS.has(m)).toBe(false);
-    for (const m of ['status', 'history', 'subscribe', 'listRuns', 'takeControl'] as const) expect(READ_ONLY_METHODS.has(m)).toBe(true);
+    for (const m of ['status', 'history', 'current', 'dataFiles', 'subscribe', 'listRuns', 'takeControl'] as const) expect(READ_ONLY_METHODS.has(m)).toBe(true);
   });
 });
 
@@ -119,7 +121,28 @@ describe('refusals are readable, never thrown', () => {
     expect(validateCall('prepareData', [{ kind: 'stored', sha256: 'ab'.repeat(32) }, config]).ok).toBe(true);
     expect(refused('prepareData', [{ kind: 'stored', sha256: 'AB'.repeat(32) }, config]).message).toContain('64 lowercase hex digits');
     expect(refused('prepareData', [{ kind: 'stored', sha256: '../../etc/passwd' }, config]).message).toContain('64 lowercase hex digits');
-    expect(refused('prepareData', [{ kind: 'url', href: 'http://x' }, config]).message).toBe('prepareData: source.kind must be one of bundled, file, stored, not "url"');
+    expect(refused('prepareData', [{ kind: 'url', href: 'http://x' }, config]).message).toBe('prepareData: source.kind must be one of bundled, file, stored, server, not "url"');
+  });
+
+  it("a file of kiln serve's --data folder by a relative path only: no .., no absolute path, no NUL, bounded", () => {
+    for (const path of ['a.txt', 'sub/b.txt', './sub//b.txt']) expect(validateCall('prepareData', [{ kind: 'server', path }, config]).ok, path).toBe(true);
+    const cases: Array<[unknown, RegExp]> = [
+      ['../x', /source\.path "\.\.\/x" goes up a folder/],
+      ['sub/../../x', /goes up a folder/],
+      ['/etc/passwd', /source\.path "\/etc\/passwd" is absolute/],
+      ['C:/x.txt', /is absolute/],
+      ['a\u0000.txt', /has a control character/],
+      ['a\\b.txt', /has a backslash/],
+      ['', /is empty/],
+      ['x'.repeat(1025), /at most 1024/],
+      [7, /is not text/],
+    ];
+    for (const [path, why] of cases) {
+      const e = refused('prepareData', [{ kind: 'server', path }, config]);
+      expect(e.message, String(path).slice(0, 20)).toMatch(why);
+      expect(e.hint).toBe('pick a file inside the folder kiln serve was given');
+    }
+    expect(refused('prepareData', [{ kind: 'server', path: 'a.txt', bytes: b64(Uint8Array.of(1)) }, config]).message).toContain('unknown field "bytes"');
   });
 
   it('a config with NaN (sent tagged, as JSON cannot hold it), or an unknown setting: the config validator says which', () => {

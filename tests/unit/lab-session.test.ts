@@ -73,6 +73,36 @@ describe('LabSession', () => {
     await expect(s.prepareData({ kind: 'bundled', id: 'nope' }, tiny())).rejects.toThrow(/no bundled dataset "nope"/);
   });
 
+  it('current() is null before a run is made, then the run (its current name); dataFiles() is empty without a data folder', async () => {
+    const s = new LabSession(deps());
+    expect(await s.current()).toBeNull();
+    expect(await s.dataFiles()).toEqual([]);
+    const config = tiny();
+    await s.prepareData({ kind: 'bundled', id: 'names' }, config);
+    const info = await s.createRun({ preset: 'tiny', config, data: null }, 'cpu');
+    expect(await s.current()).toEqual(info);
+    expect((await s.current())!.data).toMatchObject({ ref: { kind: 'bundled', id: 'names' } });
+    await s.dispose();
+  });
+
+  it("a 'server' source (kiln serve --data) is refused without a data folder, and read through it as the user's file with one", async () => {
+    await expect(new LabSession(deps()).prepareData({ kind: 'server', path: 'a.txt' }, tiny())).rejects.toMatchObject({
+      code: 'data', message: 'this lab has no data folder', hint: expect.stringMatching(/--data/),
+    });
+    const read: string[] = [];
+    const d = deps();
+    d.readDataFile = async (path) => {
+      read.push(path);
+      return { name: 'b.txt', bytes: new TextEncoder().encode('hello there, hello world\n'.repeat(40)) };
+    };
+    d.dataFiles = async () => [{ path: 'sub/b.txt', bytes: 1000 }];
+    const s = new LabSession(d);
+    expect(await s.dataFiles()).toEqual([{ path: 'sub/b.txt', bytes: 1000 }]);
+    const summary = await s.prepareData({ kind: 'server', path: 'sub/b.txt' }, tiny());
+    expect(read).toEqual(['sub/b.txt']);
+    expect(summary).toMatchObject({ name: 'b.txt', bytes: 1000, ref: { kind: 'file', name: 'b.txt', bytes: 1000, sha256: '0'.repeat(64) } });
+  });
+
   it('trains a BPE tokenizer on a dropped file, reporting progress', async () => {
     const s = new LabSession(deps());
     const progress: Array<[number, number]> = [];

@@ -20,7 +20,7 @@ import { LabRpc } from '../../src/serve/rpc.ts';
 import { labError, servedToken } from '../../src/ui/lab-controller.ts';
 import { connectRemoteLab, SERVE_TOKEN_KEY, takeServeToken, type RemoteLab, type RemoteLabOptions, type WebSocketConstructor } from '../../src/ui/remote-lab.ts';
 import type {
-  ConfigFit, DataSource, DataSummary, ExtendOptions, LabApi, LabBackendKind, LabEnvironment, LabEvent, LabMetrics, RunInfo, RunStatus, SampleRequest,
+  ConfigFit, DataFile, DataSource, DataSummary, ExtendOptions, LabApi, LabBackendKind, LabEnvironment, LabEvent, LabMetrics, RunInfo, RunStatus, SampleRequest,
 } from '../../src/worker/api.ts';
 
 const MAX_BYTES = 1024;
@@ -110,6 +110,14 @@ class FakeLab implements LabApi {
   async status(): Promise<RunStatus> {
     this.rec('status');
     return STATUS;
+  }
+  async current(): Promise<RunInfo | null> {
+    this.rec('current');
+    return { id: 'run-1', name: 'tiny · names', spec: { preset: 'tiny', config: DEFAULT_CONFIG, data: { kind: 'bundled', id: 'names' } }, model: {} as RunInfo['model'], numParams: 1000, backend: 'cpu', device: 'fake', memoryBytes: 1, data: null };
+  }
+  async dataFiles(): Promise<DataFile[]> {
+    this.rec('dataFiles');
+    return [{ path: 'sub/b.txt', bytes: 12 }];
   }
   async dispose(): Promise<void> {
     this.rec('dispose');
@@ -227,6 +235,22 @@ describe('connectRemoteLab: the LabApi of kiln serve', () => {
     await c.openRun('run-1', 'cpu', 40);
     expect(lab.called('openRun')).toEqual([['run-1', 'cpu', undefined], ['run-1', 'cpu', 40]]);
     expect(await c.storageUsage()).toEqual({ runsBytes: 1, datasetsBytes: 2, usage: null, quota: null });
+  });
+
+  it("current() and dataFiles() pass through, for a watching tab too; a --data file is named by its path", async () => {
+    const a = await connect();
+    const b = await connect();
+    expect(b.controlling).toBe(false);
+    for (const c of [a, b]) {
+      expect(await c.current()).toMatchObject({ id: 'run-1', name: 'tiny · names', backend: 'cpu' });
+      expect(await c.dataFiles()).toEqual([{ path: 'sub/b.txt', bytes: 12 }]);
+    }
+    expect(lab.called('current')).toHaveLength(2);
+    await a.prepareData({ kind: 'server', path: 'sub/b.txt' }, DEFAULT_CONFIG);
+    expect(lab.called('prepareData')).toEqual([[{ kind: 'server', path: 'sub/b.txt' }, DEFAULT_CONFIG]]);
+    // A path out of the folder is refused by the page's own check, before it is sent.
+    expect((await rejection(a.prepareData({ kind: 'server', path: '../x.txt' }, DEFAULT_CONFIG))).message).toMatch(/goes up a folder/);
+    expect(lab.called('prepareData')).toHaveLength(1);
   });
 
   it("a KilnError arrives as an Error with its code and hint (what the controller's labError reads)", async () => {

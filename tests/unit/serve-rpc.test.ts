@@ -16,7 +16,7 @@ import type { RunSpec } from '../../src/core/run-spec.ts';
 import { startKilnServer, type KilnServer } from '../../src/serve/http-server.ts';
 import { LabRpc } from '../../src/serve/rpc.ts';
 import type {
-  ConfigFit, DataSource, DataSummary, ExtendOptions, LabApi, LabBackendKind, LabEnvironment, LabEvent, LabMetrics, RunInfo, RunStatus, SampleRequest,
+  ConfigFit, DataFile, DataSource, DataSummary, ExtendOptions, LabApi, LabBackendKind, LabEnvironment, LabEvent, LabMetrics, RunInfo, RunStatus, SampleRequest,
 } from '../../src/worker/api.ts';
 
 const MAX_BYTES = 1024;
@@ -105,6 +105,14 @@ class FakeLab implements LabApi {
   async status(): Promise<RunStatus> {
     this.rec('status', []);
     return STATUS;
+  }
+  async current(): Promise<RunInfo | null> {
+    this.rec('current', []);
+    return { id: 'run-1', name: 'tiny · names', spec: { preset: 'tiny', config: DEFAULT_CONFIG, data: { kind: 'bundled', id: 'names' } }, model: {} as RunInfo['model'], numParams: 1000, backend: 'cpu', device: 'fake', memoryBytes: 1, data: null };
+  }
+  async dataFiles(): Promise<DataFile[]> {
+    this.rec('dataFiles', []);
+    return [{ path: 'sub/b.txt', bytes: 12 }];
   }
   async dispose(): Promise<void> {
     this.rec('dispose', []);
