@@ -14,113 +14,28 @@ import { join } from 'node:path';
 import { crc32c } from '@aws-crypto/crc32c';
 import protobuf from 'protobufjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { WebSocket } from 'ws';
-import { LAB_DIR_ENV } from '../../src/cli/serve-command.ts';
 import { attachTensorBoard } from '../../src/serve/serve-tensorboard.ts';
 import type { LabSession } from '../../src/worker/lab-session.ts';
 import { TENSORBOARD_PROTO } from '../../src/cli/tensorboard-proto.ts';
 import type { RunConfig } from '../../src/core/config.ts';
-import { encodeCall, parseServerMessage, type CallMethod, type ServerMessage } from '../../src/core/lab-protocol.ts';
 import { findPreset } from '../../src/core/presets.ts';
 import type { RunRecord } from '../../src/core/run-record.ts';
 import type { DataSummary, LabEvent, LabMetrics, RunInfo, RunStatus } from '../../src/worker/api.ts';
-import { readMetrics, spawnKiln, tempDir } from '../helpers/cli.ts';
-
-const URL_LINE = /^kiln serve: open (http:\/\/127\.0\.0\.1:(\d+)\/#kiln-token=([A-Za-z0-9_-]{43}))$/m;
-
-/** A page's end of the protocol (as in serve-command.test.ts): calls answered by id, events kept. */
-class Page {
-  readonly events: LabEvent[] = [];
-  private next = 1;
-  private readonly answers = new Map<number, { resolve(v: unknown): void; reject(e: Error): void }>();
-  private waiters: Array<() => void> = [];
-
-  private constructor(readonly ws: WebSocket) {}
-
-  static async open(port: number, token: string): Promise<Page> {
-    const ws = new WebSocket(`ws://127.0.0.1:${port}/ws`, ['kiln.v1', `kiln.v1.${token}`], { origin: `http://127.0.0.1:${port}` });
-    let gotHello!: (m: ServerMessage) => void;
-    const hello = new Promise<ServerMessage>((r) => (gotHello = r));
-    const page = new Page(ws);
-    ws.on('message', (data) => {
-      const m = parseServerMessage(String(data));
-      if (m.t === 'hello') gotHello(m);
-      else if (m.t === 'event') page.events.push(m.event as LabEvent);
-      else if (m.t === 'result' || m.t === 'error') {
-        const a = page.answers.get(m.id!);
-        page.answers.delete(m.id!);
-        if (m.t === 'result') a?.resolve(m.result);
-        else a?.reject(new Error(`${m.error.code}: ${m.error.message}`));
-      }
-      for (const w of page.waiters.splice(0)) w();
-    });
-    await hello;
-    return page;
-  }
-
-  call<T = unknown>(method: CallMethod, ...args: unknown[]): Promise<T> {
-    const id = this.next++;
-    this.ws.send(encodeCall(id, method, args));
-    return new Promise<T>((resolve, reject) => this.answers.set(id, { resolve: resolve as (v: unknown) => void, reject }));
-  }
-
-  status(): RunStatus | null {
-    for (let i = this.events.length - 1; i >= 0; i--) {
-      const e = this.events[i];
-      if (e.type === 'status') return e.status;
-    }
-    return null;
-  }
-
-  lastStep(): number {
-    return this.events.flatMap((e) => (e.type === 'metrics' ? e.metrics : [])).at(-1)?.step ?? 0;
-  }
-
-  until(what: string, ok: () => boolean, timeoutMs = 120_000): Promise<void> {
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`timed out waiting for ${what}; last status ${JSON.stringify(this.status())}`)), timeoutMs);
-      const look = () => {
-        if (this.status()?.phase === 'error') {
-          clearTimeout(timer);
-          reject(new Error(`the run failed while waiting for ${what}: ${JSON.stringify(this.status()?.error)}`));
-        } else if (ok()) {
-          clearTimeout(timer);
-          resolve();
-        } else this.waiters.push(look);
-      };
-      look();
-    });
-  }
-}
-
-interface Server {
-  child: ChildProcess;
-  port: number;
-  token: string;
-  output(): { stdout: string; stderr: string };
-  exit: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-}
+import { readMetrics, tempDir } from '../helpers/cli.ts';
+import { Page, startServe as startServeProcess, type Server } from '../helpers/serve-page.ts';
 
 const children: ChildProcess[] = [];
 
+/** The shared serve helper, with every child kept for the afterAll's cleanup. */
 async function startServe(lab: string, out: string, ...more: string[]): Promise<Server> {
-  const before = process.env[LAB_DIR_ENV];
-  process.env[LAB_DIR_ENV] = lab;
-  let p: ReturnType<typeof spawnKiln>;
-  try {
-    p = spawnKiln(['serve', '--backend', 'cpu', '--out', out, '--port', '0', ...more]);
-  } finally {
-    if (before === undefined) delete process.env[LAB_DIR_ENV];
-    else process.env[LAB_DIR_ENV] = before;
-  }
-  children.push(p.child);
-  const deadline = Date.now() + 60_000;
-  let m: RegExpExecArray | null = null;
-  while (!(m = URL_LINE.exec(p.output().stdout))) {
-    if (p.child.exitCode !== null || Date.now() > deadline) throw new Error(`kiln serve printed no URL:\n${p.output().stderr}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  return { child: p.child, port: Number(m[2]), token: m[3], output: p.output, exit: p.exit };
+  const server = await startServeProcess(lab, out, more);
+  children.push(server.child);
+  return server;
+}
+
+/** The step of the newest metrics row the page has heard of. */
+function lastStep(page: Page): number {
+  return page.metrics().at(-1)?.step ?? 0;
 }
 
 async function interrupt(server: Server): Promise<string> {
@@ -296,12 +211,12 @@ describe('kiln serve: TensorBoard logs', () => {
     let page = await Page.open(server.port, server.token);
     const info = await newRun(page, tiny({ steps: 5000, decaySteps: 5000, checkpointEvery: 1000, evalEvery: 4 }));
     await page.call('start');
-    await page.until('a few steps', () => page.lastStep() >= 5);
+    await page.until('a few steps', () => lastStep(page) >= 5);
     await page.call('pause');
     const saved = (await page.call<RunStatus>('status')).savedStep!;
     expect(saved).toBeGreaterThanOrEqual(5);
     await page.call('start');
-    await page.until('steps past the checkpoint', () => page.lastStep() >= saved + 5);
+    await page.until('steps past the checkpoint', () => lastStep(page) >= saved + 5);
     const folder = folderOf(out, info.id);
     // The page hears of a step before the server's log writer has written it: wait for the log itself.
     const logPast = () => {
@@ -326,7 +241,7 @@ describe('kiln serve: TensorBoard logs', () => {
     await page.call<RunInfo>('openRun', info.id, 'cpu');
     expect((await page.call<RunStatus>('status')).step).toBe(saved);
     await page.call('start');
-    await page.until('training on', () => page.lastStep() >= saved + 6);
+    await page.until('training on', () => lastStep(page) >= saved + 6);
     await interrupt(server);
 
     const last = readMetrics(folder).at(-1)!.step;
