@@ -135,6 +135,24 @@ export const COMMAND_DOCS: readonly CommandDoc[] = [
     examples: ['kiln tensorboard --from runs/names/metrics.jsonl --out tb/names'],
   },
   {
+    name: 'scale', summary: 'a run as a PyTorch DDP job for torchrun (many GPUs or machines)',
+    usage: '[--preset NAME | --config FILE | --link URL] [--set KEY=VALUE] [--data FILE|NAME] [--init FILE] --out DIR [--force]',
+    flags: [
+      { name: 'preset', value: 'NAME', example: 'gpt2-124m', doc: `start from a named config: ${PRESETS.map((p) => p.name).join(', ')}` },
+      { name: 'config', value: 'FILE', example: 'run.json', doc: 'start from a JSON file of settings, as kiln train --config' },
+      { name: 'link', value: 'URL', example: "'https://…/#v=1&preset=names'", doc: 'start from a lab share link (quote it for the shell)' },
+      { name: 'data', value: 'FILE|NAME', example: 'names', doc: `a UTF-8 text file, or a bundled text (${datasets}); default: the link's or the preset's` },
+      { name: 'init', value: 'FILE', example: 'runs/names/best.safetensors', doc: "start from a checkpoint's weights (a fine-tune, as kiln train --init); default: Kiln's initialisation from the seed" },
+      { name: 'out', value: 'DIR', example: 'scale/names', doc: 'the folder to write (created if missing; must be empty)' },
+      { name: 'steps', value: 'N', example: '5000', number: 'a whole number of at least 1', doc: 'optimizer steps to train to (the setting steps)' },
+      { name: 'seed', value: 'N', example: '7', number: 'a whole number of at least 0', doc: 'seed for initialisation and data order (the setting seed)' },
+      SET,
+      { name: 'force', doc: 'write into an --out folder that already holds files' },
+    ],
+    notes: 'The folder holds spec.json (the RunSpec and the model shape), tokens.bin and tokens.json (the tokenized text, train then val, uint32 little-endian), init/ (the starting weights as a Hugging Face GPT-2 folder), train_ddp.py (plain PyTorch: the same model, AdamW, schedule, clipping and batch order as kiln train), run.sh (torchrun on one machine; its comments give the multi-node form) and slurm.sbatch (an example). Copy it to the cluster and run ./run.sh (NPROC=N for N processes). The global batch stays batchSize x gradAccum sequences whatever the number of processes. Rank 0 writes metrics.jsonl and checkpoints/step_N/ (Hugging Face folders: kiln import --hf brings one back); ./run.sh --resume continues from the last. Needs Python 3 with PyTorch (1.13 or later); the safetensors package is optional.',
+    examples: ['kiln scale --preset gpt2-124m --data corpus.txt --out scale/gpt2', 'NPROC=8 scale/gpt2/run.sh', 'kiln import --hf scale/gpt2/checkpoints/step_5000 --out gpt2.safetensors'],
+  },
+  {
     name: 'serve', summary: "the lab in your browser, training on this machine's GPU or CPU",
     usage: '[--port N] [--open] [--out DIR] [--data DIR] [--backend B] [--no-tensorboard] [--verbose]',
     flags: [

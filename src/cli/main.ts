@@ -15,6 +15,7 @@ import { evalCommand, exportCommand, importCommand, sampleCommand } from './comm
 import { commandDoc, commandHelp, overview, settingsHelp, version, type CommandDoc, type FlagDoc } from './help.ts';
 import { infoCommand } from './info-command.ts';
 import { didYouMean, oneOfHint, settingName } from './suggest.ts';
+import { scaleCommand } from './scale-command.ts';
 import { tensorboardCommand } from './tensorboard-command.ts';
 import { trainCommand } from './train-command.ts';
 
@@ -29,6 +30,7 @@ const COMMANDS: Record<string, (v: Values, positionals: string[]) => Promise<num
   import: (v) => importCommand(v),
   bench: (v) => benchCommand(v),
   tensorboard: (v) => tensorboardCommand(v),
+  scale: (v) => scaleCommand(v),
   // Loaded when used: the server, the lab session and its run library are only for serve.
   serve: async (v) => (await import('./serve-command.ts')).serveCommand(v),
 };

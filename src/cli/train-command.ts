@@ -81,7 +81,7 @@ export function readDataFile(path: string | undefined): { text: string; ref: Ext
 }
 
 /** The fields named by --set key=value (checked and parsed later, by resolveRunSpec). */
-function setKeys(set: string[] | undefined): Set<FieldKey> {
+export function setKeys(set: string[] | undefined): Set<FieldKey> {
   return new Set((set ?? []).map((kv) => kv.slice(0, Math.max(0, kv.indexOf('='))) as FieldKey));
 }
 

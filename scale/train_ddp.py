@@ -1,0 +1,516 @@
+#!/usr/bin/env python3
+"""Kiln's run, trained with plain PyTorch and DistributedDataParallel.
+
+Written into a folder by `kiln scale`; run it through torchrun (see run.sh):
+    torchrun --standalone --nproc_per_node 8 train_ddp.py [--resume]
+
+It trains exactly what `kiln train` trains (src/ in the Kiln repository is the reference):
+- the model: GPT-2, pre-LN, causal attention, GELU (tanh), LayerNorm eps 1e-5, the LM head
+  tied to the token embedding, weights named and laid out as Hugging Face's GPT-2 (Conv1D:
+  y = x @ W + b with W of shape (in, out)) (src/core/model-spec.ts, src/reference/gpt.ts);
+- AdamW with decay on the parameters of two or more dimensions only, bias correction,
+  global-norm gradient clipping (src/reference/adamw.ts, src/train/trainer.ts);
+- the schedule: linear warmup, cosine to minLr at decaySteps (src/core/schedule.ts);
+- the batches: Kiln's sampler (sfc32 seeded through splitmix32, src/core/rng.ts and
+  src/core/data.ts), so step k sees the same sequences as Kiln's CPU backend. Every rank
+  draws the whole step's batchSize x gradAccum sequences and trains on its share, so the
+  global batch is the RunSpec's whatever the world size.
+Rank 0 writes metrics.jsonl (Kiln's format) and checkpoints/step_N/ (a Hugging Face GPT-2
+folder: model.safetensors, config.json, kiln_tokenizer.json, plus train_state.pt with the
+optimizer moments and the sampler's state for --resume), each written to a temporary
+folder and renamed into place.
+
+Not matched bit for bit: dropout (torch's own random masks, not Kiln's), and the float
+summation order (losses agree with Kiln's CPU backend to about 1e-5 over the first steps).
+"""
+import argparse
+import json
+import math
+import os
+import shutil
+import struct
+import sys
+import time
+
+import numpy as np
+import torch
+import torch.distributed as dist
+import torch.nn as nn
+import torch.nn.functional as F
+
+M32 = 0xFFFFFFFF
+
+
+# ---- Kiln's random numbers (src/core/rng.ts) ---------------------------------------------
+
+def _imul(a, b):
+    return (a * b) & M32
+
+
+class Rng:
+    """sfc32 seeded through splitmix32; next() and int(n) draw exactly as Kiln's Rng."""
+
+    def __init__(self, seed=None, state=None):
+        if state is not None:
+            self.a, self.b, self.c, self.d = [int(x) & M32 for x in state]
+            return
+        s = seed & M32
+
+        def sm():
+            nonlocal s
+            s = (s + 0x9E3779B9) & M32
+            z = s
+            z = _imul(z ^ (z >> 16), 0x85EBCA6B)
+            z = _imul(z ^ (z >> 13), 0xC2B2AE35)
+            return (z ^ (z >> 16)) & M32
+
+        self.a, self.b, self.c, self.d = sm(), sm(), sm(), sm()
+        for _ in range(12):
+            self.next_u32()
+
+    @staticmethod
+    def derive(seed, stream):
+        h = 0x811C9DC5
+        for ch in stream.encode('utf-16-le')[::2]:  # charCodeAt of ASCII names
+            h = _imul(h ^ ch, 0x01000193)
+        return Rng(seed=(seed & M32) ^ h)
+
+    def next_u32(self):
+        t = (self.a + self.b + self.d) & M32
+        self.d = (self.d + 1) & M32
+        self.a = self.b ^ (self.b >> 9)
+        self.b = (self.c + (self.c << 3)) & M32
+        self.c = ((self.c << 21) | (self.c >> 11)) & M32
+        self.c = (self.c + t) & M32
+        return t
+
+    def int(self, n):
+        return math.floor((self.next_u32() / 4294967296.0) * n)
+
+    def state(self):
+        return [self.a, self.b, self.c, self.d]
+
+
+class BatchSampler:
+    """Kiln's BatchSampler (src/core/data.ts): random windows of the training tokens."""
+
+    def __init__(self, tokens, seed=None, state=None):
+        self.tokens = tokens
+        self.rng = Rng(state=state) if state is not None else Rng.derive(seed, 'data')
+
+    def starts(self, n, T):
+        max_start = len(self.tokens) - T - 1
+        return [self.rng.int(max_start + 1) for _ in range(n)]
+
+
+def val_batches(val, B, T, count):
+    """Kiln's valBatches: `count` batches of B evenly spread, non-overlapping windows."""
+    windows = max(1, (len(val) - 1) // T)
+    total = min(count * B, max(B, windows))
+
+    def window_at(i):
+        return ((i % total) * windows) // total if total <= windows else i % windows
+
+    out = []
+    for w0 in range(0, total, B):
+        starts = [window_at(w0 + b) * T for b in range(B)]
+        out.append(starts)
+    return out
+
+
+def lr_at(it, c):
+    """src/core/schedule.ts: the learning rate for 0-based optimizer step `it`."""
+    if it < c['warmupSteps']:
+        return c['lr'] * (it + 1) / (c['warmupSteps'] + 1)
+    if it >= c['decaySteps']:
+        return c['minLr']
+    ratio = (it - c['warmupSteps']) / max(1, c['decaySteps'] - c['warmupSteps'])
+    coeff = 0.5 * (1 + math.cos(math.pi * ratio))
+    return c['minLr'] + coeff * (c['lr'] - c['minLr'])
+
+
+# ---- the model (src/reference/gpt.ts) ------------------------------------------------------
+
+class Conv1D(nn.Module):
+    """GPT-2's linear layer: weight (in, out), y = x @ W + b."""
+
+    def __init__(self, n_in, n_out):
+        super().__init__()
+        self.weight = nn.Parameter(torch.zeros(n_in, n_out))
+        self.bias = nn.Parameter(torch.zeros(n_out))
+
+    def forward(self, x):
+        return torch.addmm(self.bias, x.reshape(-1, x.shape[-1]), self.weight).view(*x.shape[:-1], -1)
+
+
+class Attention(nn.Module):
+    def __init__(self, C, NH, p):
+        super().__init__()
+        self.c_attn = Conv1D(C, 3 * C)
+        self.c_proj = Conv1D(C, C)
+        self.NH = NH
+        self.p = p
+
+    def forward(self, x):
+        B, T, C = x.shape
+        q, k, v = self.c_attn(x).split(C, dim=2)
+        HS = C // self.NH
+        q, k, v = (t.view(B, T, self.NH, HS).transpose(1, 2) for t in (q, k, v))
+        att = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(HS))
+        mask = torch.ones(T, T, dtype=torch.bool, device=x.device).tril()
+        att = att.masked_fill(~mask, float('-inf')).softmax(dim=-1)
+        att = F.dropout(att, self.p, self.training)
+        y = (att @ v).transpose(1, 2).contiguous().view(B, T, C)
+        return F.dropout(self.c_proj(y), self.p, self.training)
+
+
+class MLP(nn.Module):
+    def __init__(self, C, p):
+        super().__init__()
+        self.c_fc = Conv1D(C, 4 * C)
+        self.c_proj = Conv1D(4 * C, C)
+        self.p = p
+
+    def forward(self, x):
+        return F.dropout(self.c_proj(F.gelu(self.c_fc(x), approximate='tanh')), self.p, self.training)
+
+
+class Block(nn.Module):
+    def __init__(self, C, NH, p):
+        super().__init__()
+        self.ln_1 = nn.LayerNorm(C, eps=1e-5)
+        self.attn = Attention(C, NH, p)
+        self.ln_2 = nn.LayerNorm(C, eps=1e-5)
+        self.mlp = MLP(C, p)
+
+    def forward(self, x):
+        x = x + self.attn(self.ln_1(x))
+        return x + self.mlp(self.ln_2(x))
+
+
+class Transformer(nn.Module):
+    def __init__(self, m, p):
+        super().__init__()
+        C = m['nEmbd']
+        self.wte = nn.Embedding(m['vocabSize'], C)
+        self.wpe = nn.Embedding(m['blockSize'], C)
+        self.h = nn.ModuleList([Block(C, m['nHead'], p) for _ in range(m['nLayer'])])
+        self.ln_f = nn.LayerNorm(C, eps=1e-5)
+
+
+class GPT(nn.Module):
+    """State-dict names are Hugging Face GPT2LMHeadModel's (lm_head tied to wte, not stored)."""
+
+    def __init__(self, m, dropout=0.0):
+        super().__init__()
+        self.transformer = Transformer(m, dropout)
+        self.p = dropout
+
+    def forward(self, idx, targets):
+        """idx, targets (B, T) -> the sum of the token losses (cross-entropy, nats)."""
+        tr = self.transformer
+        T = idx.shape[1]
+        x = tr.wte(idx) + tr.wpe(torch.arange(T, device=idx.device))
+        x = F.dropout(x, self.p, self.training)
+        for block in tr.h:
+            x = block(x)
+        logits = tr.ln_f(x) @ tr.wte.weight.t()
+        return F.cross_entropy(logits.float().view(-1, logits.shape[-1]), targets.reshape(-1), reduction='sum')
+
+
+# ---- safetensors (the `safetensors` package if present, else this reader/writer) --------
+
+_DTYPES = {'F32': np.float32, 'F16': np.float16}
+
+
+def load_safetensors(path):
+    try:
+        from safetensors.torch import load_file
+        return load_file(path)
+    except ImportError:
+        pass
+    with open(path, 'rb') as f:
+        raw = f.read()
+    (n,) = struct.unpack('<Q', raw[:8])
+    header = json.loads(raw[8:8 + n])
+    base = 8 + n
+    out = {}
+    for name, info in header.items():
+        if name == '__metadata__':
+            continue
+        if info['dtype'] == 'BF16':
+            a, b = info['data_offsets']
+            u16 = np.frombuffer(raw[base + a:base + b], dtype='<u2').astype(np.uint32) << 16
+            arr = u16.view(np.float32)
+        else:
+            a, b = info['data_offsets']
+            arr = np.frombuffer(raw[base + a:base + b], dtype=np.dtype(_DTYPES[info['dtype']]).newbyteorder('<'))
+        out[name] = torch.from_numpy(arr.astype(np.float32).reshape(info['shape']).copy())
+    return out
+
+
+def safetensors_bytes(tensors):
+    """F32 tensors in the given order, header padded with spaces to 8 bytes (as Kiln writes)."""
+    header = {'__metadata__': {'format': 'pt'}}
+    blobs = []
+    at = 0
+    for name, t in tensors:
+        b = t.detach().to('cpu', torch.float32).contiguous().numpy().astype('<f4').tobytes()
+        header[name] = {'dtype': 'F32', 'shape': list(t.shape), 'data_offsets': [at, at + len(b)]}
+        blobs.append(b)
+        at += len(b)
+    h = json.dumps(header, separators=(',', ':')).encode('utf-8')
+    h += b' ' * ((8 - (8 + len(h)) % 8) % 8)
+    return struct.pack('<Q', len(h)) + h + b''.join(blobs)
+
+
+# ---- checkpoints -------------------------------------------------------------------------
+
+def _write(path, data):
+    with open(path, 'wb') as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def save_checkpoint(run_dir, init_dir, step, model, opt, extra):
+    """checkpoints/step_N/: written under a temporary name, then renamed into place."""
+    ckdir = os.path.join(run_dir, 'checkpoints')
+    os.makedirs(ckdir, exist_ok=True)
+    final = os.path.join(ckdir, 'step_%d' % step)
+    tmp = os.path.join(ckdir, '.tmp-step_%d-%d' % (step, os.getpid()))
+    shutil.rmtree(tmp, ignore_errors=True)
+    os.makedirs(tmp)
+    sd = model.state_dict()
+    _write(os.path.join(tmp, 'model.safetensors'), safetensors_bytes(list(sd.items())))
+    for f in ('config.json', 'kiln_tokenizer.json'):
+        shutil.copyfile(os.path.join(init_dir, f), os.path.join(tmp, f))
+    torch.save({'optimizer': opt.state_dict(), **extra}, os.path.join(tmp, 'train_state.pt'))
+    if os.path.exists(final):
+        old = final + '.old-%d' % os.getpid()
+        os.rename(final, old)
+        os.rename(tmp, final)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.rename(tmp, final)
+    try:
+        fd = os.open(ckdir, os.O_RDONLY)
+        os.fsync(fd)
+        os.close(fd)
+    except OSError:
+        pass
+    return final
+
+
+def latest_checkpoint(run_dir):
+    ckdir = os.path.join(run_dir, 'checkpoints')
+    if not os.path.isdir(ckdir):
+        return None
+    steps = [int(n[5:]) for n in os.listdir(ckdir) if n.startswith('step_') and n[5:].isdigit()
+             and os.path.exists(os.path.join(ckdir, n, 'train_state.pt'))]
+    return os.path.join(ckdir, 'step_%d' % max(steps)) if steps else None
+
+
+# ---- training ------------------------------------------------------------------------------
+
+def parse_args(argv):
+    here = os.path.dirname(os.path.abspath(__file__))
+    ap = argparse.ArgumentParser(description='Train a `kiln scale` folder with PyTorch DDP (launch through torchrun).')
+    ap.add_argument('--dir', default=here, help='the kiln scale folder (default: this script\'s folder)')
+    ap.add_argument('--out', default=None, help='where metrics.jsonl and checkpoints/ go (default: --dir)')
+    ap.add_argument('--resume', action='store_true', help='continue from the last checkpoint in OUT/checkpoints')
+    ap.add_argument('--device', choices=['auto', 'cpu', 'cuda'], default='auto')
+    ap.add_argument('--precision', choices=['auto', 'fp32', 'bf16'], default='auto',
+                    help='auto: bf16 autocast on CUDA GPUs that support it, fp32 elsewhere')
+    ap.add_argument('--fsdp', action='store_true', help='shard the model with FSDP (not implemented yet)')
+    ap.add_argument('--stop-after', type=int, default=None, help='stop (with a checkpoint) after this many steps')
+    return ap.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    if args.fsdp:
+        sys.exit('train_ddp.py: --fsdp is not implemented yet; run without it (DDP keeps a whole model per GPU)')
+    run_dir = args.out or args.dir
+    with open(os.path.join(args.dir, 'spec.json')) as f:
+        spec_file = json.load(f)
+    c = spec_file['spec']['config']
+    m = spec_file['model']
+    with open(os.path.join(args.dir, 'tokens.json')) as f:
+        tok = json.load(f)
+    tokens = np.fromfile(os.path.join(args.dir, 'tokens.bin'), dtype='<u4').astype(np.int64)
+    train_tokens = torch.from_numpy(tokens[:tok['train']])
+    val_tokens = torch.from_numpy(tokens[tok['train']:tok['train'] + tok['val']])
+
+    distributed = 'WORLD_SIZE' in os.environ
+    use_cuda = args.device == 'cuda' or (args.device == 'auto' and torch.cuda.is_available())
+    if distributed:
+        dist.init_process_group('nccl' if use_cuda else 'gloo')
+        rank, world = dist.get_rank(), dist.get_world_size()
+    else:
+        rank, world = 0, 1
+    local_rank = int(os.environ.get('LOCAL_RANK', 0))
+    device = torch.device('cuda', local_rank) if use_cuda else torch.device('cpu')
+    if use_cuda:
+        torch.cuda.set_device(device)
+    bf16 = args.precision == 'bf16' or (args.precision == 'auto' and use_cuda and torch.cuda.is_bf16_supported())
+    if bf16 and not use_cuda:
+        sys.exit('train_ddp.py: --precision bf16 needs a CUDA GPU (on the CPU, use fp32)')
+
+    B, T, accum = c['batchSize'], c['blockSize'], c['gradAccum']
+    N = B * accum  # sequences per optimizer step, whatever the world size
+    if world > N:
+        sys.exit('train_ddp.py: %d processes but only %d sequences per step (batchSize x gradAccum): use at most %d' % (world, N, N))
+    # This rank's sequences of each step: a contiguous share, in micro-batches of at most B.
+    share = np.array_split(np.arange(N), world)[rank]
+
+    model = GPT(m, c.get('dropout', 0.0))
+    init_dir = os.path.join(args.dir, 'init')
+    start_step, state = 0, None
+    ckpt = latest_checkpoint(run_dir) if args.resume else None
+    if args.resume and ckpt is None and rank == 0:
+        print('train_ddp.py: --resume: no checkpoint in %s yet; starting at step 0' % os.path.join(run_dir, 'checkpoints'), file=sys.stderr)
+    weights = load_safetensors(os.path.join(ckpt or init_dir, 'model.safetensors'))
+    weights = {k if k.startswith('transformer.') else 'transformer.' + k: v for k, v in weights.items()
+               if not k.endswith(('.attn.bias', '.attn.masked_bias')) and k != 'lm_head.weight'}
+    model.load_state_dict(weights, strict=True)
+    model.to(device)
+    decay = [p for p in model.parameters() if p.dim() >= 2]
+    no_decay = [p for p in model.parameters() if p.dim() < 2]
+    opt = torch.optim.AdamW([{'params': decay, 'weight_decay': c['weightDecay']}, {'params': no_decay, 'weight_decay': 0.0}],
+                            lr=c['lr'], betas=(c['beta1'], c['beta2']), eps=c['eps'])
+    if ckpt:
+        state = torch.load(os.path.join(ckpt, 'train_state.pt'), map_location=device)
+        opt.load_state_dict(state['optimizer'])
+        start_step = state['step']
+    sampler = BatchSampler(train_tokens, seed=c['seed'], state=state['sampler'] if state else None)
+    ddp = nn.parallel.DistributedDataParallel(model, device_ids=[local_rank] if use_cuda else None) if distributed else model
+
+    metrics_path = os.path.join(run_dir, 'metrics.jsonl')
+    if rank == 0:
+        os.makedirs(run_dir, exist_ok=True)
+        kept = []
+        if start_step > 0 and os.path.exists(metrics_path):
+            with open(metrics_path) as f:
+                kept = [l for l in f if l.strip() and json.loads(l)['step'] <= start_step]
+        with open(metrics_path, 'w') as f:
+            f.writelines(kept)
+        print('train_ddp.py: %d processes (%s, %s), %d sequences of %d tokens per step, from step %d of %d' % (
+            world, 'nccl' if use_cuda and distributed else ('gloo' if distributed else 'single'), 'bf16' if bf16 else 'fp32',
+            N, T, start_step, c['steps']), file=sys.stderr)
+
+    whole_split = len(val_tokens) - 1 <= 2 * c['evalBatches'] * B * T
+    val_sets = None if whole_split else val_batches(val_tokens, B, T, c['evalBatches'])
+
+    def autocast():
+        return torch.autocast('cuda', dtype=torch.bfloat16) if bf16 else torch.autocast('cpu', enabled=False)
+
+    @torch.no_grad()
+    def evaluate():
+        """Kiln's val loss: every window of the split (as kiln eval) when cheap, else the fixed sample."""
+        model.eval()
+        if whole_split:
+            windows = (len(val_tokens) - 1) // T
+            per = max(1, min(64, 16384 // T, (64 * 1024 * 1024) // (T * max(1, m['vocabSize']))))
+            total = 0.0
+            for w0 in range(0, windows, per):
+                nb = min(per, windows - w0)
+                span = val_tokens[w0 * T:(w0 + nb) * T + 1].to(device)
+                with autocast():
+                    total += model(span[:nb * T].view(nb, T), span[1:nb * T + 1].view(nb, T)).item() / (nb * T) * nb
+            loss = total / windows
+        else:
+            losses = []
+            for starts in val_sets:
+                x = torch.stack([val_tokens[s:s + T] for s in starts]).to(device)
+                y = torch.stack([val_tokens[s + 1:s + T + 1] for s in starts]).to(device)
+                with autocast():
+                    losses.append(model(x, y).item() / (len(starts) * T))
+            loss = sum(losses) / len(losses)
+        model.train()
+        return loss
+
+    elapsed0 = state['elapsed_s'] if state else 0.0
+    best = state.get('best_val_loss') if state else None
+    t0 = time.time() - elapsed0
+    stop_at = c['steps'] if args.stop_after is None else min(c['steps'], args.stop_after)
+    window_s, window_tokens = 0.0, 0
+    step = start_step
+    params = list(model.parameters())
+    while step < stop_at:
+        t_step = time.time()
+        lr = lr_at(step, c)
+        for g in opt.param_groups:
+            g['lr'] = lr
+        starts = sampler.starts(N, T)  # every rank draws the whole step, in Kiln's order
+        mine = [starts[i] for i in share]
+        local = torch.zeros((), dtype=torch.float64)
+        # DDP averages gradients over ranks: scale so the sum over ranks is the mean over all N*T tokens.
+        scale = world / (N * T)
+        chunks = [mine[i:i + B] for i in range(0, len(mine), B)]
+        for ci, chunk in enumerate(chunks):
+            x = torch.stack([train_tokens[s:s + T] for s in chunk]).to(device)
+            y = torch.stack([train_tokens[s + 1:s + T + 1] for s in chunk]).to(device)
+            sync = ci == len(chunks) - 1 or not distributed
+            ctx = ddp.no_sync() if not sync else _nullcontext()
+            with ctx:
+                with autocast():
+                    loss_sum = ddp(x, y)
+                (loss_sum * scale).backward()
+            local += loss_sum.detach().double().cpu()
+        if distributed:
+            dist.all_reduce(local)
+        loss = local.item() / (N * T)
+        if c['gradClip'] > 0:
+            norm = torch.nn.utils.clip_grad_norm_(params, c['gradClip']).item()
+        else:
+            norm = torch.sqrt(sum((p.grad.double() ** 2).sum() for p in params)).item()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        step += 1
+        if use_cuda:
+            torch.cuda.synchronize()
+        window_s += time.time() - t_step
+        window_tokens += N * T
+        if not (math.isfinite(loss) and math.isfinite(norm)):
+            if rank == 0:
+                print('train_ddp.py: the loss became %s at step %d (gradient norm %s); lower lr or resume from the last checkpoint' % (loss, step, norm), file=sys.stderr)
+            sys.exit(4)
+
+        is_last = step == c['steps']
+        stopping = step == stop_at
+        val = None
+        if rank == 0:
+            if step % c['evalEvery'] == 0 or is_last:
+                val = evaluate()
+                best = val if best is None or val < best else best
+            if step % c['logEvery'] == 0 or val is not None or is_last:
+                row = {'step': step, 'loss': loss}
+                if val is not None:
+                    row['val_loss'] = val
+                row.update({'lr': lr_at(step - 1, c), 'grad_norm': norm,
+                            'tokens_per_s': window_tokens / max(window_s, 1e-9), 'elapsed_s': time.time() - t0})
+                window_s, window_tokens = 0.0, 0
+                with open(metrics_path, 'a') as f:
+                    f.write(json.dumps(row) + '\n')
+            if is_last or stopping or step % c['checkpointEvery'] == 0:
+                extra = {'step': step, 'sampler': sampler.rng.state(), 'elapsed_s': time.time() - t0, 'best_val_loss': best}
+                path = save_checkpoint(run_dir, init_dir, step, model, opt, extra)
+                if is_last or stopping:
+                    print('train_ddp.py: step %d; saved %s' % (step, path), file=sys.stderr)
+    if distributed:
+        dist.barrier()
+        dist.destroy_process_group()
+    return 0
+
+
+class _nullcontext:
+    def __enter__(self):
+        return None
+
+    def __exit__(self, *a):
+        return False
+
+
+if __name__ == '__main__':
+    sys.exit(main())
