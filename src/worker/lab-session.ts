@@ -15,8 +15,8 @@
 // checkpoint (the CLI's safetensors bytes) with the metrics rows logged up to it at the
 // checkpoint cadence, on pause, stop and at the end. Saves are written one after
 // another behind training, from the in-memory snapshot, so training does not wait for
-// storage; pause() and stop() wait for them, so a paused run is a saved run. openRun()
-// makes a saved run current again exactly where its checkpoint stood.
+// storage (run-saver.ts); pause() and stop() wait for them, so a paused run is a saved
+// run. openRun() makes a saved run current again exactly where its checkpoint stood.
 import type { Backend, TrainState } from '../backends/backend.ts';
 import type { RunConfig } from '../core/config.ts';
 import { validate } from '../core/config.ts';
@@ -36,6 +36,7 @@ import { adapterBudget, assertModelFits, type Budget } from '../core/budget.ts';
 import { configFit, webgpuPlanner } from './config-fit.ts';
 import { checkpointAt, createBranch, exportCheckpoint, getRecord, importCheckpoint, loadRun, type RunPoint } from './library-ops.ts';
 import { newRecord, newRunId, uniqueName } from './run-library.ts';
+import { RunSaver, SaveQueue } from './run-saver.ts';
 import { sampleText } from './sample-text.ts';
 import type {
   ConfigFit, DataFile, DataSource, DataSummary, ExtendOptions, LabApi, LabBackendKind, LabEnvironment, LabError, LabEvent, LabMetrics,
@@ -87,10 +88,8 @@ interface ActiveRun {
   backend: Backend;
   point: RunPoint;
   snapshot: { state: TrainState; point: RunPoint };
-  /** Its record in the run library (null without one). */
-  record: RunRecord | null;
-  /** Step of the newest committed checkpoint (metrics rows up to it are stored). */
-  savedStep: number | null;
+  /** Its record in the run library and the writes to it. */
+  saver: RunSaver;
 }
 
 /** What the data panel made of a text: kept so a run can be made from it (and its bytes stored). */
@@ -117,9 +116,8 @@ export class LabSession implements LabApi {
   private envPromise: Promise<LabEnvironment> | null = null;
   private data: PreparedText | null = null;
   private storePromise: Promise<RunStore> | null = null;
-  /** Saves run one after another, behind training. */
-  private saveChain: Promise<void> = Promise.resolve();
-  private pendingSave: { r: ActiveRun; snap: { state: TrainState; point: RunPoint }; phase: SavedPhase } | null = null;
+  /** Every run's saves, one after another behind training (a closed run's still finish first). */
+  private readonly saves = new SaveQueue();
   private run: ActiveRun | null = null;
   private state: RunStatus = LabSession.emptyStatus();
   private rows: LabMetrics[] = [];
@@ -310,10 +308,11 @@ export class LabSession implements LabApi {
       await store.putRun(record);
       if (runSpec.data?.kind === 'file') await store.putDataset(runSpec.data.sha256, data.summary.name, data.bytes);
     }
-    this.run = {
-      info, config, model, tokenizer: prepared.tokenizer, prepared, backend, point,
-      snapshot: { state: initialState(model, config.seed), point: { ...point } }, record, savedStep: null,
-    };
+    this.run = this.activeRun(
+      { info, config, model, tokenizer: prepared.tokenizer, prepared, backend, point, snapshot: { state: initialState(model, config.seed), point: { ...point } } },
+      record,
+      null,
+    );
     this.rows = [];
     this.unsent = [];
     this.state = { ...LabSession.emptyStatus(), phase: 'ready', stopAt: config.steps, decaySteps: config.decaySteps, snapshotStep: 0 };
@@ -384,7 +383,7 @@ export class LabSession implements LabApi {
     const r = this.run;
     if (r && this.state.phase !== 'error') {
       this.setStatus({ phase: r.point.step >= this.state.stopAt ? 'done' : 'stopped', etaS: null });
-      this.queueRecordUpdate(r);
+      r.saver.queueRecordUpdate();
     }
     await this.settleSaves();
   }
@@ -398,7 +397,7 @@ export class LabSession implements LabApi {
     if (opts.schedule === 'stretch') r.config.decaySteps = Math.max(r.config.decaySteps, stopAt);
     r.info.spec.config = { ...r.config };
     this.setStatus({ stopAt, decaySteps: r.config.decaySteps });
-    this.queueRecordUpdate(r);
+    r.saver.queueRecordUpdate();
     if (this.leg) {
       // The running leg was given the old end: end it after this step and go on.
       this.continueAfterLeg = true;
@@ -480,7 +479,7 @@ export class LabSession implements LabApi {
             if (snap.reason === 'best') return;
             await takeSnapshot(r.point);
             const phase: SavedPhase = snap.reason === 'end' ? 'done' : snap.reason === 'stopped' ? 'paused' : 'training';
-            this.queueSave(r, r.snapshot, phase);
+            r.saver.queueSave(r.snapshot, phase);
           },
           betweenSteps: () => this.drainBetweenSteps(),
         },
@@ -543,7 +542,43 @@ export class LabSession implements LabApi {
 
   /** Waits for the saves queued so far (they never reject: a failure is status.saveError). */
   private async settleSaves(): Promise<void> {
-    await this.saveChain;
+    await this.saves.settled();
+  }
+
+  /** A run made current, with its saver: what it reports reaches the status only while it is current. */
+  private activeRun(fields: Omit<ActiveRun, 'saver'>, record: RunRecord | null, savedStep: number | null): ActiveRun {
+    const r: ActiveRun = {
+      ...fields,
+      saver: new RunSaver(
+        {
+          store: () => this.tryStore(),
+          rows: () => (this.run === r ? this.rows : []),
+          encode: (snap) => stateCheckpointBytes(snap.state, r.backend.kind, this.identity(r), { ...snap.point, samplerState: snap.point.samplerState as RngState }),
+          patch: (phase, point) => this.recordPatch(r, phase, point),
+          settings: (stored) => ({ spec: { ...r.info.spec, config: { ...r.config } }, phase: savedPhase(this.run === r ? this.state.phase : stored.phase) }),
+          onSaving: () => {
+            if (this.run === r) this.setStatus({ saving: true });
+          },
+          onSaved: (step) => {
+            if (this.run === r) this.setStatus({ saving: false, savedStep: step, saveError: undefined });
+          },
+          onSaveFailed: (e) => {
+            if (this.run !== r) return;
+            this.setStatus({ saving: false, saveError: toLabError(e) });
+            // A run is not to train on past what it cannot keep: it pauses with the store's message.
+            if (this.leg) {
+              this.continueAfterLeg = false;
+              this.setStatus({ phase: 'pausing' });
+              this.abort?.abort();
+            }
+          },
+        },
+        record,
+        savedStep,
+        this.saves,
+      ),
+    };
+    return r;
   }
 
   private identity(r: ActiveRun) {
@@ -554,70 +589,15 @@ export class LabSession implements LabApi {
     const last = this.run === r ? this.rows.filter((m) => m.step <= point.step).at(-1) : undefined;
     return {
       phase, step: point.step, spec: { ...r.info.spec, config: { ...r.config } }, backend: r.info.backend, device: r.info.device,
-      lastLoss: last?.loss ?? r.record?.lastLoss ?? null, lastValLoss: point.lastValLoss, bestValLoss: point.bestValLoss, elapsedS: point.elapsedS,
+      lastLoss: last?.loss ?? r.saver.record?.lastLoss ?? null, lastValLoss: point.lastValLoss, bestValLoss: point.bestValLoss, elapsedS: point.elapsedS,
     };
-  }
-
-  /**
-   * Writes a snapshot to the library behind training. A failure (a full disk or quota)
-   * pauses the run with the store's message; the previous checkpoint stays as it was.
-   */
-  private queueSave(r: ActiveRun, snap: { state: TrainState; point: RunPoint }, phase: SavedPhase): void {
-    if (!r.record) return;
-    // Saves that fall behind training are coalesced: only the newest waiting snapshot is written.
-    const waiting = this.pendingSave !== null;
-    this.pendingSave = { r, snap, phase };
-    if (!waiting) this.saveChain = this.saveChain.then(() => this.writePendingSave());
-  }
-
-  private async writePendingSave(): Promise<void> {
-    const job = this.pendingSave;
-    this.pendingSave = null;
-    if (!job) return;
-    const { r, snap, phase } = job;
-    const store = await this.tryStore();
-    if (!store || !r.record) return;
-    const from = r.savedStep ?? -1;
-    const rows = (this.run === r ? this.rows : []).filter((m) => m.step > from && m.step <= snap.point.step);
-    if (this.run === r) this.setStatus({ saving: true });
-    try {
-      const bytes = await stateCheckpointBytes(snap.state, r.backend.kind, this.identity(r), { ...snap.point, samplerState: snap.point.samplerState as RngState });
-      r.record = await store.saveCheckpoint(r.record.id, bytes, { step: snap.point.step, valLoss: snap.point.lastValLoss, patch: this.recordPatch(r, phase, snap.point), metrics: rows });
-      r.savedStep = snap.point.step;
-      if (this.run === r) this.setStatus({ saving: false, savedStep: snap.point.step, saveError: undefined });
-    } catch (e) {
-      if (this.run !== r) return;
-      this.setStatus({ saving: false, saveError: toLabError(e) });
-      if (this.leg) {
-        this.continueAfterLeg = false;
-        this.setStatus({ phase: 'pausing' });
-        this.abort?.abort();
-      }
-    }
-  }
-
-  /** The record's settings and phase changed without a new checkpoint (extend, stop). */
-  private queueRecordUpdate(r: ActiveRun): void {
-    if (!r.record) return;
-    this.saveChain = this.saveChain.then(async () => {
-      const store = await this.tryStore();
-      if (!store || !r.record) return;
-      try {
-        const fresh = await store.getRun(r.record.id);
-        if (!fresh) return;
-        r.record = { ...fresh, spec: { ...r.info.spec, config: { ...r.config } }, phase: savedPhase(this.run === r ? this.state.phase : fresh.phase), updatedAt: Date.now() };
-        await store.putRun(r.record);
-      } catch {
-        // Only metadata: the next checkpoint's save writes it again.
-      }
-    });
   }
 
   async save(): Promise<void> {
     const r = this.need();
     await this.needStore();
-    if (!r.record) throw new KilnError('storage', 'this run is no longer in the run library (it was deleted)', 'start a new run to keep one');
-    if (!this.leg && r.point.step > 0) this.queueSave(r, r.snapshot, savedPhase(this.state.phase));
+    if (!r.saver.record) throw new KilnError('storage', 'this run is no longer in the run library (it was deleted)', 'start a new run to keep one');
+    if (!this.leg && r.point.step > 0) r.saver.queueSave(r.snapshot, savedPhase(this.state.phase));
     await this.settleSaves();
     if (this.state.saveError) throw new KilnError('storage', this.state.saveError.message, this.state.saveError.hint);
   }
@@ -639,8 +619,8 @@ export class LabSession implements LabApi {
     await this.settleSaves();
     const rec = await store.renameRun(id, name);
     const r = this.run;
-    if (r?.record?.id === id) {
-      r.record = { ...r.record, name: rec.name };
+    if (r?.saver.record?.id === id) {
+      r.saver.renamed(rec.name);
       r.info.name = rec.name;
     }
     return rec;
@@ -649,11 +629,10 @@ export class LabSession implements LabApi {
   async deleteRun(id: string): Promise<void> {
     const store = await this.needStore();
     const r = this.run;
-    if (r?.record?.id === id) {
+    if (r?.saver.record?.id === id) {
       // The run stays open (unsaved) until another is made or opened.
       if (this.leg) await this.pause();
-      r.record = null;
-      r.savedStep = null;
+      r.saver.forget();
       this.setStatus({ savedStep: null });
     }
     await this.settleSaves();
@@ -724,10 +703,11 @@ export class LabSession implements LabApi {
     };
     if (rec.parent) info.parent = rec.parent;
     const point = loaded.point;
-    this.run = {
-      info, config, model: loaded.model, tokenizer: loaded.tokenizer, prepared: loaded.prepared, backend, point,
-      snapshot: { state: loaded.state, point: { ...point } }, record: rec, savedStep: meta?.step ?? null,
-    };
+    this.run = this.activeRun(
+      { info, config, model: loaded.model, tokenizer: loaded.tokenizer, prepared: loaded.prepared, backend, point, snapshot: { state: loaded.state, point: { ...point } } },
+      rec,
+      meta?.step ?? null,
+    );
     this.rows = rows;
     this.unsent = [];
     const last = rows.at(-1);
