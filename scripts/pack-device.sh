@@ -10,6 +10,8 @@
 #   bench-matmul.mjs            bench/matmul.ts, bundled the same way
 #   bench-attention.mjs         bench/attention.ts, bundled the same way
 #   dump-grads.mjs              bench/gpu/dump-grads.ts, bundled the same way
+#   cuda-tests.mjs              tests/cuda/*.test.ts on bench/gpu/mini-vitest.ts, for the GPU visit
+#   napi/                       Node-API headers (node-api-headers, node-addon-api) to build the addon there
 #   node_modules/webgpu/        index.js, package.json, dist/linux-x64/dawn.node.xz
 #   shaders/*.wgsl              read through KILN_SHADER_DIR (src/backends/webgpu/shader-source.ts)
 #   deb/*.deb                   libvulkan1, libglvnd0 (+ EGL/GL libs as a fallback), Debian 12; unpacked
@@ -58,6 +60,16 @@ bundle bench-matmul.mjs bench/matmul.ts
 bundle bench-attention.mjs bench/attention.ts
 bundle dump-grads.mjs bench/gpu/dump-grads.ts
 bundle dump-steps.mjs bench/gpu/dump-steps.ts
+# The CUDA kernel tests as `npm test` runs them on the emulation, for the real GPU (visit.sh):
+# vitest is not there, so `vitest` resolves to bench/gpu/mini-vitest.ts (vitest's own
+# matchers, a small runner). The tests that build with CMake or spawn the CLI stay here.
+CUDA_TESTS=$(ls tests/cuda/*.test.ts 2>/dev/null | grep -v -E '/(addon|cli-cuda|emu)\.test\.ts$' || true)
+if [ -n "$CUDA_TESTS" ]; then
+  { for f in $CUDA_TESTS; do echo "import './$f';"; done
+    echo "import { runAll } from './bench/gpu/mini-vitest.ts';"
+    echo "process.exitCode = (await runAll('cuda')) > 0 ? 1 : 0;"
+  } | bundle cuda-tests.mjs --sourcefile=cuda-tests-entry.ts --loader=ts --alias:vitest=./bench/gpu/mini-vitest.ts
+fi
 
 # 3. The webgpu package (index.js needs only node builtins and dawn.node).
 W=$T/node_modules/webgpu
@@ -92,7 +104,12 @@ mkdir -p "$T/data"
 SHAKES=/work/shared/datasets/tinyshakespeare.txt
 if [ -f "$SHAKES" ] && [ ! -f "$T/data/tinyshakespeare.txt.xz" ]; then xz -9 -c "$SHAKES" > "$T/data/tinyshakespeare.txt.xz"; fi
 
-# 7. Manifest.
+# 7. Node-API headers for building the CUDA addon there (no node_modules travels).
+rm -rf "$T/napi" && mkdir -p "$T/napi/node-api-headers" "$T/napi/node-addon-api"
+cp -r node_modules/node-api-headers/include "$T/napi/node-api-headers/"
+cp node_modules/node-addon-api/*.h "$T/napi/node-addon-api/"
+
+# 8. Manifest.
 {
   echo "commit $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- src shaders bench || echo '+dirty')"
   echo "packed $(date -u +%Y-%m-%dT%H:%M:%SZ) on $(uname -m), node $NODE_VER"
@@ -108,4 +125,4 @@ SHARED=0
 [ -d shared ] && SHARED=$(du -sb shared | cut -f1)
 awk -v t="$TOOLS" -v g="$TREE" -v s="$SHARED" 'BEGIN {
   printf "  .tools: %.2f MiB; git tree: %.2f MiB; shared/: %.2f MiB; total carried: %.2f MiB of 64 MiB\n", t/1048576, g/1048576, s/1048576, (t+g+s)/1048576 }'
-echo "pack-device: webgpu backend $WEBGPU_BACKEND in kiln.mjs; run on the device: bash bench/gpu/webgpu.sh (carry [\".tools\"])"
+echo "pack-device: webgpu backend $WEBGPU_BACKEND in kiln.mjs; run on the device: bash bench/gpu/visit.sh (the CUDA visit, which also takes WebGPU's measurement) or bash bench/gpu/webgpu.sh (carry [\".tools\"])"

@@ -87,7 +87,7 @@ if (cmd === 'parity') {
         break;
       case 'train':
         if (r.skipped) row('bench', `${r.preset} ${r.backend}`, 'skipped', String(r.skipped).slice(0, 60));
-        else row('bench', `${r.preset} ${r.backend}${r.dawn_toggles ? ` [${r.dawn_toggles}]` : ''}`, `${f(r.tokens_per_s, 0)} tok/s`, `${f(r.ms_per_step, 1)} ms/step${r.sync_ms_per_step ? ` (1 at a time ${f(r.sync_ms_per_step, 1)})` : ''}${r.record_ms ? ` rec ${f(r.record_ms, 2)}` : ''}${r.dispatches_per_step ?? r.dispatches ? ` ${r.dispatches_per_step ?? r.dispatches} disp` : ''}`);
+        else row('bench', `${r.preset} ${r.backend}${r.dawn_toggles ? ` [${r.dawn_toggles}]` : ''}`, `${f(r.tokens_per_s, 0)} tok/s${typeof r.mfu === 'number' ? ` MFU ${f(100 * r.mfu, 1)}%` : ''}`, `${f(r.ms_per_step, 1)} ms/step${r.sync_ms_per_step ? ` (1 at a time ${f(r.sync_ms_per_step, 1)})` : ''}${r.record_ms ? ` rec ${f(r.record_ms, 2)}` : ''}${r.dispatches_per_step ?? r.dispatches ? ` ${r.dispatches_per_step ?? r.dispatches} disp` : ''}`);
         break;
       case 'profile': {
         if (r.skipped) row('profile', `${r.preset} ${r.backend}`, 'skipped', String(r.skipped).slice(0, 60));
@@ -120,7 +120,17 @@ if (cmd === 'parity') {
       case 'torch_speed':
         if (r.skipped) row('torch', 'speed', 'skipped', r.skipped);
         else if (r.error) row('torch', `speed ${r.preset}`, 'error', r.error);
-        else row('torch', `speed ${r.preset} eager f32`, `${f(r.tokens_per_s, 0)} tok/s ${f(r.ms_per_step, 2)} ms/step`, `kiln ${r.kiln_backend} ${f(r.kiln_tokens_per_s, 0)} tok/s = ${f(100 * r.kiln_over_torch, 1)}%`);
+        else row('torch', `speed ${r.preset} ${r.mode ?? 'eager'} ${r.precision ?? 'f32'}`, `${f(r.tokens_per_s, 0)} tok/s ${f(r.ms_per_step, 2)} ms/step`, `kiln ${r.kiln_backend} ${f(r.kiln_tokens_per_s, 0)} tok/s = ${f(100 * r.kiln_over_torch, 1)}%`);
+        break;
+      case 'cuda-devices':
+        row('cuda', 'device', r.count ? `${r.name} (cc ${r.computeCapability})` : `none: ${r.error ?? '?'}`, `gemm: ${(r.gemm ?? []).join(', ')}`);
+        break;
+      case 'cuda-tests':
+        row('cuda', `kernel tests ${r.label}`, `${r.failed ? 'FAIL' : 'OK'} ${r.passed} passed, ${r.failed} failed`, `${r.skipped} skipped`);
+        break;
+      case 'gemm':
+        if (r.skipped) row('gemm', r.impl, 'skipped', r.skipped);
+        else row('gemm', `${r.impl} ${r.M}^3 ${r.dtype}`, `${f(r.tflops, 1)} TFLOP/s`, `${f(r.ms, 3)} ms`);
         break;
       case 'step':
         if (r.status !== 'ok') row('step', r.name, r.status, `rc ${r.rc} ${f(r.seconds, 0)} s`);

@@ -5,6 +5,7 @@ cuBLAS; it says how far our kernels are from it).
 
   python3 bench/gpu/torch_speed.py --results results.jsonl [--backend webgpu] [--steps 10]
                                    [--device cuda|cpu] [--threads N] [--json FILE]
+                                   [--precision f32|bf16] [--compile]
 
 For every distinct preset among the `{"bench":"train", "backend": BACKEND}` lines of
 --results (their `model`, `batch_size` and `grad_accum`), trains the same GPT-2 shape in
@@ -13,11 +14,14 @@ scaled_dot_product_attention, tanh GELU, tied head, biases, and its dropout wher
 line's `dropout` is above 0, as Kiln ran it), torch.optim.AdamW
 (fused where CUDA has it), clipping at 1.0, random tokens, micro-batches as Kiln runs
 them. TF32 stays off (PyTorch's default for matmuls), so both sides do FP32 arithmetic.
+With --precision bf16 the forward runs under bf16 autocast (nanoGPT's mixed precision,
+the yardstick for Kiln's CUDA bf16 runs); --compile times torch.compile after eager.
 One warm-up step, then --steps timed (synchronised). Prints one JSON line per preset:
 {"bench":"torch_speed", preset, device, ms_per_step, tokens_per_s, kiln_tokens_per_s,
 kiln_over_torch}.
 """
 import argparse
+import contextlib
 import json
 import time
 
@@ -72,10 +76,14 @@ class GPT(nn.Module):
         return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1))
 
 
-def time_preset(line, steps, dev):
+def time_preset(line, steps, dev, precision="f32", compile_model=False):
     m, B, A = line["model"], line["batch_size"], line["grad_accum"]
     T, V = m["blockSize"], m["vocabSize"]
     model = GPT({**m, "dropout": line.get("dropout", 0.0)}).to(dev)
+    # nanoGPT's mixed precision: f32 master weights, bf16 autocast for the forward pass.
+    autocast = (torch.autocast(device_type=dev.type, dtype=torch.bfloat16) if precision == "bf16"
+                else contextlib.nullcontext())
+    fwd = torch.compile(model) if compile_model else model
     decay = [p for p in model.parameters() if p.dim() >= 2]
     rest = [p for p in model.parameters() if p.dim() < 2]
     fused = {"fused": True} if dev.type == "cuda" else {}
@@ -88,7 +96,9 @@ def time_preset(line, steps, dev):
         opt.zero_grad(set_to_none=True)
         for a in range(A):
             seq = data[i, a]
-            (model(seq[:, :-1], seq[:, 1:]) / A).backward()
+            with autocast:
+                loss = fwd(seq[:, :-1], seq[:, 1:]) / A
+            loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
 
@@ -97,6 +107,8 @@ def time_preset(line, steps, dev):
             torch.cuda.synchronize()
 
     step(0)
+    if compile_model:  # compilation happens over the first steps; time what follows
+        step(0)
     sync()
     t0 = time.perf_counter()
     for i in range(1, steps + 1):
@@ -106,6 +118,7 @@ def time_preset(line, steps, dev):
     tok = B * T * A * 1000 / ms
     out = {"bench": "torch_speed", "preset": line["preset"], "device": torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu",
            "torch": torch.__version__, "threads": torch.get_num_threads(), "steps": steps,
+           "precision": precision, "mode": "compile" if compile_model else "eager",
            "ms_per_step": round(ms, 3), "tokens_per_s": round(tok, 1),
            "kiln_backend": line["backend"], "kiln_tokens_per_s": line["tokens_per_s"],
            "kiln_over_torch": round(line["tokens_per_s"] / tok, 4)}
@@ -120,6 +133,9 @@ def main():
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--threads", type=int)
     ap.add_argument("--json")
+    ap.add_argument("--precision", choices=["f32", "bf16"], default="f32",
+                    help="bf16: autocast to bfloat16 (as nanoGPT), for Kiln's CUDA bf16 runs")
+    ap.add_argument("--compile", action="store_true", help="also time torch.compile after eager")
     a = ap.parse_args()
     torch.backends.cuda.matmul.allow_tf32 = False
     torch.backends.cudnn.allow_tf32 = False
@@ -140,11 +156,13 @@ def main():
         emit({"bench": "torch_speed", "skipped": f"no {a.backend} train lines with a model in {a.results}"}, a.json)
         return 0
     for line in seen.values():
-        try:
-            res = time_preset(line, a.steps, dev)
-        except Exception as e:  # e.g. out of memory: say so, go on with the next preset
-            res = {"bench": "torch_speed", "preset": line["preset"], "error": f"{type(e).__name__}: {str(e)[:200]}"}
-        emit(res, a.json)
+        for compile_model in ([False, True] if a.compile else [False]):
+            try:
+                res = time_preset(line, a.steps, dev, a.precision, compile_model)
+            except Exception as e:  # e.g. out of memory, no compiler: say so, go on
+                res = {"bench": "torch_speed", "preset": line["preset"], "mode": "compile" if compile_model else "eager",
+                       "error": f"{type(e).__name__}: {str(e)[:200]}"}
+            emit(res, a.json)
     return 0
 
 

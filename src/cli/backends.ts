@@ -4,6 +4,7 @@
 import { freemem, totalmem } from 'node:os';
 import type { Backend } from '../backends/backend.ts';
 import { CpuBackend } from '../backends/cpu.ts';
+import type { CudaBackend, CudaBackendOptions } from '../backends/cuda/backend.ts';
 import type { WebGpuBackend } from '../backends/webgpu/backend.ts';
 import { nodeBudget, type Budget } from '../core/budget.ts';
 import { isKilnError, KilnError } from '../core/errors.ts';
@@ -44,9 +45,12 @@ export function deviceLabel(backend: Backend): string {
   return gpuOf(backend)?.displayName ?? backend.info.device;
 }
 
-/** Whether the backend computes on the CPU: the CPU reference, or a software WebGPU adapter (whose memory is this machine's). */
+/**
+ * Whether the backend computes on the CPU: the CPU reference, a software WebGPU adapter,
+ * or the CUDA addon's SIMT emulation (whose memory is this machine's).
+ */
 export function runsOnCpu(backend: Backend): boolean {
-  return backend.kind === 'cpu' || gpuOf(backend)?.isSoftware === true;
+  return backend.kind === 'cpu' || gpuOf(backend)?.isSoftware === true || (backend.kind === 'cuda' && (backend as CudaBackend).onCpu);
 }
 
 /** Memory this process can count on: what the system calls available, within a container's limit. */
@@ -74,10 +78,20 @@ async function webgpu(note: Note): Promise<WebGpuBackend> {
   return gpu;
 }
 
-export async function createBackend(name: BackendName, note: Note = toStderr): Promise<Backend> {
+/** The CUDA backend, loaded only when asked for (its module loads the native addon). */
+async function cuda(options: CudaBackendOptions): Promise<CudaBackend> {
+  const mod = await import('../backends/cuda/backend.ts');
+  return new mod.CudaBackend(options);
+}
+
+/**
+ * The backend `name` stands for. `cuda` options (precision, recompute) go to the CUDA
+ * backend, whether named or chosen by auto; the caller refuses them for another.
+ */
+export async function createBackend(name: BackendName, note: Note = toStderr, cudaOptions: CudaBackendOptions = {}): Promise<Backend> {
   switch (name) {
     case 'auto':
-      return autoBackend(note);
+      return autoBackend(note, cudaOptions);
     case 'cpu':
       return new CpuBackend();
     case 'webgpu': {
@@ -86,21 +100,27 @@ export async function createBackend(name: BackendName, note: Note = toStderr): P
         note(`kiln: note: --backend webgpu runs on ${gpu.gpu.displayName.replace(/ \(.*$/, '')}, a CPU emulation of a GPU: correct, but slower than --backend cpu`);
       return gpu;
     }
-    case 'cuda':
-      throw new KilnError(
-        'device',
-        'the CUDA backend is not available in this build of Kiln yet',
-        'use --backend webgpu (your GPU through Dawn/Vulkan) or --backend cpu',
-      );
+    case 'cuda': {
+      const b = await cuda(cudaOptions);
+      if (b.onCpu) note(`kiln: note: --backend cuda runs on the SIMT emulation (KILN_CUDA_FLAVOUR=emulation): every CUDA kernel on the CPU, correct but far slower than --backend cpu`);
+      return b;
+    }
   }
 }
 
 /**
- * A hardware GPU through WebGPU where there is one, else the CPU reference, said in one
- * line. (CUDA joins the front of this list when its addon exists.) A software adapter
- * such as SwiftShader is passed over: it is slower than the CPU reference.
+ * An NVIDIA GPU through the CUDA addon where it is built and sees one, else a hardware
+ * GPU through WebGPU, else the CPU reference, said in one line. Never the CUDA emulation
+ * or a software WebGPU adapter such as SwiftShader: both are slower than the CPU reference.
  */
-async function autoBackend(note: Note): Promise<Backend> {
+async function autoBackend(note: Note, cudaOptions: CudaBackendOptions): Promise<Backend> {
+  try {
+    return await cuda({ ...cudaOptions, flavour: 'cuda' });
+  } catch (e) {
+    if (!isKilnError(e)) throw e;
+    // Most machines have no NVIDIA GPU or no build of the addon: not worth a line each run.
+    if (isVerbose()) note(`kiln: verbose: no CUDA backend: ${e.message}`);
+  }
   try {
     const gpu = await webgpu(note);
     if (!gpu.gpu.isSoftware) return gpu;

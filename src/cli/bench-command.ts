@@ -11,9 +11,10 @@ import { BatchSampler } from '../core/data.ts';
 import { stepHyper } from '../train/trainer.ts';
 import { initialState } from '../train/prepare.ts';
 import type { Backend, Batch, StepHyper } from '../backends/backend.ts';
+import type { CudaBackend } from '../backends/cuda/backend.ts';
 import type { StepProfile } from '../backends/webgpu/backend.ts';
 import type { FamilyTime } from '../backends/webgpu/profile.ts';
-import { createBackend, parseBackendName } from './backends.ts';
+import { createBackend, parseBackendName, runsOnCpu } from './backends.ts';
 
 export interface BenchFlags {
   backend?: string;
@@ -31,6 +32,7 @@ export async function benchCommand(flags: BenchFlags): Promise<number> {
   const steps = Number(flags.steps ?? 5);
   if (!Number.isInteger(steps) || steps < 1) throw new KilnError('usage', `--steps ${flags.steps} is not a positive whole number`, 'e.g. --steps 5');
   const vocab = Number(flags.vocab ?? 65);
+  let gemmsTimed = false;
   for (const name of presets) {
     const preset = findPreset(name);
     if (!preset) throw new KilnError('usage', `unknown preset "${name}"`, `use one of: ${PRESET_NAMES.join(', ')}`);
@@ -73,15 +75,22 @@ export async function benchCommand(flags: BenchFlags): Promise<number> {
         const shader = variant !== undefined ? { shader_variant: variant || 'fallback' } : {};
         const toggles = (backend as { gpu?: { dawnToggles?: readonly string[] } }).gpu?.dawnToggles ?? [];
         const dawn = toggles.length ? { dawn_toggles: toggles.join(',') } : {};
-        // MFU against the device's FP32 peak, where Kiln knows it (src/backends/webgpu/peaks.ts).
+        const cuda = backend.kind === 'cuda' ? cudaFields(backend as CudaBackend) : {};
+        // MFU against the device's peak where Kiln knows it: FP32 (src/backends/webgpu/peaks.ts),
+        // or for a bf16 CUDA run the bf16 tensor peak (src/backends/cuda/peaks.ts).
         const peak = backend.info.peakFlops;
         const mfu = peak ? { mfu: +((tokensPerStep * 1000 * flopsPerToken(model)) / ms / peak).toPrecision(4), peak_tflops: peak / 1e12 } : {};
         process.stdout.write(JSON.stringify({
           bench: 'train', backend: b, preset: name, params: modelSpec(model).numParams, device: backend.info.device,
           // The shape measured, so other tools (bench/gpu/torch_speed.py) can time the same one.
           model, batch_size: config.batchSize, grad_accum: config.gradAccum, dropout: config.dropout,
-          ms_per_step: +ms.toFixed(3), tokens_per_s: +((tokensPerStep * 1000) / ms).toFixed(1), steps, ...sync, ...stats, ...shader, ...dawn, ...mfu,
+          ms_per_step: +ms.toFixed(3), tokens_per_s: +((tokensPerStep * 1000) / ms).toFixed(1), steps, ...sync, ...stats, ...shader, ...dawn, ...cuda, ...mfu,
         }) + '\n');
+        // Our GEMMs against cuBLASLt, once per run, on a real GPU only (the emulation's speed means nothing).
+        if (backend.kind === 'cuda' && !gemmsTimed && !runsOnCpu(backend)) {
+          gemmsTimed = true;
+          gemmLines(backend as CudaBackend);
+        }
         if (flags.profile) await profileLines(backend, b, name, () => profiler(backend).profileStep(batch(), stepHyper(config, 2 * steps + 1)));
       } finally {
         backend.dispose();
@@ -89,6 +98,25 @@ export async function benchCommand(flags: BenchFlags): Promise<number> {
     }
   }
   return 0;
+}
+
+/** What a CUDA measurement ran with, and the device memory its model held. */
+function cudaFields(b: CudaBackend): Record<string, unknown> {
+  const mem = b.deviceBytes();
+  return { precision: b.dtype, gemm: b.gemm, recompute: b.recompute, device_bytes: mem.total, ...(b.recompute ? { recompute_saved_bytes: mem.recomputeSaved } : {}) };
+}
+
+/** One JSON line per GEMM of this build at 4096^3 in bf16, each with its share of cuBLASLt's speed where that is built. */
+function gemmLines(b: CudaBackend): void {
+  const n = 4096;
+  const times = b.gemmImpls().filter((impl) => impl !== 'simt').map((impl) => ({ impl, ...b.benchGemm(n, n, n, impl, 20) }));
+  const lt = times.find((t) => t.impl === 'cublaslt');
+  for (const t of times) {
+    process.stdout.write(JSON.stringify({
+      bench: 'gemm', backend: 'cuda', impl: t.impl, m: n, n, k: n, dtype: 'bf16', device: b.info.device, ms: +t.ms.toFixed(4), tflops: +t.tflops.toFixed(2),
+      ...(lt && t !== lt ? { of_cublaslt: +(t.tflops / lt.tflops).toFixed(3) } : {}),
+    }) + '\n');
+  }
 }
 
 /** Mean wall ms per step over `steps` calls of `step`, keeping up to `depth` of them in flight. */

@@ -33,7 +33,7 @@ export interface CommandDoc {
 
 const BACKEND: FlagDoc = {
   name: 'backend', value: 'B', example: 'cpu',
-  doc: 'auto (default: a hardware GPU through WebGPU if there is one, else the CPU), cpu, webgpu or cuda',
+  doc: 'auto (default: an NVIDIA GPU through CUDA where the addon is built, else a hardware GPU through WebGPU, else the CPU), cpu, webgpu or cuda',
 };
 const CHECKPOINT: FlagDoc = { name: 'checkpoint', value: 'FILE', example: 'runs/names/checkpoint.safetensors', doc: 'a Kiln checkpoint (.safetensors) that kiln train saved' };
 const SET: FlagDoc = {
@@ -61,6 +61,8 @@ export const COMMAND_DOCS: readonly CommandDoc[] = [
       { name: 'init', value: 'CHECKPOINT', example: 'runs/names/best.safetensors', doc: "fine-tune: start from a trained model's weights, shape and tokenizer" },
       { name: 'force', doc: 'use an --out folder that holds other files but no Kiln run (metrics.jsonl there is replaced; so are event files in the --tensorboard folder)' },
       { name: 'tensorboard', value: 'DIR', example: 'runs/names/tb', doc: 'also log to TensorBoard in DIR: loss, val loss, lr, grad norm, tokens/s and MFU by step, the config as text; --resume continues the same log' },
+      { name: 'precision', value: 'bf16|f32', example: 'f32', doc: 'cuda backend only: bf16 activations and tensor-core matrix products with f32 master weights (default on a GPU), or f32 throughout (matches the CPU reference)' },
+      { name: 'recompute', doc: 'cuda backend only: recompute activations in the backward pass instead of storing them (less GPU memory, a little more time)' },
       VERBOSE,
     ],
     examples: ['kiln train --preset names --out runs/names', 'kiln train --preset craft-1m --set dropout=0.2 --steps 2000 --out runs/craft', 'kiln train --out runs/names --resume --steps 600'],
@@ -169,9 +171,9 @@ export const COMMAND_DOCS: readonly CommandDoc[] = [
   },
   {
     name: 'bench', summary: 'training speed per backend and preset (JSON lines)',
-    usage: '[--backend cpu,webgpu] [--preset tiny,names] [--steps N] [--profile] [--verbose]',
+    usage: '[--backend cpu,webgpu,cuda] [--preset tiny,names] [--steps N] [--profile] [--verbose]',
     flags: [
-      { name: 'backend', value: 'LIST', example: 'cpu,webgpu', doc: 'backends to time, comma-separated (default cpu,webgpu)' },
+      { name: 'backend', value: 'LIST', example: 'cpu,webgpu', doc: 'backends to time, comma-separated (default cpu,webgpu); cuda times the CUDA addon (bf16) and adds its GEMMs at 4096^3 where it runs on a GPU' },
       { name: 'preset', value: 'LIST', example: 'tiny,names', doc: 'presets to time, comma-separated (default tiny,names)' },
       { name: 'steps', value: 'N', example: '5', number: 'a whole number of at least 1', doc: 'timed steps per measurement (default 5)' },
       { name: 'vocab', value: 'N', example: '65', number: 'a whole number of at least 1', doc: 'vocabulary size of the random tokens (default 65)' },

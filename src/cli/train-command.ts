@@ -6,6 +6,7 @@ import { createHash } from 'node:crypto';
 import { basename, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Backend, TrainState } from '../backends/backend.ts';
+import type { CudaBackendOptions } from '../backends/cuda/backend.ts';
 import type { CheckpointData } from '../core/checkpoint.ts';
 import { FIELDS, type FieldKey, type RunConfig } from '../core/config.ts';
 import { BUNDLED_DATASETS, findDataset, PRESET_DATASETS } from '../core/datasets.ts';
@@ -40,6 +41,36 @@ export interface TrainFlags extends ConfigFlags {
   force?: boolean;
   /** Also log the metrics (and the config) as TensorBoard event files in this folder. */
   tensorboard?: string;
+  /** The CUDA backend's activation precision: bf16 (mixed precision) or f32. */
+  precision?: string;
+  /** The CUDA backend recomputes activations in the backward pass instead of storing them. */
+  recompute?: boolean;
+}
+
+export const PRECISIONS = ['bf16', 'f32'] as const;
+
+/**
+ * The CUDA backend's options from --precision and --recompute, refused for a backend they
+ * cannot apply to (auto may still choose another: checked again once it has chosen).
+ */
+export function cudaFlags(flags: Pick<TrainFlags, 'precision' | 'recompute'>, backendName: BackendName): CudaBackendOptions {
+  const given = usedCudaFlags(flags);
+  if (given.length && backendName !== 'cuda' && backendName !== 'auto')
+    throw new KilnError('usage', `${given.join(' and ')} ${given.length > 1 ? 'apply' : 'applies'} only to the cuda backend, not ${backendName}`,
+      `add --backend cuda, or drop ${given.join(' and ')}`);
+  const options: CudaBackendOptions = {};
+  if (flags.precision !== undefined) {
+    if (!(PRECISIONS as readonly string[]).includes(flags.precision))
+      throw new KilnError('usage', `--precision ${JSON.stringify(flags.precision.slice(0, 40))} is not a precision`,
+        'use --precision bf16 (mixed precision, the default on a GPU) or --precision f32 (matches the CPU reference)');
+    options.dtype = flags.precision as CudaBackendOptions['dtype'];
+  }
+  if (flags.recompute) options.recompute = true;
+  return options;
+}
+
+function usedCudaFlags(flags: Pick<TrainFlags, 'precision' | 'recompute'>): string[] {
+  return [...(flags.precision !== undefined ? [`--precision ${flags.precision}`] : []), ...(flags.recompute ? ['--recompute'] : [])];
 }
 
 /**
@@ -230,6 +261,7 @@ function configNamesPreset(path: string): boolean {
 
 export async function trainCommand(flags: TrainFlags): Promise<number> {
   const backendName = parseBackendName(flags.backend);
+  cudaFlags(flags, backendName);
   if (!flags.out) throw new KilnError('usage', 'no output folder given', 'add --out DIR (checkpoints and metrics go there)');
   // One writer per run folder, taken before anything in it is read as this run's or
   // written: a second kiln on this --out is refused now, naming the first, rather than
@@ -341,8 +373,12 @@ async function trainLocked(flags: TrainFlags, backendName: BackendName, out: str
       `${split.train.length.toLocaleString('en-US')} train / ${split.val.length.toLocaleString('en-US')} val tokens`,
   );
 
-  const backend: Backend = await createBackend(backendName, (line) => progress.message(line));
+  const backend: Backend = await createBackend(backendName, (line) => progress.message(line), cudaFlags(flags, backendName));
   try {
+    const unused = usedCudaFlags(flags);
+    if (unused.length && backend.kind !== 'cuda')
+      throw new KilnError('usage', `${unused.join(' and ')} ${unused.length > 1 ? 'apply' : 'applies'} only to the cuda backend, and --backend auto chose ${backend.kind}`,
+        `drop ${unused.join(' and ')}, or run on a machine with an NVIDIA GPU and the CUDA addon built (npm run build:cuda)`);
     // What this backend allocates: the WebGPU plan holds no T*T attention and no B*T*V logits.
     const bytesAt = (b: number, m: ModelConfig) => backend.memoryBytes?.(m, b) ?? memoryEstimate(m, b).total;
     const bytes = bytesAt(config.batchSize, model);
