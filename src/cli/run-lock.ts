@@ -8,7 +8,7 @@
 // this machine; when it ran on another machine (a shared disk) or left no holder.json,
 // once its mtime is STALE_MS old. A holder that is alive here keeps its lock even if it
 // stalled (a long step on the CPU) and let the mtime age.
-import { mkdir, rmdirSync, rmSync, readdirSync, readFileSync, stat, utimes, existsSync } from 'node:fs';
+import { mkdir, lstatSync, rmdirSync, rmSync, readdirSync, readFileSync, stat, utimes, existsSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { isKilnError, KilnError } from '../core/errors.ts';
@@ -80,6 +80,28 @@ export function readHolder(lockPath: string): LockHolder | null {
   } catch {
     return null;
   }
+}
+
+/**
+ * Who holds run folder `dir`'s lock now, found without taking the lock or writing
+ * anything (for listing a folder another kiln may be writing): its holder; 'unknown'
+ * for a fresh lock that does not say who holds it, or holds it on another machine with
+ * no holder.json; null when no live kiln holds it (no lock, or one left by a process
+ * that is gone or not refreshed for STALE_MS). The answer can be out of date at once.
+ */
+export function peekRunLock(dir: string): LockHolder | 'unknown' | null {
+  const lockPath = join(dir, LOCK_NAME);
+  let mtimeMs: number;
+  try {
+    const st = lstatSync(lockPath);
+    if (!st.isDirectory()) return null;
+    mtimeMs = st.mtimeMs;
+  } catch {
+    return null;
+  }
+  const holder = readHolder(lockPath);
+  if (holder && holder.host === hostname()) return isAlive(holder.pid) ? holder : null;
+  return Date.now() - mtimeMs < STALE_MS ? (holder ?? 'unknown') : null;
 }
 
 /** Removes a lock's folder: its holder.json, then the (then empty) folder; never anything else put there. */

@@ -101,7 +101,7 @@ function intField(cfg: Record<string, unknown>, key: string, kilnKey: string): n
 }
 
 /** The model shape from config.json, refusing GPT-2 variants Kiln does not compute. */
-function parseHFConfig(text: string): { model: ModelConfig; tied: boolean } {
+export function parseHFConfig(text: string): { model: ModelConfig; tied: boolean } {
   let cfg: unknown;
   try {
     cfg = JSON.parse(text);

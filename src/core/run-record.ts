@@ -61,6 +61,27 @@ export interface RunRecord {
   parent?: RunParent;
   /** A checkpoint brought in from a file (made by `kiln train`, or downloaded from another lab). */
   imported?: { fileName: string };
+  /**
+   * A run folder in `kiln serve --out` that the lab did not write, listed from what is in
+   * it (src/store/foreign-folder.ts); absent for the lab's own runs. Nothing is written
+   * into such a folder by listing or opening it: a `kiln train` folder becomes a lab run
+   * folder (run.json added) only when the person trains, saves, renames or deletes it.
+   */
+  source?: RunSource;
+}
+
+/** Where a listed run folder came from, and what the lab may do with it. */
+export interface RunSource {
+  /** 'train': written by `kiln train --out`; 'scale': a `kiln scale` folder trained by torchrun. */
+  kind: 'train' | 'scale';
+  /** The folder's name in --out. */
+  folder: string;
+  /** Why the lab does not train it (a scaled run: torchrun continues it); absent when it may. */
+  readOnly?: string;
+  /** Another process is writing the folder now (a live `kiln train`): who, as a person reads it. */
+  busy?: string;
+  /** What is wrong with the folder (a cut-off metrics line, a damaged checkpoint), as a person reads it. */
+  problem?: string;
 }
 
 /** The library's share of the browser's storage. */

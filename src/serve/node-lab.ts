@@ -188,7 +188,8 @@ export async function createNodeLab(opts: NodeLabOptions): Promise<NodeLab> {
     store,
     async lastSaved() {
       const lib = await storePromise?.catch(() => null);
-      const last = (await lib?.listRuns().catch(() => []))?.find((r) => r.checkpoints.length > 0);
+      // The lab's own runs: a folder it only lists (kiln train's, a scaled one) was not saved by it.
+      const last = (await lib?.listRuns().catch(() => []))?.find((r) => r.checkpoints.length > 0 && !r.source);
       const folder = last ? await lib!.folderOf(last.id) : null;
       return last && folder ? { folder, step: last.step } : null;
     },

@@ -26,19 +26,33 @@
 // older ones), reads only the committed prefix of metrics.jsonl, and settle() puts the
 // folder back in order (newest at checkpoint.safetensors, nothing unnamed) the first
 // time this process locks it again. The per-folder file work is run-folder.ts's.
+//
+// Folders the lab did not write are listed too (foreign-folder.ts): a `kiln train --out`
+// folder (checkpoint.safetensors, metrics.jsonl, no run.json) and a `kiln scale` folder
+// trained by torchrun (spec.json, metrics.jsonl, checkpoints/step_N/). Listing and
+// opening them writes nothing there; a folder another kiln is writing is listed as busy
+// (its lock, read without taking it). A `kiln train` folder becomes one of the library's
+// own when the person acts on it (trains it: adopt(), or saves, renames or deletes it):
+// its lock is taken (refused while that kiln runs), and run.json is added naming its
+// checkpoint and the rows of metrics.jsonl up to it, so it reads as any run folder (and
+// `kiln train --resume` still continues it). A scaled run is never written: every write
+// is refused with the reason (torchrun trains it). A folder whose config cannot be known
+// is not listed, said once in the log.
 import { randomUUID } from 'node:crypto';
 import { existsSync, lstatSync, mkdirSync, readdirSync, renameSync, rmdirSync, rmSync, type Dirent } from 'node:fs';
 import { statfs } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ensureDir } from '../cli/files.ts';
-import { acquireRunLock, type RunLock } from '../cli/run-lock.ts';
+import { acquireRunLock, peekRunLock, type RunLock } from '../cli/run-lock.ts';
 import { KilnError } from '../core/errors.ts';
 import { formatBytes } from '../core/model-spec.ts';
 import type { CheckpointMeta, RunRecord, StorageUsage } from '../core/run-record.ts';
 import { printable } from '../core/text.ts';
+import { readOnlyError } from '../worker/run-library.ts';
+import { foreignCheckpoint, foreignRows, foreignSignature, readForeignFolder, type ForeignRead, type ForeignRun } from './foreign-folder.ts';
 import {
   appendRows, byStep, CHECKPOINT_FILE, checkpointBytes, committedRows, isFullError, locate, messageOf, METRICS_FILE, readCheckpoint, readOwn,
-  readRunFile, removeRunFiles, rowsText, RUN_ID, settle, sha256Of, STAGED, stepFile, writeRunFile, writeWhole, folderSlug, type RunFolder,
+  readRunFile, removeRunFiles, rowsText, RUN_FILE, RUN_ID, settle, sha256Of, STAGED, stepFile, writeRunFile, writeWhole, folderSlug, type RunFolder,
 } from './run-folder.ts';
 import type { RunStore } from './run-store.ts';
 
@@ -70,6 +84,13 @@ export interface FsRunStore extends RunStore {
   folderOf(id: string): Promise<string | null>;
   /** Waits for the calls in flight, then gives up every run folder's lock (close() starts the same without waiting). */
   release(): Promise<void>;
+  /**
+   * Makes a listed `kiln train` folder the library's own before the lab trains it (see
+   * the header): its lock taken, run.json added. `step` is the checkpoint step the lab
+   * opened: a folder whose checkpoint moved on since is refused. A run already the
+   * library's is returned as it is; a scaled run is refused with the reason.
+   */
+  adopt(id: string, step?: number): Promise<RunRecord>;
 }
 
 const noop = () => {};
@@ -104,6 +125,12 @@ export async function openFsRunStore(out: string, opts: FsRunStoreOptions = {}):
   const locks = new Map<string, RunLock>();
   /** Folders put in order since their lock was taken (a failed save takes one out again). */
   const settled = new Set<string>();
+  /** id -> folder of the folders the lab did not write, from the last scan. */
+  const foreignIndex = new Map<string, string>();
+  /** Each such folder's last read, kept while its files stay the same (foreignSignature). */
+  const foreignCache = new Map<string, { signature: string; read: ForeignRead }>();
+  /** Lines already said about folders not listed (once each, not at every listing). */
+  const said = new Set<string>();
   let closed = false;
 
   // Calls run one at a time: a save moves files another call may be reading.
@@ -119,27 +146,79 @@ export async function openFsRunStore(out: string, opts: FsRunStoreOptions = {}):
 
   const pathOf = (folder: string, file?: string) => (file === undefined ? join(out, folder) : join(out, folder, file));
 
-  /** Every run folder's record, re-reading OUT (another kiln serve may share it). */
-  function scan(): RunFolder[] {
+  /**
+   * A folder the lab did not write, read (again only when its files changed), with
+   * whether another kiln is writing it now; null when it is no run (a folder not listed
+   * is said once).
+   */
+  function readForeign(folder: string): ForeignRun | null {
+    const dir = pathOf(folder);
+    const signature = foreignSignature(dir);
+    let cached = foreignCache.get(folder);
+    if (!cached || cached.signature !== signature) {
+      cached = { signature, read: readForeignFolder(dir, folder) };
+      foreignCache.set(folder, cached);
+    }
+    const read = cached.read;
+    if (read === null) return null;
+    if ('skip' in read) {
+      const line = `kiln serve: not listing ${dir}: ${read.skip}`;
+      if (!said.has(line)) {
+        said.add(line);
+        note(line);
+      }
+      return null;
+    }
+    const run = read.run;
+    if (run.rec.source.kind !== 'train') return run;
+    const holder = peekRunLock(dir);
+    if (!holder) return run;
+    const busy = holder === 'unknown' ? 'another kiln is writing it' : `being written by pid ${holder.pid} (${printable(holder.command, 80)})`;
+    // A live writer's last line may be half written: that is no problem of the folder.
+    const problem = run.rec.source.problem?.split('; ').filter((p) => !p.endsWith('ends in a cut-off line, skipped')).join('; ');
+    const { problem: _p, ...source } = run.rec.source;
+    return { ...run, rec: { ...run.rec, phase: 'training', source: { ...source, busy, ...(problem ? { problem } : {}) } } };
+  }
+
+  /** Every run folder, re-reading OUT (another kiln serve may share it): the library's own, and the folders it did not write. */
+  function scanAll(): { own: RunFolder[]; foreign: ForeignRun[] } {
     let entries: Dirent[];
     try {
       entries = readdirSync(out, { withFileTypes: true });
     } catch {
-      return [];
+      return { own: [], foreign: [] };
     }
     entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
-    const found: RunFolder[] = [];
+    const own: RunFolder[] = [];
+    const foreign: ForeignRun[] = [];
     index.clear();
+    foreignIndex.clear();
     for (const e of entries) {
       // A link is not followed: it could lead anywhere.
       if (!e.isDirectory() || e.name.startsWith('.')) continue;
       const f = readRunFile(pathOf(e.name), e.name);
+      if (!f) {
+        const g = readForeign(e.name);
+        if (g) {
+          foreignIndex.set(g.rec.id, e.name);
+          foreign.push(g);
+        }
+        continue;
+      }
       // A copied folder has its original's id: the first by name is the run.
-      if (!f || index.has(f.rec.id)) continue;
+      if (index.has(f.rec.id)) continue;
       index.set(f.rec.id, e.name);
-      found.push(f);
+      own.push(f);
     }
-    return found;
+    // Folders gone from OUT are forgotten.
+    const names = new Set(entries.map((e) => e.name));
+    for (const folder of [...foreignCache.keys()]) if (!names.has(folder)) foreignCache.delete(folder);
+    return { own, foreign };
+  }
+
+  /** The library's own run folders. */
+  function scan(): RunFolder[] {
+    return scanAll().own;
   }
 
   function find(id: string): RunFolder | null {
@@ -147,6 +226,67 @@ export async function openFsRunStore(out: string, opts: FsRunStoreOptions = {}):
     const f = known === undefined ? null : readRunFile(pathOf(known), known);
     if (f && f.rec.id === id) return f;
     return scan().find((x) => x.rec.id === id) ?? null;
+  }
+
+  /** A listed folder the lab did not write, by its run's id. */
+  function findForeign(id: string): ForeignRun | null {
+    const known = foreignIndex.get(id);
+    const g = known === undefined || readRunFile(pathOf(known), known) ? null : readForeign(known);
+    if (g && g.rec.id === id) return g;
+    return scanAll().foreign.find((x) => x.rec.id === id) ?? null;
+  }
+
+  /**
+   * A listed `kiln train` folder made the library's own (see the header), its lock held;
+   * refused for a scaled run, a folder another kiln is writing, one with no checkpoint to
+   * name, or (given `step`) one whose checkpoint is no longer the one opened.
+   */
+  async function adoptFolder(g: ForeignRun, step?: number, action: 'train' | 'change' = 'train'): Promise<RunRecord> {
+    const { folder, rec: listed } = g;
+    if (listed.source.readOnly) throw readOnlyError(listed, action);
+    if (listed.checkpoints.length === 0)
+      throw new KilnError('checkpoint', `"${listed.name}" has no checkpoint the lab can continue from (${listed.source.problem ?? `no ${CHECKPOINT_FILE}`})`,
+        `continue it with kiln train --resume --out ${pathOf(folder)}, or delete the folder`);
+    const dir = pathOf(folder);
+    await hold(folder, null);
+    try {
+      // Read again under the lock: what is there now is what the record names.
+      const now = readForeignFolder(dir, folder);
+      const run = now && 'run' in now ? now.run : null;
+      const at = run?.rec.checkpoints[0];
+      if (!run || run.rec.source.kind !== 'train' || !at) throw new KilnError('checkpoint', `${dir} changed while it was being opened (${now && 'skip' in now ? now.skip : 'it is no kiln train run now'})`, 'reload the run list');
+      if (step !== undefined && at.step !== step)
+        throw new KilnError('usage', `${dir} changed since the run was opened: its checkpoint is now at step ${at.step}, not ${step}`, 'open the run again from the run list');
+      const got = readOwn(join(dir, CHECKPOINT_FILE));
+      if (!('bytes' in got)) throw new KilnError('checkpoint', `${join(dir, CHECKPOINT_FILE)} ${got.why}`, 'reload the run list');
+      const meta: CheckpointMeta = { ...at, id: randomUUID(), bytes: got.bytes.length, sha256: sha256Of(got.bytes) };
+      const { source: _s, ...fields } = run.rec;
+      const rec: RunRecord = { ...fields, checkpoints: [meta], bytesOnDisk: meta.bytes + run.metricsBytes, updatedAt: Date.now() };
+      writeRunFile(dir, rec, run.metricsBytes);
+      settled.add(folder);
+      index.set(rec.id, folder);
+      foreignIndex.delete(rec.id);
+      foreignCache.delete(folder);
+      note(`kiln serve: ${dir} (written by kiln train) is a run of the lab now: ${RUN_FILE} added beside its files`);
+      return rec;
+    } catch (e) {
+      // The folder stays kiln train's: its lock goes back.
+      const lock = locks.get(folder);
+      locks.delete(folder);
+      settled.delete(folder);
+      await lock?.release();
+      throw e;
+    }
+  }
+
+  /** The run's own folder; a listed folder the lab did not write is adopted first (the person acted on it). */
+  async function ownFolder(id: string, action: 'train' | 'change' = 'change'): Promise<RunFolder | null> {
+    const f = find(id);
+    if (f) return f;
+    const g = findForeign(id);
+    if (!g) return null;
+    await adoptFolder(g, undefined, action);
+    return find(id);
   }
 
   /** A new, empty folder for a run: its name made safe, then the id's start, then a number if taken. */
@@ -253,22 +393,35 @@ export async function openFsRunStore(out: string, opts: FsRunStoreOptions = {}):
     dir: out,
 
     async listRuns() {
-      return scan().map((f) => f.rec).sort((a, b) => b.updatedAt - a.updatedAt);
+      const { own, foreign } = scanAll();
+      return [...own.map((f) => f.rec), ...foreign.map((g) => g.rec)].sort((a, b) => b.updatedAt - a.updatedAt);
     },
 
     async getRun(id) {
-      return find(id)?.rec ?? null;
+      return find(id)?.rec ?? findForeign(id)?.rec ?? null;
     },
 
     async folderOf(id) {
-      const f = find(id);
+      const f = find(id) ?? findForeign(id);
       return f ? pathOf(f.folder) : null;
     },
 
-    putRun(run) {
+    adopt(id, step) {
       return serial(async () => {
-        const old = find(run.id);
+        const f = find(id);
+        if (f) return f.rec;
+        const g = findForeign(id);
+        if (!g) throw new KilnError('usage', 'that run is no longer in the run library', 'its folder may have been moved or deleted: reload the run list');
+        return adoptFolder(g, step, 'train');
+      });
+    },
+
+    putRun(given) {
+      return serial(async () => {
+        // Where a run came from is the listing's to say, never the record's.
+        const { source: _s, ...run } = given;
         try {
+          const old = await ownFolder(run.id);
           if (old) {
             // The store owns checkpoints and bytesOnDisk: a record from before a save must not drop that save.
             await hold(old.folder, old.rec);
@@ -290,7 +443,7 @@ export async function openFsRunStore(out: string, opts: FsRunStoreOptions = {}):
     renameRun(id, name) {
       return serial(async () => {
         const trimmed = checkName(name);
-        const f = find(id);
+        const f = await ownFolder(id);
         if (!f) throw new KilnError('usage', `there is no run ${id} in the library`, 'it may have been deleted in another tab: reload the run list');
         await hold(f.folder, f.rec);
         const next = { ...f.rec, name: trimmed };
@@ -305,7 +458,7 @@ export async function openFsRunStore(out: string, opts: FsRunStoreOptions = {}):
 
     deleteRun(id) {
       return serial(async () => {
-        const f = find(id);
+        const f = await ownFolder(id);
         if (f) {
           await hold(f.folder, null);
           removeRunFiles(pathOf(f.folder));
@@ -327,7 +480,7 @@ export async function openFsRunStore(out: string, opts: FsRunStoreOptions = {}):
 
     saveCheckpoint(runId, bytes, save) {
       return serial(async () => {
-        const f = find(runId);
+        const f = await ownFolder(runId, 'train');
         if (!f) throw new KilnError('storage', `run ${runId} is not in the library, so its checkpoint was not saved`, 'it was deleted, perhaps in another tab');
         await hold(f.folder, f.rec);
         try {
@@ -346,6 +499,8 @@ export async function openFsRunStore(out: string, opts: FsRunStoreOptions = {}):
     loadCheckpoint(runId, meta) {
       return serial(async () => {
         const f = find(runId);
+        const g = f ? null : findForeign(runId);
+        if (g) return foreignCheckpoint(pathOf(g.folder), g, meta);
         let earlier: CheckpointMeta | null = null;
         for (const c of f?.rec.checkpoints ?? []) if (c.id !== meta.id && c.step < meta.step && (!earlier || c.step > earlier.step)) earlier = c;
         const got = f ? readCheckpoint(pathOf(f.folder), f.rec, meta) : { why: 'its run folder is gone' };
@@ -361,13 +516,15 @@ export async function openFsRunStore(out: string, opts: FsRunStoreOptions = {}):
     metrics(runId) {
       return serial(async () => {
         const f = find(runId);
-        return f ? byStep(committedRows(pathOf(f.folder), f.metricsBytes)) : [];
+        if (f) return byStep(committedRows(pathOf(f.folder), f.metricsBytes));
+        const g = findForeign(runId);
+        return g ? foreignRows(pathOf(g.folder)) : [];
       });
     },
 
     replaceMetrics(runId, rows) {
       return serial(async () => {
-        const f = find(runId);
+        const f = await ownFolder(runId, 'train');
         if (!f) return;
         await hold(f.folder, f.rec);
         const text = rowsText(rows);
@@ -383,7 +540,7 @@ export async function openFsRunStore(out: string, opts: FsRunStoreOptions = {}):
 
     rewind(runId, step) {
       return serial(async () => {
-        const f = find(runId);
+        const f = await ownFolder(runId, 'train');
         if (!f) throw new KilnError('usage', 'that run is no longer in the run library', 'it may have been deleted in another tab: reload the page');
         const { folder, rec } = f;
         const dir = pathOf(folder);
@@ -442,7 +599,8 @@ export async function openFsRunStore(out: string, opts: FsRunStoreOptions = {}):
     },
 
     async usage(): Promise<StorageUsage> {
-      const runsBytes = scan().reduce((s, f) => s + f.rec.bytesOnDisk, 0);
+      const { own, foreign } = scanAll();
+      const runsBytes = own.reduce((s, f) => s + f.rec.bytesOnDisk, 0) + foreign.reduce((s, g) => s + g.rec.bytesOnDisk, 0);
       let datasetsBytes = 0;
       try {
         for (const name of readdirSync(datasetsDir)) if (/^[0-9a-f]{64}\.txt$/.test(name)) datasetsBytes += lstatSync(join(datasetsDir, name)).size;

@@ -52,6 +52,14 @@ export interface RunStore {
   putDataset(sha256: string, name: string, bytes: Uint8Array): Promise<void>;
   getDataset(sha256: string): Promise<{ name: string; bytes: Uint8Array } | null>;
   usage(): Promise<StorageUsage>;
+  /**
+   * Makes a listed run the store did not write itself (RunRecord.source: a `kiln train`
+   * folder in kiln serve's --out) its own before the lab trains it; refused (KilnError)
+   * when it may not be: a read-only run, a folder another process is writing, or one whose
+   * checkpoint is no longer at `step` (the one the lab opened). Stores whose runs are all
+   * their own have none.
+   */
+  adopt?(id: string, step?: number): Promise<RunRecord>;
   /** Removes chunks no run's record names (left by a save that never committed); returns how many. */
   sweep(): Promise<number>;
   close(): void;

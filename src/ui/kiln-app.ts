@@ -17,6 +17,7 @@ import { cliCommand, decodeShareLink, encodeShareLink, reduceCurve } from '../co
 import type { ConfigFit, DataSource, LabBackendKind, SampleRequest } from '../worker/api.ts';
 import { LabController } from './lab-controller.ts';
 import type { ExtendDetail } from './kiln-run-bar.ts';
+import type { ScaleView } from './kiln-config-panel.ts';
 import type { BranchConfirmDetail } from './kiln-branch-dialog.ts';
 import type { CompareRun, SharedCurve } from './kiln-loss-chart.ts';
 import type { CompareTableRun } from './kiln-compare-table.ts';
@@ -137,6 +138,7 @@ export class KilnApp extends LitElement {
       }
       this.shared = spec.results ?? null;
       this.linkError = null;
+      this.lab.resetScale();
     } catch (e) {
       const err = e as { message: string; hint?: string };
       this.linkError = { message: `This link could not be opened: ${err.message}`, hint: err.hint ?? 'ask for a new link' };
@@ -234,7 +236,23 @@ export class KilnApp extends LitElement {
     this.preset = e.detail.preset;
     this.config = e.detail.config;
     if (presetChanged && !this.ownData) this.dataChoice = PRESET_DATASETS[this.preset] ?? this.dataChoice;
+    this.lab.resetScale();
     this.scheduleFit();
+  }
+
+  /** "Run on a cluster": the `kiln scale` folder of these settings and this text, as a zip. */
+  private async onScaleDownload(): Promise<void> {
+    const source = this.chosenSource();
+    if (!source || !this.valid) return;
+    await this.lab.downloadScale(this.spec(), source);
+  }
+
+  /** What the settings panel shows of "Run on a cluster" (null where the lab cannot build it: kiln serve). */
+  private scaleView(): ScaleView | null {
+    if (!this.lab.canScale) return null;
+    const waiting = !this.valid ? 'Fix the settings first.' : !this.chosenSource() ? 'Choose the training text first: the zip holds it tokenized.'
+      : this.lab.busy.has('data') ? 'Reading the training text…' : null;
+    return { ...this.lab.scale, ready: waiting === null, waiting };
   }
 
   private onData(e: CustomEvent<{ source: DataSource }>): void {
@@ -283,7 +301,9 @@ export class KilnApp extends LitElement {
     this.adoptRun();
     // "Resume" in the list: an interrupted or paused run goes on training at once when its data is here.
     const st = this.lab.status;
-    if (rec && (rec.phase === 'training' || rec.phase === 'paused') && info.data && st && st.step < st.stopAt) await this.lab.resume();
+    // Not a folder another kiln is writing, nor a scaled run (torchrun trains it): those open to look at and sample.
+    const trainable = !rec?.source?.busy && !rec?.source?.readOnly;
+    if (rec && trainable && (rec.phase === 'training' || rec.phase === 'paused') && info.data && st && st.step < st.stopAt) await this.lab.resume();
   }
 
   private async openEarlier(): Promise<void> {
@@ -509,7 +529,8 @@ export class KilnApp extends LitElement {
           </section>
           <section class="card" aria-label="Model and training settings">
             <kiln-config-panel .preset=${this.preset} .config=${this.config} .fit=${this.fit} .backend=${this.backend} .env=${env}
-              .cliCommand=${this.valid ? this.command() : ''} .link=${this.valid ? this.configLink() : ''} ?served=${!!lab.served} ?disabled=${training || watching} @config-change=${this.onConfig}></kiln-config-panel>
+              .cliCommand=${this.valid ? this.command() : ''} .link=${this.valid ? this.configLink() : ''} ?served=${!!lab.served} ?disabled=${training || watching} .scale=${this.scaleView()}
+              @config-change=${this.onConfig} @scale-download=${this.onScaleDownload}></kiln-config-panel>
           </section>
         </div>
         <div class="center">

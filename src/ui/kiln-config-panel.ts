@@ -5,13 +5,16 @@
 // worker (ConfigFit). A config over this browser's limits gets the `kiln` command that
 // trains it in Node, with a Copy button, and the way to train it with this same UI on
 // the machine's own GPU: `kiln serve`, then this config's settings in the tab it opens.
+// A model that does not fit also gets "Run on a cluster": the folder `kiln scale` writes,
+// as a zip the worker builds (the parent does the building; this element asks for it
+// with a `scale-download` event and shows the progress and outcome it is given).
 import { LitElement, css, html, nothing, type PropertyValues } from 'lit';
 import { customElement, property, state } from 'lit/decorators.js';
 import { live } from 'lit/directives/live.js';
 import type { FieldKey, FieldSpec, RunConfig } from '../core/config.ts';
 import { formatBytes } from '../core/model-spec.ts';
 import { PRESETS, findPreset } from '../core/presets.ts';
-import type { ConfigFit, LabBackendKind, LabEnvironment } from '../worker/api.ts';
+import type { ConfigFit, LabBackendKind, LabEnvironment, LabError, ScaleProgress } from '../worker/api.ts';
 import { hostStyles } from './host-styles.ts';
 import {
   FORM_SECTIONS, changedFields, editField, fieldText, formatCount, formState, numberStep, presetBase, reconcileDrafts,
@@ -24,6 +27,29 @@ export interface ConfigChangeDetail {
   config: RunConfig;
   /** validate() found nothing and every field's text parsed. */
   valid: boolean;
+}
+
+/** "Run on a cluster" as the parent has it: the zip being built, the last one downloaded, or why it failed. */
+export interface ScaleView {
+  /** There is a text to tokenize and the settings are valid: the button works. */
+  ready: boolean;
+  /** Why not yet, in a sentence (null when ready). */
+  waiting: string | null;
+  building: boolean;
+  progress: ScaleProgress | null;
+  error: LabError | null;
+  done: { fileName: string; bytes: number } | null;
+}
+
+/** What the progress line says at each stage of the build. */
+function scaleStage(p: ScaleProgress | null): { text: string; value: number | null } {
+  const pct = p && p.total > 1 ? p.done / p.total : null;
+  const n = pct === null ? '' : ` ${Math.floor(pct * 100)}%`;
+  switch (p?.stage) {
+    case 'weights': return { text: 'Making the starting weights (Kiln\'s seeded initialisation)…', value: null };
+    case 'zip': return { text: `Packing the zip…${n}`, value: pct };
+    default: return { text: `Tokenizing the text…${n}`, value: pct };
+  }
 }
 
 type CopyState = 'idle' | 'copied' | 'selected';
@@ -130,6 +156,18 @@ export class KilnConfigPanel extends LitElement {
       white-space: pre-wrap; word-break: break-all; max-height: 9.5em; overflow-y: auto;
     }
     .copied { display: block; min-height: 1.3em; margin-top: 2px; font-size: 12px; color: #6b645c; }
+
+    .cluster { margin: 8px 0; padding: 8px 0; border-top: 1px dashed #e9b8b2; border-bottom: 1px dashed #e9b8b2; }
+    .cluster p { margin: 0 0 6px; }
+    .btn.zip { font-weight: 600; border-color: #c2571a; color: #8a3b12; }
+    .btn.zip:hover:not(:disabled) { background: #fbeee5; }
+    .cluster .note { margin: 4px 0 0; color: #6b645c; font-size: 12px; }
+    .cluster code { font: 12px ui-monospace, 'SF Mono', Menlo, Consolas, monospace; }
+    .building { display: flex; align-items: center; gap: 8px; margin-top: 6px; font-size: 12px; color: #4a443e; }
+    .building progress { flex: none; width: 90px; height: 8px; accent-color: #c2571a; }
+    .building span { min-width: 0; overflow-wrap: anywhere; }
+    .cluster .error { margin: 6px 0 0; }
+    .cluster .done { margin: 6px 0 0; font-size: 12px; color: #2f5d2a; overflow-wrap: anywhere; }
   `];
 
   /** The preset the config started from (its name; an unknown name means a custom config). */
@@ -145,6 +183,8 @@ export class KilnConfigPanel extends LitElement {
   @property() link = '';
   /** The page is served by `kiln serve`: the limits are its device's, and it is already the way out. */
   @property({ type: Boolean }) served = false;
+  /** "Run on a cluster" (null: not offered here, as under kiln serve). Shown when the model does not fit. */
+  @property({ attribute: false }) scale: ScaleView | null = null;
   /** While a run trains: the fields are read-only. */
   @property({ type: Boolean, reflect: true }) disabled = false;
 
@@ -326,6 +366,7 @@ export class KilnConfigPanel extends LitElement {
         ? 'This model is too big for this device. The same config as a kiln command (for another machine, or another backend):'
         : 'This model is too big for this browser: run the same config with the kiln command in Node:'}</p>
       ${this.renderCopyable('train', 'kiln command', this.cliCommand)}
+      ${fit.fits ? nothing : this.renderCluster()}
       ${this.served || !settings
         ? nothing
         : html`<p>Or run it on this machine with the lab's UI:</p>
@@ -333,6 +374,25 @@ export class KilnConfigPanel extends LitElement {
           <p>then open this config there: add its settings to the end of the address of the tab it opens.</p>
           ${this.renderCopyable('settings', "config's settings", settings)}`}
       <span class="copied" aria-live="polite">${copied}</span>
+    </div>`;
+  }
+
+  /** "Run on a cluster": the button, what the zip is, and the build's progress or outcome. */
+  private renderCluster() {
+    const sc = this.scale;
+    if (!sc) return nothing;
+    const stage = scaleStage(sc.progress);
+    return html`<div class="cluster">
+      <p>Or on your own GPUs, with PyTorch:</p>
+      <button type="button" class="btn zip" ?disabled=${!sc.ready || sc.building || !this.cliCommand} aria-describedby="cluster-note"
+        @click=${() => this.dispatchEvent(new CustomEvent('scale-download', { bubbles: true, composed: true }))}>Run on a cluster (.zip)</button>
+      <p class="note" id="cluster-note">A folder for PyTorch <code>torchrun</code> on your own GPUs: unzip, then <code>bash run.sh</code>.</p>
+      ${sc.waiting && !sc.building ? html`<p class="note">${sc.waiting}</p>` : nothing}
+      ${sc.building
+        ? html`<div class="building" role="status"><progress max="1" value=${stage.value ?? nothing} aria-label="Building the zip"></progress><span>${stage.text}</span></div>`
+        : nothing}
+      ${sc.error ? html`<p class="error" role="alert"><b>The zip could not be built:</b> ${sc.error.message}. ${sc.error.hint}</p>` : nothing}
+      ${sc.done && !sc.building ? html`<p class="done" role="status">Downloaded ${sc.done.fileName} (${formatBytes(sc.done.bytes)}).</p>` : nothing}
     </div>`;
   }
 

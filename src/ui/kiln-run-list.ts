@@ -64,13 +64,26 @@ export type PhaseTone = 'training' | 'interrupted' | 'paused' | 'stopped' | 'don
  * How a saved run stands, as its badge says it. A run saved as 'training' that is not the
  * open one was cut off (the page closed or crashed mid-run): "interrupted".
  */
-export function phaseBadge(run: Pick<RunRecord, 'id' | 'phase'>, currentId: string | null): PhaseTone {
+export function phaseBadge(run: Pick<RunRecord, 'id' | 'phase' | 'source'>, currentId: string | null): PhaseTone {
+  // A folder another kiln is writing now (kiln serve lists it) is training, not cut off.
+  if (run.source?.busy) return 'training';
   if (run.phase === 'training') return run.id === currentId ? 'training' : 'interrupted';
   return run.phase;
 }
 
-/** Where the run came from, or null: "branched from NAME at step N", "imported from FILE". */
-export function provenance(run: Pick<RunRecord, 'parent' | 'imported'>): string | null {
+/**
+ * Where the run came from, or null: "branched from NAME at step N", "imported from FILE";
+ * for a folder kiln serve lists but did not write, "from kiln train" or "from kiln scale,
+ * trained by torchrun", with who is writing it and what is wrong with it.
+ */
+export function provenance(run: Pick<RunRecord, 'parent' | 'imported' | 'source'>): string | null {
+  const src = run.source;
+  if (src) {
+    const parts = [src.kind === 'train' ? `from kiln train (${src.folder})` : `from kiln scale (${src.folder}), trained by torchrun: read-only here`];
+    if (src.busy) parts.push(src.busy);
+    if (src.problem) parts.push(src.problem);
+    return parts.join(' · ');
+  }
   if (run.parent) return `branched from ${run.parent.name} at step ${run.parent.step.toLocaleString('en-US')}`;
   if (run.imported) return `imported from ${run.imported.fileName}`;
   return null;
@@ -95,6 +108,7 @@ export function persistenceLine(persisted: boolean | null): string {
 
 /** Whether the run's Open button continues training (it stopped short of its end) or only opens it. */
 function resumable(run: RunRecord, tone: PhaseTone): boolean {
+  if (run.source?.readOnly || run.source?.busy) return false;
   return (tone === 'paused' || tone === 'interrupted') && run.step < run.spec.config.steps;
 }
 
@@ -281,7 +295,7 @@ export class KilnRunList extends LitElement {
         @blur=${(e: FocusEvent) => this.finishRename(run, e.target as HTMLInputElement, true)} /></span>`;
     }
     return html`<span class="name" title=${run.name}>${run.name}</span>
-      <button type="button" class="icon" data-rename=${run.id} aria-label="Rename ${run.name}" title="Rename" ?disabled=${this.busy}
+      <button type="button" class="icon" data-rename=${run.id} aria-label="Rename ${run.name}" title=${run.source?.readOnly ? `Read-only: ${run.source.readOnly}` : 'Rename'} ?disabled=${this.busy || !!run.source?.readOnly}
         @click=${() => this.startRename(run.id)}>
         <svg viewBox="0 0 16 16" aria-hidden="true" fill="none" stroke="currentColor" stroke-width="1.5" stroke-linejoin="round">
           <path d="M11.2 2.3l2.5 2.5-8.2 8.2-3.1.6.6-3.1z" /><path d="M9.8 3.7l2.5 2.5" />
@@ -308,7 +322,9 @@ export class KilnRunList extends LitElement {
     const color = current ? COLORS.train : colors.get(run.id) ?? runColor(run.id);
     const from = provenance(run);
     const saved = run.checkpoints.length > 0;
-    const noCheckpoint = saved ? '' : 'No checkpoint saved yet';
+    const noCheckpoint = saved ? '' : run.source?.problem ? `No checkpoint opens: ${run.source.problem}` : 'No checkpoint saved yet';
+    // A scaled run's folder is torchrun's: the lab renames and deletes nothing there.
+    const fixed = run.source?.readOnly ? `Read-only: ${run.source.readOnly}` : '';
     const updated = new Date(run.updatedAt);
     return html`<li class=${current ? 'current' : ''} aria-current=${current ? 'true' : 'false'}>
       <div class="top">
@@ -343,7 +359,7 @@ export class KilnRunList extends LitElement {
             <button type="button" class="btn" ?disabled=${this.busy || !saved} title=${noCheckpoint || 'Its newest checkpoint as a .safetensors file (kiln sample, eval and export read it)'}
               @click=${() => this.fire<RunIdDetail>('run-download', { id: run.id })}>Download</button>
             <span class="spacer"></span>
-            <button type="button" class="icon delete" data-delete=${run.id} ?disabled=${this.busy} aria-label="Delete ${run.name}" title="Delete"
+            <button type="button" class="icon delete" data-delete=${run.id} ?disabled=${this.busy || !!fixed} aria-label="Delete ${run.name}" title=${fixed || 'Delete'}
               @click=${() => { this.renaming = null; this.confirming = run.id; }}>
               <svg viewBox="0 0 16 16" aria-hidden="true" fill="none" stroke="currentColor" stroke-width="1.4" stroke-linecap="round" stroke-linejoin="round">
                 <path d="M2.5 4h11M6.5 4V2.5h3V4M4 4l.7 9.5h6.6L12 4M6.8 6.5v4.5M9.2 6.5v4.5" />

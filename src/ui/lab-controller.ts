@@ -8,7 +8,7 @@ import type { ReactiveController, ReactiveControllerHost } from 'lit';
 import type { RunConfig } from '../core/config.ts';
 import type {
   ConfigFit, DataFile, DataSource, DataSummary, ExtendOptions, LabApi, LabBackendKind, LabEnvironment, LabError, LabEvent, LabMetrics, RunInfo,
-  RunStatus, SampleRequest,
+  RunStatus, SampleRequest, ScaleApi, ScaleProgress,
 } from '../worker/api.ts';
 import type { RunRecord, StorageUsage } from '../core/run-record.ts';
 import type { RunSpec } from '../core/run-spec.ts';
@@ -56,6 +56,29 @@ export function labError(e: unknown): LabError {
   return { code: 'internal', message: err?.message ? `${err.message}` : String(e), hint: 'reload the page; if this keeps happening it is a bug in Kiln' };
 }
 
+/** "Run on a cluster": the `kiln scale` zip being built, the last one handed over, or why it failed. */
+export interface ScaleState {
+  building: boolean;
+  progress: ScaleProgress | null;
+  error: LabError | null;
+  /** The last zip downloaded (its name and size). */
+  done: { fileName: string; bytes: number } | null;
+}
+
+const SCALE_IDLE: ScaleState = { building: false, progress: null, error: null, done: null };
+
+/** Hands bytes to the browser as a download named `fileName`. */
+function saveFile(blob: Blob, fileName: string): void {
+  const url = URL.createObjectURL(blob);
+  const a = document.createElement('a');
+  a.href = url;
+  a.download = fileName;
+  document.body.append(a);
+  a.click();
+  a.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 60_000);
+}
+
 export class LabController implements ReactiveController {
   env: LabEnvironment | null = null;
   status: RunStatus | null = null;
@@ -82,6 +105,8 @@ export class LabController implements ReactiveController {
   compared = new Map<string, LabMetrics[]>();
   /** A run that failed to open because a checkpoint is damaged: the earlier step it can open at. */
   openFailure: { id: string; name: string; step: number } | null = null;
+  /** "Run on a cluster" (the browser's worker only). */
+  scale: ScaleState = SCALE_IDLE;
 
   /**
    * Counts the runs the controller found rather than the page opened: the run kiln serve
@@ -94,6 +119,8 @@ export class LabController implements ReactiveController {
   served: ServedState | null = null;
 
   private api: LabApi | null = null;
+  /** The worker's call beyond LabApi (null under kiln serve, whose page has the kiln CLI at hand). */
+  private scaleApi: ScaleApi | null = null;
   private closeApi: (() => void) | null = null;
   private remote: RemoteLab | null = null;
   /** kiln serve's token (taken from the address once, when the controller is made). */
@@ -123,6 +150,7 @@ export class LabController implements ReactiveController {
       this.update();
     });
     const api = workerLab(worker);
+    this.scaleApi = api;
     this.use(api, () => api.close());
     void navigator.storage?.persisted?.().then((p) => {
       if (p) this.persisted = true;
@@ -134,6 +162,7 @@ export class LabController implements ReactiveController {
     this.closeApi?.();
     this.closeApi = null;
     this.api = null;
+    this.scaleApi = null;
     this.remote = null;
   }
 
@@ -421,14 +450,40 @@ export class LabController implements ReactiveController {
   async download(id: string): Promise<void> {
     const file = await this.call('library', (api) => api.exportCheckpoint(id));
     if (!file) return;
-    const url = URL.createObjectURL(new Blob([file.bytes as Uint8Array<ArrayBuffer>], { type: 'application/octet-stream' }));
-    const a = document.createElement('a');
-    a.href = url;
-    a.download = file.fileName;
-    document.body.append(a);
-    a.click();
-    a.remove();
-    setTimeout(() => URL.revokeObjectURL(url), 60_000);
+    saveFile(new Blob([file.bytes as Uint8Array<ArrayBuffer>], { type: 'application/octet-stream' }), file.fileName);
+  }
+
+  // ---- "Run on a cluster" ----
+
+  /** The lab can build the `kiln scale` folder (the browser's worker; not kiln serve). */
+  get canScale(): boolean {
+    return this.scaleApi !== null;
+  }
+
+  /** Forgets the last zip's outcome (the settings changed); a build in progress goes on. */
+  resetScale(): void {
+    if (this.scale.building || (!this.scale.done && !this.scale.error)) return;
+    this.scale = SCALE_IDLE;
+    this.update();
+  }
+
+  /** Builds the `kiln scale` folder of this spec and text in the worker and downloads it as a zip. */
+  async downloadScale(spec: RunSpec, source: DataSource): Promise<void> {
+    const api = this.scaleApi;
+    if (!api || this.scale.building) return;
+    this.scale = { ...SCALE_IDLE, building: true };
+    this.update();
+    try {
+      const zip = await api.scaleFolder(spec, source, (progress) => {
+        if (this.scale.building) this.scale = { ...this.scale, progress };
+        this.update();
+      });
+      saveFile(zip.blob, zip.fileName);
+      this.scale = { ...SCALE_IDLE, done: { fileName: zip.fileName, bytes: zip.blob.size } };
+    } catch (e) {
+      this.scale = { ...SCALE_IDLE, error: labError(e) };
+    }
+    this.update();
   }
 
   async importCheckpoint(fileName: string, bytes: Uint8Array): Promise<RunRecord | undefined> {

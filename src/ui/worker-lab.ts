@@ -3,15 +3,16 @@
 // text) go over as comlink proxies, and a checkpoint's bytes are moved to the worker
 // rather than copied. The controller sees the same interface as remote-lab.ts's.
 import { proxy, transfer, wrap } from 'comlink';
-import type { LabApi } from '../worker/api.ts';
+import type { LabApi, ScaleApi } from '../worker/api.ts';
 
-export type WorkerLab = LabApi & {
+/** The worker's LabApi, and its one call beyond it (the `kiln scale` folder as a zip). */
+export type WorkerLab = LabApi & ScaleApi & {
   /** Ends the worker (and with it any run it trains). */
   close(): void;
 };
 
 export function workerLab(worker: Worker): WorkerLab {
-  const api = wrap<LabApi>(worker);
+  const api = wrap<LabApi & ScaleApi>(worker);
   return {
     environment: () => api.environment(),
     checkConfig: (config, vocabSize, backend) => api.checkConfig(config, vocabSize, backend),
@@ -44,6 +45,8 @@ export function workerLab(worker: Worker): WorkerLab {
     runMetrics: (id) => api.runMetrics(id),
     save: () => api.save(),
     storageUsage: () => api.storageUsage(),
+    // The zip comes back as a Blob (the page's download link reads it; nothing is copied into the page).
+    scaleFolder: (spec, source, onProgress) => api.scaleFolder(spec, source, onProgress ? proxy(onProgress) : undefined),
     close: () => worker.terminate(),
   };
 }

@@ -171,6 +171,32 @@ export interface ExtendOptions {
   schedule?: 'keep' | 'stretch';
 }
 
+/** How far building a `kiln scale` folder in the lab's worker has come (LabSession.scaleFolder). */
+export interface ScaleProgress {
+  /** 'data': tokenizing the text; 'weights': the seeded starting weights and their HF export; 'zip': CRC-32s of the files. */
+  stage: 'data' | 'weights' | 'zip';
+  done: number;
+  total: number;
+}
+
+/** The folder `kiln scale` writes, as a zip to download (one top-level folder, `fileName` without .zip). */
+export interface ScaleDownload {
+  fileName: string;
+  blob: Blob;
+  /** The archive's file paths, in order. */
+  files: string[];
+}
+
+/**
+ * The browser worker's one call beyond LabApi: the `kiln scale` folder of a config and a
+ * text, built off the page's thread, for "Run on a cluster". Not part of LabApi, so
+ * `kiln serve` (src/core/lab-protocol.ts) does not offer it: a page served by it has the
+ * kiln CLI at hand already.
+ */
+export interface ScaleApi {
+  scaleFolder(spec: RunSpec, source: DataSource, onProgress?: (p: ScaleProgress) => void): Promise<ScaleDownload>;
+}
+
 export interface LabApi {
   /** What this browser can train on (finds the adapter once). */
   environment(): Promise<LabEnvironment>;

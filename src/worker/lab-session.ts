@@ -35,12 +35,13 @@ import { train, type StepMetrics, type TrainerSnapshot } from '../train/trainer.
 import { adapterBudget, assertModelFits, type Budget } from '../core/budget.ts';
 import { configFit, webgpuPlanner } from './config-fit.ts';
 import { checkpointAt, createBranch, exportCheckpoint, getRecord, importCheckpoint, loadRun, type RunPoint } from './library-ops.ts';
-import { newRecord, newRunId, uniqueName } from './run-library.ts';
+import { newRecord, newRunId, readOnlyError, uniqueName } from './run-library.ts';
 import { RunSaver, SaveQueue } from './run-saver.ts';
 import { sampleText } from './sample-text.ts';
+import { buildScaleZip } from './scale-zip.ts';
 import type {
   ConfigFit, DataFile, DataSource, DataSummary, ExtendOptions, LabApi, LabBackendKind, LabEnvironment, LabError, LabEvent, LabMetrics,
-  RunInfo, RunStatus, SampleRequest,
+  RunInfo, RunStatus, SampleRequest, ScaleApi, ScaleDownload, ScaleProgress,
 } from './api.ts';
 
 export interface LabSessionDeps {
@@ -68,6 +69,8 @@ export interface LabSessionDeps {
   readDataFile?(path: string): Promise<{ name: string; bytes: Uint8Array }>;
   /** The texts of that folder, for dataFiles() (without it: none). */
   dataFiles?(): Promise<DataFile[]>;
+  /** scale/train_ddp.py's text, for scaleFolder() (the browser worker's bundle has it; without it scaleFolder() is refused). */
+  trainerScript?: string;
 }
 
 export interface LabSessionOptions {
@@ -110,7 +113,7 @@ function toLabError(e: unknown): LabError {
   return { code: 'internal', message: `${err.name}: ${err.message}`, hint: 'this is a bug in Kiln: reload the page; the run can be started again' };
 }
 
-export class LabSession implements LabApi {
+export class LabSession implements LabApi, ScaleApi {
   private listeners = new Map<number, (e: LabEvent) => void>();
   private nextListener = 1;
   private envPromise: Promise<LabEnvironment> | null = null;
@@ -266,6 +269,29 @@ export class LabSession implements LabApi {
     return { bytes: source.bytes, name: source.name, ref: { kind: 'file', name: source.name, bytes: source.bytes.length, sha256 } };
   }
 
+  // ---- "Run on a cluster" (ScaleApi, outside LabApi) ----
+
+  /**
+   * The `kiln scale` folder of a config and a text, as a zip: the text tokenized as a run
+   * tokenizes it (the data panel's tokens when they are for the same text and settings),
+   * Kiln's seeded starting weights, the trainer and its launch scripts.
+   */
+  async scaleFolder(spec: RunSpec, source: DataSource, onProgress?: (p: ScaleProgress) => void): Promise<ScaleDownload> {
+    const trainerScript = this.deps.trainerScript;
+    if (trainerScript === undefined) throw new KilnError('usage', 'this lab cannot build a kiln scale folder', 'run kiln scale with the same settings in Node: it writes the same folder');
+    const issues = validate(spec.config);
+    if (issues.length) throw new KilnError('config', issues.map((i) => i.message).join('; '), 'fix the fields marked in the form');
+    const config = spec.config;
+    onProgress?.({ stage: 'data', done: 0, total: 1 });
+    const { bytes, name, ref } = await this.readSource(source);
+    const d = this.data;
+    const same = d && sameData(d.summary.ref, ref) && d.config.tokenizer === config.tokenizer && d.config.bpeVocab === config.bpeVocab
+      && d.config.valFraction === config.valFraction && d.config.blockSize === config.blockSize;
+    const prepared = same ? d.prepared : await prepareData(config, decodeText(bytes, name), undefined, (done, total) => onProgress?.({ stage: 'data', done, total }));
+    onProgress?.({ stage: 'data', done: 1, total: 1 });
+    return buildScaleZip({ spec: { preset: spec.preset, config: { ...config }, data: ref }, data: ref, prepared, trainerScript, ...(onProgress ? { onProgress } : {}) });
+  }
+
   /** Gives a run opened without data the prepared text, tokenized with the run's own tokenizer. */
   private async attachData(r: ActiveRun): Promise<void> {
     const d = this.data!;
@@ -349,7 +375,28 @@ export class LabSession implements LabApi {
     if (this.leg) return;
     if (r.point.step >= this.state.stopAt) throw new KilnError('usage', `the run is at step ${r.point.step} of ${this.state.stopAt}`, 'extend it to train further');
     this.needData(r);
+    // (Only a listed run waits here: a run of the library's own starts at once, as before.)
+    if (r.saver.record?.source) {
+      await this.claim(r);
+      if (this.leg || this.run !== r) return;
+    }
     this.startLeg(r);
+  }
+
+  /**
+   * A listed run the library did not write (RunRecord.source: a `kiln train` folder in
+   * kiln serve's --out) is made the library's own before it trains or saves, as the
+   * person acted on it; a read-only one (a scaled run, which torchrun trains) is
+   * refused with the reason, and so is a folder another kiln is writing.
+   */
+  private async claim(r: ActiveRun): Promise<void> {
+    const rec = r.saver.record;
+    if (!rec?.source) return;
+    if (rec.source.readOnly) throw readOnlyError(rec);
+    const store = await this.needStore();
+    if (!store.adopt) return;
+    const own = await store.adopt(rec.id, r.saver.savedStep ?? undefined);
+    if (r.saver.record?.id === own.id) r.saver.adopted(own);
   }
 
   /** A run opened without its data cannot train: say which text it needs. */
@@ -392,7 +439,10 @@ export class LabSession implements LabApi {
     const r = this.need();
     if (!(Number.isInteger(steps) && steps >= 1 && steps <= 10_000_000)) throw new KilnError('usage', `extend by ${steps} steps`, 'use a whole number of steps from 1 to 10,000,000');
     const stopAt = this.state.stopAt + steps;
-    if (!this.leg) this.needData(r);
+    if (!this.leg) {
+      this.needData(r);
+      if (r.saver.record?.source) await this.claim(r);
+    }
     r.config.steps = stopAt;
     if (opts.schedule === 'stretch') r.config.decaySteps = Math.max(r.config.decaySteps, stopAt);
     r.info.spec.config = { ...r.config };
@@ -597,7 +647,10 @@ export class LabSession implements LabApi {
     const r = this.need();
     await this.needStore();
     if (!r.saver.record) throw new KilnError('storage', 'this run is no longer in the run library (it was deleted)', 'start a new run to keep one');
-    if (!this.leg && r.point.step > 0) r.saver.queueSave(r.snapshot, savedPhase(this.state.phase));
+    if (!this.leg && r.point.step > 0) {
+      await this.claim(r);
+      r.saver.queueSave(r.snapshot, savedPhase(this.state.phase));
+    }
     await this.settleSaves();
     if (this.state.saveError) throw new KilnError('storage', this.state.saveError.message, this.state.saveError.hint);
   }
@@ -629,6 +682,12 @@ export class LabSession implements LabApi {
   async deleteRun(id: string): Promise<void> {
     const store = await this.needStore();
     const r = this.run;
+    const listed = r?.saver.record?.id === id ? r.saver.record.source : undefined;
+    if (r && listed) {
+      // A listed folder the lab did not write: refused before the open run lets go of its record.
+      if (listed.readOnly) throw readOnlyError(r.saver.record!, 'change');
+      if (store.adopt) r.saver.adopted(await store.adopt(id));
+    }
     if (r?.saver.record?.id === id) {
       // The run stays open (unsaved) until another is made or opened.
       if (this.leg) await this.pause();
@@ -679,6 +738,11 @@ export class LabSession implements LabApi {
   private async openRecord(store: RunStore, rec: RunRecord, backendKind: LabBackendKind, step?: number): Promise<RunInfo> {
     const config = { ...rec.spec.config };
     const meta = checkpointAt(rec, step);
+    // A listed folder the lab did not write opens only at a checkpoint it has (never as a fresh model from the seed).
+    if (!meta && rec.source) {
+      throw new KilnError('checkpoint', `"${printable(rec.name, 80)}" has no checkpoint to open${rec.source.problem ? ` (${rec.source.problem})` : ''}`,
+        rec.source.kind === 'scale' ? 'torchrun saves checkpoints/step_N every checkpointEvery steps: open it once one is saved' : 'kiln train saves checkpoint.safetensors every checkpointEvery steps: open it once one is saved');
+    }
     const found = await this.textOf(rec.spec.data);
     const loaded = await loadRun(store, rec, meta, config, found?.text ?? null);
     let rows = (await store.metrics(rec.id)).filter((m) => m.step <= loaded.point.step);

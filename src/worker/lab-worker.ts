@@ -1,7 +1,9 @@
 // The lab's module web worker: a LabSession on this browser's GPU (navigator.gpu is
 // there in Chromium's dedicated workers), or on the CPU reference, exposed to the page
 // through comlink. The page names where the bundled datasets live in the worker's
-// `name` (the worker's own URL says nothing about the site's base path).
+// `name` (the worker's own URL says nothing about the site's base path). Besides the
+// LabApi it builds the `kiln scale` folder for "Run on a cluster" (LabSession.scaleFolder),
+// with the trainer script Vite bundles from scale/train_ddp.py (the file the CLI copies).
 import { expose, transferHandlers } from 'comlink';
 import type { Backend } from '../backends/backend.ts';
 import { CpuBackend } from '../backends/cpu.ts';
@@ -12,6 +14,7 @@ import { KilnError } from '../core/errors.ts';
 import { openRunStore } from '../store/idb-store.ts';
 import type { LabBackendKind, LabEnvironment } from './api.ts';
 import { LabSession } from './lab-session.ts';
+import trainerScript from '../../scale/train_ddp.py?raw';
 
 interface WorkerName {
   datasets: string;
@@ -109,5 +112,5 @@ const deviceName = (b: Backend) => (b instanceof WebGpuBackend ? b.gpu.displayNa
 // IndexedDB is there in workers; a browser that refuses it (some private windows) still trains, unsaved.
 const store = () => openRunStore();
 
-const session = new LabSession({ environment, createBackend, loadBundled, sha256, deviceName, store }, { autoSampleEvery: 10, autoSampleTokens: 80 });
+const session = new LabSession({ environment, createBackend, loadBundled, sha256, deviceName, store, trainerScript }, { autoSampleEvery: 10, autoSampleTokens: 80 });
 expose(session);

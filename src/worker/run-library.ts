@@ -78,3 +78,16 @@ export function newRecord(fields: {
   if (fields.imported) rec.imported = fields.imported;
   return rec;
 }
+
+/**
+ * The refusal for a listed run the lab may not train or change (RunRecord.source.readOnly:
+ * a scaled run, which torchrun continues): what it is, and what to do instead.
+ */
+export function readOnlyError(run: Pick<RunRecord, 'name' | 'source'>, action: 'train' | 'change' = 'train'): KilnError {
+  const why = run.source?.readOnly ?? 'read-only here';
+  const folder = run.source?.folder ?? 'its folder';
+  return new KilnError('usage', `"${run.name}" is ${why}`,
+    action === 'train'
+      ? `in ${folder}, ./run.sh --resume trains it further; here it opens for sampling, and Download gives its checkpoint to import as a new run`
+      : `the lab writes nothing into ${folder}: rename or delete that folder itself`);
+}

@@ -86,6 +86,11 @@ export class RunSaver {
     if (this.rec) this.rec = { ...this.rec, name };
   }
 
+  /** The library made the run its own (a listed folder it did not write, adopted before training): later writes go to this record. */
+  adopted(record: RunRecord): void {
+    this.rec = record;
+  }
+
   /** The run was deleted from the library: what is queued or asked for later writes nothing. */
   forget(): void {
     this.rec = null;
