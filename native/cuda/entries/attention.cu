@@ -28,11 +28,6 @@ AttnDims dims_of(Args& args, const char* op) {
   return d;
 }
 
-void expect_len(Args& args, size_t i, size_t n, const char* what) {
-  if (args.len(i) != n)
-    throw std::invalid_argument(std::string(what) + ": " + std::to_string(args.len(i)) + " elements, expected " + std::to_string(n));
-}
-
 }  // namespace
 
 // arrays: out (B,T,C), lse (B,NH,T), qkv (B,T,3C); nums: dtype, B, T, C, NH, dropoutP, dropoutKey[, impl].

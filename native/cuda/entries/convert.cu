@@ -7,17 +7,6 @@
 #include "entry.h"
 
 namespace kiln::entry {
-namespace {
-
-void expect_len(const Args& args, size_t i, size_t n, const char* what) {
-  if (args.len(i) != n)
-    throw std::invalid_argument(std::string(what) + " must hold " + std::to_string(n) + " elements, not " + std::to_string(args.len(i)));
-}
-
-// An optional trailing flag: absent means 0.
-bool flag(const Args& args, size_t i) { return args.nums.size() > i && args.integer(i) != 0; }
-
-}  // namespace
 
 // f32ToBf16
 //   arrays: [0] dst u32 (n), out: each element's bf16 bits (low 16 bits)   [1] src f32 (n)

@@ -7,11 +7,6 @@
 namespace kiln::entry {
 namespace {
 
-void expect_len(const Args& args, size_t i, size_t n, const char* what) {
-  if (args.len(i) != n)
-    throw std::invalid_argument(std::string(what) + " must hold " + std::to_string(n) + " elements, not " + std::to_string(args.len(i)));
-}
-
 // The table sizes implied by the arrays, and every token id checked against the vocabulary
 // (a kernel reading past wte would not fail loudly).
 void check_shapes(Args& args, size_t wte_i, size_t wpe_i, const int32_t* inp, int B, int T, int C, int& V) {

@@ -1,5 +1,6 @@
 // The machinery behind entries/<op>.cu: argument checks, the registry that
 // addon.kernel(name, ...) looks entries up in, and host <-> device copies.
+#include <algorithm>
 #include "entry.h"
 
 #include <cmath>
@@ -133,6 +134,35 @@ void ActArray::download(float* host) const {
   std::vector<uint16_t> bits(n_);
   check(cudaMemcpy(bits.data(), ptr_, n_ * 2, cudaMemcpyDeviceToHost), "downloading a test array");
   for (size_t i = 0; i < n_; i++) host[i] = bf16_bits_to_f32(bits[i]);
+}
+
+void expect_len(const Args& args, size_t i, size_t n, const char* what) {
+  if (args.len(i) != n)
+    throw std::invalid_argument(std::string(what) + " must hold " + std::to_string(n) + " elements, not " + std::to_string(args.len(i)));
+}
+
+bool flag(const Args& args, size_t i) { return args.nums.size() > i && args.integer(i) != 0; }
+
+uint32_t u32_num(const Args& args, size_t i, const char* what) {
+  const double v = args.num(i);
+  if (!(v >= 0 && v <= 4294967295.0 && v == std::floor(v)))
+    throw std::invalid_argument(std::string(what) + " must be a 32-bit unsigned integer");
+  return (uint32_t)v;
+}
+
+static std::vector<float> padded(const float* host, size_t n, size_t shift) {
+  std::vector<float> v(n + shift, 0.0f);
+  std::copy(host, host + n, v.begin() + shift);
+  return v;
+}
+
+Placed::Placed(Dtype dt, size_t n, size_t shift, const float* host)
+    : arr_(dt, n + shift, host ? padded(host, n, shift).data() : nullptr), dt_(dt), n_(n), shift_(shift) {}
+
+void Placed::download(float* host) const {
+  std::vector<float> v(n_ + shift_);
+  arr_.download(v.data());
+  std::copy(v.begin() + shift_, v.end(), host);
 }
 
 }  // namespace kiln::entry

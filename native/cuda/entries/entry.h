@@ -85,4 +85,25 @@ class ActArray {
   void* ptr_ = nullptr;
 };
 
+// Checks shared by the entry points. Each throws std::invalid_argument naming `what`.
+void expect_len(const Args& args, size_t i, size_t n, const char* what);
+// An optional trailing number read as a flag: absent means false.
+bool flag(const Args& args, size_t i);
+// A u32 given as a JavaScript number (a key or seed).
+uint32_t u32_num(const Args& args, size_t i, const char* what);
+
+// An activation array placed `shift` elements into its allocation: shift 1 puts it off
+// 16-byte alignment, so a launcher must pick its kernel's scalar path.
+class Placed {
+ public:
+  Placed(Dtype dt, size_t n, size_t shift, const float* host);
+  void* get() const { return static_cast<char*>(arr_.get()) + shift_ * dtype_size(dt_); }
+  void download(float* host) const;
+
+ private:
+  ActArray arr_;
+  Dtype dt_;
+  size_t n_, shift_;
+};
+
 }  // namespace kiln::entry

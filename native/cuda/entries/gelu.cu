@@ -7,41 +7,6 @@
 #include "entry.h"
 
 namespace kiln::entry {
-namespace {
-
-void expect_len(const Args& args, size_t i, size_t n, const char* what) {
-  if (args.len(i) != n)
-    throw std::invalid_argument(std::string(what) + " must hold " + std::to_string(n) + " elements, not " + std::to_string(args.len(i)));
-}
-
-// An optional trailing flag: absent means 0.
-bool flag(const Args& args, size_t i) { return args.nums.size() > i && args.integer(i) != 0; }
-
-// An activation array placed `shift` elements into its allocation: shift 1 puts it off
-// 16-byte alignment, so a launcher must pick its kernel's scalar path.
-class Placed {
- public:
-  Placed(Dtype dt, size_t n, size_t shift, const float* host)
-      : arr_(dt, n + shift, host ? padded(host, n, shift).data() : nullptr), dt_(dt), n_(n), shift_(shift) {}
-  void* get() const { return static_cast<char*>(arr_.get()) + shift_ * dtype_size(dt_); }
-  void download(float* host) const {
-    std::vector<float> v(n_ + shift_);
-    arr_.download(v.data());
-    std::copy(v.begin() + shift_, v.end(), host);
-  }
-
- private:
-  static std::vector<float> padded(const float* host, size_t n, size_t shift) {
-    std::vector<float> v(n + shift, 0.0f);
-    std::copy(host, host + n, v.begin() + shift);
-    return v;
-  }
-  ActArray arr_;
-  Dtype dt_;
-  size_t n_, shift_;
-};
-
-}  // namespace
 
 // geluForward
 //   arrays: [0] out f32 (N), out (act)   [1] inp f32 (N) (act)
