@@ -2,7 +2,7 @@
 """Kiln's run, trained with plain PyTorch and DistributedDataParallel.
 
 Written into a folder by `kiln scale`; run it through torchrun (see run.sh):
-    torchrun --standalone --nproc_per_node 8 train_ddp.py [--resume]
+    torchrun --standalone --nproc_per_node 8 --max_restarts 3 train_ddp.py   (run.sh's form is safer)
 
 It trains exactly what `kiln train` trains (src/ in the Kiln repository is the reference):
 - the model: GPT-2, pre-LN, causal attention, GELU (tanh), LayerNorm eps 1e-5, the LM head
@@ -17,11 +17,16 @@ It trains exactly what `kiln train` trains (src/ in the Kiln repository is the r
   global batch is the RunSpec's whatever the world size.
 Rank 0 writes metrics.jsonl (Kiln's format) and checkpoints/step_N/ (a Hugging Face GPT-2
 folder: model.safetensors, config.json, kiln_tokenizer.json, plus train_state.pt with the
-optimizer moments and the sampler's state for --resume), each written to a temporary
-folder and renamed into place.
+optimizer moments and the sampler's state), each written to a temporary folder and
+renamed into place. A run starts from the newest complete checkpoint in its --out folder
+when there is one (so a job that torchrun restarts after a process died continues where it
+was saved, on the same curve), after cutting metrics.jsonl back to that step.
 
-Not matched bit for bit: dropout (torch's own random masks, not Kiln's), and the float
-summation order (losses agree with Kiln's CPU backend to about 1e-5 over the first steps).
+- dropout: Kiln's masks (src/core/dropout.ts: a hash of the run's seed, the step, the
+  micro-batch, the site and the element), numbered by each sequence's place in the step's
+  global batch, so they do not depend on the number of processes.
+Not matched bit for bit: the float summation order (losses agree with Kiln's CPU backend to
+about 1e-5 over the first steps).
 """
 import argparse
 import json
@@ -129,6 +134,68 @@ def lr_at(it, c):
     return c['minLr'] + coeff * (c['lr'] - c['minLr'])
 
 
+# ---- Kiln's dropout masks (src/core/dropout.ts) --------------------------------------------
+
+def lowbias32(x):
+    x = (x ^ (x >> 16)) & M32
+    x = _imul(x, 0x7FEB352D)
+    x = (x ^ (x >> 15)) & M32
+    x = _imul(x, 0x846CA68B)
+    return (x ^ (x >> 16)) & M32
+
+
+def _imul_t(x, c):
+    """(x * c) mod 2^32 for int64 tensors holding uint32 values (no int64 overflow)."""
+    return (x * (c & 0xFFFF) + (((x * (c >> 16)) & 0xFFFF) << 16)) & M32
+
+
+def lowbias32_t(x):
+    x = x ^ (x >> 16)
+    x = _imul_t(x, 0x7FEB352D)
+    x = x ^ (x >> 15)
+    x = _imul_t(x, 0x846CA68B)
+    return x ^ (x >> 16)
+
+
+def dropout_step_seed(run_seed, step):
+    return lowbias32(lowbias32(run_seed & M32) ^ (step & M32))
+
+
+def dropout_key(step_seed, micro_batch, site):
+    return lowbias32(step_seed ^ lowbias32((((micro_batch & 0xFFFF) << 16) | (site & 0xFFFF)) & M32))
+
+
+def dropout_keep(keys, idx, threshold):
+    """Kiln's dropoutKeep for int64 tensors of keys and element indices (broadcast)."""
+    return lowbias32_t((lowbias32_t((idx & M32) ^ keys) + keys) & M32) >= threshold
+
+
+class KilnDropout:
+    """The masks of one forward, as Kiln draws them: row r of the batch is sequence seqs[r] of
+    the step (0 .. batchSize x gradAccum - 1, whichever rank trains it), that is sequence
+    seqs[r] % B of micro-batch seqs[r] // B. A site's mask element is the flat index into the
+    micro-batch's tensor: (b*T + t)*C + c for the embedding sum and the branch outputs,
+    ((b*NH + h)*T + t)*T + t2 for the attention probabilities (src/reference/gpt.ts, attention.ts)."""
+
+    def __init__(self, p, step_seed, seqs, B, device):
+        self.threshold = min(M32, math.floor(p * 4294967296.0 + 0.5))  # Math.round(p * 2^32)
+        self.scale = float(np.float32(1.0 / (1.0 - p)))  # Math.fround(1 / (1 - p))
+        self.step_seed = step_seed
+        self.micro = [g // B for g in seqs]
+        self.b = torch.tensor([g % B for g in seqs], dtype=torch.int64, device=device).view(-1, 1)
+        self.device = device
+
+    def __call__(self, x, site):
+        """x (rows, ...) times the mask of `site`: 0 where dropped, float32(1/(1-p)) where kept."""
+        with torch.no_grad():
+            n = x[0].numel()
+            keys = torch.tensor([dropout_key(self.step_seed, mb, site) for mb in self.micro],
+                                dtype=torch.int64, device=self.device).view(-1, 1)
+            idx = self.b * n + torch.arange(n, dtype=torch.int64, device=self.device).view(1, -1)
+            factor = dropout_keep(keys, idx, self.threshold).to(torch.float32) * self.scale
+        return x * factor.to(x.dtype).view(x.shape)
+
+
 # ---- the model (src/reference/gpt.ts) ------------------------------------------------------
 
 class Conv1D(nn.Module):
@@ -144,14 +211,13 @@ class Conv1D(nn.Module):
 
 
 class Attention(nn.Module):
-    def __init__(self, C, NH, p):
+    def __init__(self, C, NH):
         super().__init__()
         self.c_attn = Conv1D(C, 3 * C)
         self.c_proj = Conv1D(C, C)
         self.NH = NH
-        self.p = p
 
-    def forward(self, x):
+    def forward(self, x, drop, layer):
         B, T, C = x.shape
         q, k, v = self.c_attn(x).split(C, dim=2)
         HS = C // self.NH
@@ -159,61 +225,67 @@ class Attention(nn.Module):
         att = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(HS))
         mask = torch.ones(T, T, dtype=torch.bool, device=x.device).tril()
         att = att.masked_fill(~mask, float('-inf')).softmax(dim=-1)
-        att = F.dropout(att, self.p, self.training)
+        if drop is not None:
+            att = drop(att, 1 + 3 * layer)
         y = (att @ v).transpose(1, 2).contiguous().view(B, T, C)
-        return F.dropout(self.c_proj(y), self.p, self.training)
+        y = self.c_proj(y)
+        return drop(y, 2 + 3 * layer) if drop is not None else y
 
 
 class MLP(nn.Module):
-    def __init__(self, C, p):
+    def __init__(self, C):
         super().__init__()
         self.c_fc = Conv1D(C, 4 * C)
         self.c_proj = Conv1D(4 * C, C)
-        self.p = p
 
-    def forward(self, x):
-        return F.dropout(self.c_proj(F.gelu(self.c_fc(x), approximate='tanh')), self.p, self.training)
+    def forward(self, x, drop, layer):
+        y = self.c_proj(F.gelu(self.c_fc(x), approximate='tanh'))
+        return drop(y, 3 + 3 * layer) if drop is not None else y
 
 
 class Block(nn.Module):
-    def __init__(self, C, NH, p):
+    def __init__(self, C, NH):
         super().__init__()
         self.ln_1 = nn.LayerNorm(C, eps=1e-5)
-        self.attn = Attention(C, NH, p)
+        self.attn = Attention(C, NH)
         self.ln_2 = nn.LayerNorm(C, eps=1e-5)
-        self.mlp = MLP(C, p)
+        self.mlp = MLP(C)
 
-    def forward(self, x):
-        x = x + self.attn(self.ln_1(x))
-        return x + self.mlp(self.ln_2(x))
+    def forward(self, x, drop, layer):
+        x = x + self.attn(self.ln_1(x), drop, layer)
+        return x + self.mlp(self.ln_2(x), drop, layer)
 
 
 class Transformer(nn.Module):
-    def __init__(self, m, p):
+    def __init__(self, m):
         super().__init__()
         C = m['nEmbd']
         self.wte = nn.Embedding(m['vocabSize'], C)
         self.wpe = nn.Embedding(m['blockSize'], C)
-        self.h = nn.ModuleList([Block(C, m['nHead'], p) for _ in range(m['nLayer'])])
+        self.h = nn.ModuleList([Block(C, m['nHead']) for _ in range(m['nLayer'])])
         self.ln_f = nn.LayerNorm(C, eps=1e-5)
 
 
 class GPT(nn.Module):
     """State-dict names are Hugging Face GPT2LMHeadModel's (lm_head tied to wte, not stored)."""
 
-    def __init__(self, m, dropout=0.0):
+    def __init__(self, m):
         super().__init__()
-        self.transformer = Transformer(m, dropout)
-        self.p = dropout
+        self.transformer = Transformer(m)
 
-    def forward(self, idx, targets):
-        """idx, targets (B, T) -> the sum of the token losses (cross-entropy, nats)."""
+    def forward(self, idx, targets, drop=None):
+        """idx, targets (B, T) -> the sum of the token losses (cross-entropy, nats). `drop`, a
+        KilnDropout for these rows, turns dropout on (training only), where nanoGPT has it:
+        site 0 the embedding sum; per layer l, 1+3l the attention probabilities, 2+3l the
+        attention branch's output, 3+3l the MLP branch's output."""
         tr = self.transformer
         T = idx.shape[1]
+        drop = drop if self.training else None
         x = tr.wte(idx) + tr.wpe(torch.arange(T, device=idx.device))
-        x = F.dropout(x, self.p, self.training)
-        for block in tr.h:
-            x = block(x)
+        if drop is not None:
+            x = drop(x, 0)
+        for layer, block in enumerate(tr.h):
+            x = block(x, drop, layer)
         logits = tr.ln_f(x) @ tr.wte.weight.t()
         return F.cross_entropy(logits.float().view(-1, logits.shape[-1]), targets.reshape(-1), reduction='sum')
 
@@ -303,12 +375,39 @@ def save_checkpoint(run_dir, init_dir, step, model, opt, extra):
 
 
 def latest_checkpoint(run_dir):
+    """The newest complete checkpoints/step_N/ (one renamed into place: all its files there), or None."""
     ckdir = os.path.join(run_dir, 'checkpoints')
     if not os.path.isdir(ckdir):
         return None
     steps = [int(n[5:]) for n in os.listdir(ckdir) if n.startswith('step_') and n[5:].isdigit()
-             and os.path.exists(os.path.join(ckdir, n, 'train_state.pt'))]
+             and all(os.path.exists(os.path.join(ckdir, n, f)) for f in ('train_state.pt', 'model.safetensors'))]
     return os.path.join(ckdir, 'step_%d' % max(steps)) if steps else None
+
+
+def remove_stale_temporaries(run_dir):
+    """A process killed while saving leaves checkpoints/.tmp-step_N-PID/ behind: not a checkpoint."""
+    ckdir = os.path.join(run_dir, 'checkpoints')
+    if os.path.isdir(ckdir):
+        for n in os.listdir(ckdir):
+            if n.startswith('.tmp-step_'):
+                shutil.rmtree(os.path.join(ckdir, n), ignore_errors=True)
+
+
+def cut_metrics(path, step):
+    """Keeps metrics.jsonl's rows up to `step` (none for 0), replacing the file atomically, so a
+    resumed run appends no step twice (a row half-written by a killed process is dropped)."""
+    kept = []
+    if step > 0 and os.path.exists(path):
+        with open(path, encoding='utf-8', errors='replace') as f:
+            for line in f:
+                try:
+                    if json.loads(line)['step'] <= step:
+                        kept.append(line if line.endswith('\n') else line + '\n')
+                except (ValueError, KeyError, TypeError):
+                    pass
+    tmp = '%s.tmp-%d' % (path, os.getpid())
+    _write(tmp, ''.join(kept).encode('utf-8'))
+    os.replace(tmp, path)
 
 
 # ---- training ------------------------------------------------------------------------------
@@ -318,11 +417,14 @@ def parse_args(argv):
     ap = argparse.ArgumentParser(description='Train a `kiln scale` folder with PyTorch DDP (launch through torchrun).')
     ap.add_argument('--dir', default=here, help='the kiln scale folder (default: this script\'s folder)')
     ap.add_argument('--out', default=None, help='where metrics.jsonl and checkpoints/ go (default: --dir)')
-    ap.add_argument('--resume', action='store_true', help='continue from the last checkpoint in OUT/checkpoints')
+    ap.add_argument('--resume', action='store_true',
+                    help='continue from the newest checkpoint in OUT/checkpoints (the default: a run, or a job '
+                         'torchrun restarts after a failure, always continues from there when there is one)')
     ap.add_argument('--device', choices=['auto', 'cpu', 'cuda'], default='auto')
     ap.add_argument('--precision', choices=['auto', 'fp32', 'bf16'], default='auto',
                     help='auto: bf16 autocast on CUDA GPUs that support it, fp32 elsewhere')
-    ap.add_argument('--fsdp', action='store_true', help='shard the model with FSDP (not implemented yet)')
+    ap.add_argument('--fsdp', action='store_true',
+                    help='shard the model with FSDP (not implemented yet: it needs CUDA GPUs and torch >= 2)')
     ap.add_argument('--stop-after', type=int, default=None, help='stop (with a checkpoint) after this many steps')
     return ap.parse_args(argv)
 
@@ -330,7 +432,9 @@ def parse_args(argv):
 def main(argv=None):
     args = parse_args(argv)
     if args.fsdp:
-        sys.exit('train_ddp.py: --fsdp is not implemented yet; run without it (DDP keeps a whole model per GPU)')
+        sys.exit('train_ddp.py: --fsdp is not implemented yet: FSDP needs CUDA GPUs and torch >= 2 (torch 1.13\'s '
+                 'asserts CUDA, and does not import on Python 3.11), and none was here to test it on; '
+                 'run without it (DDP keeps a whole model per GPU)')
     run_dir = args.out or args.dir
     with open(os.path.join(args.dir, 'spec.json')) as f:
         spec_file = json.load(f)
@@ -364,12 +468,24 @@ def main(argv=None):
     # This rank's sequences of each step: a contiguous share, in micro-batches of at most B.
     share = np.array_split(np.arange(N), world)[rank]
 
-    model = GPT(m, c.get('dropout', 0.0))
+    model = GPT(m)
+    p_drop = c.get('dropout', 0.0) or 0.0
     init_dir = os.path.join(args.dir, 'init')
     start_step, state = 0, None
-    ckpt = latest_checkpoint(run_dir) if args.resume else None
-    if args.resume and ckpt is None and rank == 0:
-        print('train_ddp.py: --resume: no checkpoint in %s yet; starting at step 0' % os.path.join(run_dir, 'checkpoints'), file=sys.stderr)
+    # Resume from the newest complete checkpoint when there is one (a job that torchrun
+    # restarts after a worker died continues from there), a fresh start when none. Rank 0
+    # chooses and the others follow, so every rank loads the same step.
+    ckpt = latest_checkpoint(run_dir) if rank == 0 else None
+    if distributed:
+        chosen = torch.tensor([int(os.path.basename(ckpt)[5:]) if ckpt else -1], dtype=torch.int64, device=device)
+        dist.broadcast(chosen, 0)
+        ckpt = os.path.join(run_dir, 'checkpoints', 'step_%d' % chosen.item()) if chosen.item() >= 0 else None
+    if rank == 0:
+        remove_stale_temporaries(run_dir)
+        if ckpt:
+            print('train_ddp.py: resuming from %s' % ckpt, file=sys.stderr)
+        elif args.resume:
+            print('train_ddp.py: --resume: no checkpoint in %s yet; starting at step 0' % os.path.join(run_dir, 'checkpoints'), file=sys.stderr)
     weights = load_safetensors(os.path.join(ckpt or init_dir, 'model.safetensors'))
     weights = {k if k.startswith('transformer.') else 'transformer.' + k: v for k, v in weights.items()
                if not k.endswith(('.attn.bias', '.attn.masked_bias')) and k != 'lm_head.weight'}
@@ -389,12 +505,7 @@ def main(argv=None):
     metrics_path = os.path.join(run_dir, 'metrics.jsonl')
     if rank == 0:
         os.makedirs(run_dir, exist_ok=True)
-        kept = []
-        if start_step > 0 and os.path.exists(metrics_path):
-            with open(metrics_path) as f:
-                kept = [l for l in f if l.strip() and json.loads(l)['step'] <= start_step]
-        with open(metrics_path, 'w') as f:
-            f.writelines(kept)
+        cut_metrics(metrics_path, start_step)
         print('train_ddp.py: %d processes (%s, %s), %d sequences of %d tokens per step, from step %d of %d' % (
             world, 'nccl' if use_cuda and distributed else ('gloo' if distributed else 'single'), 'bf16' if bf16 else 'fp32',
             N, T, start_step, c['steps']), file=sys.stderr)
@@ -437,6 +548,8 @@ def main(argv=None):
     window_s, window_tokens = 0.0, 0
     step = start_step
     params = list(model.parameters())
+    # For tests: a pause after each step, so one can kill a rank mid-run (tests/unit/scale-restart.test.ts).
+    step_delay = float(os.environ.get('KILN_SCALE_STEP_DELAY_S') or 0)
     while step < stop_at:
         t_step = time.time()
         lr = lr_at(step, c)
@@ -448,14 +561,17 @@ def main(argv=None):
         # DDP averages gradients over ranks: scale so the sum over ranks is the mean over all N*T tokens.
         scale = world / (N * T)
         chunks = [mine[i:i + B] for i in range(0, len(mine), B)]
+        step_seed = dropout_step_seed(c['seed'], step) if p_drop > 0 else None
         for ci, chunk in enumerate(chunks):
+            # Kiln's masks for these rows: their places in the step's global batch.
+            drop = KilnDropout(p_drop, step_seed, [int(g) for g in share[ci * B:ci * B + len(chunk)]], B, device) if p_drop > 0 else None
             x = torch.stack([train_tokens[s:s + T] for s in chunk]).to(device)
             y = torch.stack([train_tokens[s + 1:s + T + 1] for s in chunk]).to(device)
             sync = ci == len(chunks) - 1 or not distributed
             ctx = ddp.no_sync() if not sync else _nullcontext()
             with ctx:
                 with autocast():
-                    loss_sum = ddp(x, y)
+                    loss_sum = ddp(x, y, drop)
                 (loss_sum * scale).backward()
             local += loss_sum.detach().double().cpu()
         if distributed:
@@ -498,6 +614,8 @@ def main(argv=None):
                 path = save_checkpoint(run_dir, init_dir, step, model, opt, extra)
                 if is_last or stopping:
                     print('train_ddp.py: step %d; saved %s' % (step, path), file=sys.stderr)
+        if step_delay > 0 and step < stop_at:
+            time.sleep(step_delay)
     if distributed:
         dist.barrier()
         dist.destroy_process_group()

@@ -1,5 +1,6 @@
-# Shell functions shared by the GPU-visit scripts (webgpu.sh, visit.sh). They expect LOG,
-# RES (results.jsonl), RUN (scratch folder), T0 (start, epoch seconds) and BUDGET_S.
+# Shell functions shared by the GPU-visit scripts (webgpu.sh, visit.sh). begin_visit sets
+# what the others use: TOOLS, OUT, SMALL, BUDGET_S, RUN (scratch folder), PY, T0 (start,
+# epoch seconds), LOG and RES (results.jsonl); unpack_node sets NODE.
 #
 # KILN_STEPS (optional): the step names to run, space-separated; a name matches a step
 # whose name it is or starts (KILN_STEPS="adapter matmul" runs adapter, adapter-unsafe-apis
@@ -74,4 +75,40 @@ undeb() {
 unxz_to() {
   if command -v xz > /dev/null && [ "${KILN_NO_XZ:-0}" != 1 ]; then xz -dc "$1" > "$2"
   else "${PYTHON_FOR_XZ:-python3}" -c 'import lzma, shutil, sys; shutil.copyfileobj(lzma.open(sys.argv[1]), open(sys.argv[2], "wb"), 1 << 20)' "$1" "$2"; fi
+}
+
+# begin_visit LABEL DEFAULT_OUT DEFAULT_BUDGET_S DEFAULT_RUN_DIR: the environment's knobs
+# (OUT, SMALL, BUDGET_S, KILN_RUN_DIR, KILN_TOOLS, KILN_PYTHON) or these defaults, a fresh
+# scratch folder, empty log and results, and the first lines of the log.
+begin_visit() {
+  TOOLS=${KILN_TOOLS:-$ROOT/.tools}
+  OUT=${OUT:-$2}
+  SMALL=${SMALL:-0}
+  BUDGET_S=${BUDGET_S:-$3}
+  RUN=${KILN_RUN_DIR:-$4}
+  PY=${KILN_PYTHON:-python3}
+  T0=$(date +%s)
+  mkdir -p "$OUT"
+  rm -rf "$RUN" && mkdir -p "$RUN"
+  LOG=$OUT/log.txt
+  RES=$OUT/results.jsonl
+  : > "$LOG"
+  : > "$RES"
+  say "$1: $(date -u +%Y-%m-%dT%H:%M:%SZ) small=$SMALL budget=${BUDGET_S}s tools=$TOOLS out=$OUT"
+  [ -f "$TOOLS/MANIFEST" ] && sed 's/^/  manifest: /' "$TOOLS/MANIFEST" | tee -a "$LOG"
+  { uname -a; nvidia-smi 2> /dev/null || echo "no nvidia-smi"; nvcc --version 2> /dev/null | tail -n 2; } >> "$LOG" 2>&1
+}
+
+# unpack_node: NODE is the carried node (unpacked into RUN), else the machine's; exits when
+# there is neither.
+unpack_node() {
+  if [ -f "$TOOLS/node.xz" ]; then
+    unxz_to "$TOOLS/node.xz" "$RUN/node" && chmod +x "$RUN/node"
+    NODE=$RUN/node
+  elif command -v node > /dev/null; then
+    NODE=$(command -v node)
+  else
+    say "kiln: no $TOOLS/node.xz and no node: run scripts/pack-device.sh and carry .tools"
+    exit 1
+  fi
 }

@@ -32,36 +32,9 @@
 set -uo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
-TOOLS=${KILN_TOOLS:-$ROOT/.tools}
-OUT=${OUT:-/tmp/kiln-visit-out}
-SMALL=${SMALL:-0}
-BUDGET_S=${BUDGET_S:-470}
-RUN=${KILN_RUN_DIR:-/tmp/kiln-visit}
-PY=${KILN_PYTHON:-python3}
-T0=$(date +%s)
-
-mkdir -p "$OUT"
-rm -rf "$RUN" && mkdir -p "$RUN"
-LOG=$OUT/log.txt
-RES=$OUT/results.jsonl
-: > "$LOG"
-: > "$RES"
 source "$HERE/lib.sh"
-
-say "kiln visit: $(date -u +%Y-%m-%dT%H:%M:%SZ) small=$SMALL budget=${BUDGET_S}s tools=$TOOLS out=$OUT"
-[ -f "$TOOLS/MANIFEST" ] && sed 's/^/  manifest: /' "$TOOLS/MANIFEST" | tee -a "$LOG"
-{ uname -a; nvidia-smi 2> /dev/null || echo "no nvidia-smi"; nvcc --version 2> /dev/null | tail -n 2; } >> "$LOG" 2>&1
-
-# --- setup: node and the bundles -----------------------------------------------------------
-if [ -f "$TOOLS/node.xz" ]; then
-  unxz_to "$TOOLS/node.xz" "$RUN/node" && chmod +x "$RUN/node"
-  NODE=$RUN/node
-elif command -v node > /dev/null; then
-  NODE=$(command -v node)
-else
-  say "kiln visit: no $TOOLS/node.xz and no node: run scripts/pack-device.sh and carry .tools"
-  exit 1
-fi
+begin_visit "kiln visit" /tmp/kiln-visit-out 470 /tmp/kiln-visit
+unpack_node
 cp "$TOOLS"/*.mjs "$HERE/report.mjs" "$RUN/"
 KILN=("$NODE" "$RUN/kiln.mjs")
 if [ -f "$TOOLS/data/tinyshakespeare.txt.xz" ]; then unxz_to "$TOOLS/data/tinyshakespeare.txt.xz" "$RUN/input.txt"

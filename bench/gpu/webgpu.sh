@@ -52,38 +52,12 @@
 set -uo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
-TOOLS=${KILN_TOOLS:-$ROOT/.tools}
-OUT=${OUT:-/tmp/kiln-gpu-out}
-SMALL=${SMALL:-0}
-BUDGET_S=${BUDGET_S:-480}
-RUN=${KILN_RUN_DIR:-/tmp/kiln-run}
-PY=${KILN_PYTHON:-python3}
-T0=$(date +%s)
-
-mkdir -p "$OUT"
-rm -rf "$RUN" && mkdir -p "$RUN"
-LOG=$OUT/log.txt
-RES=$OUT/results.jsonl
-: > "$LOG"
-: > "$RES"
-
-# say, left, record, step (with its KILN_STEPS filter), skip, undeb, unxz_to
+# say, left, record, step (with its KILN_STEPS filter), skip, undeb, unxz_to, begin_visit, unpack_node
 source "$HERE/lib.sh"
-
-say "kiln gpu: $(date -u +%Y-%m-%dT%H:%M:%SZ) small=$SMALL budget=${BUDGET_S}s tools=$TOOLS out=$OUT"
-[ -f "$TOOLS/MANIFEST" ] && sed 's/^/  manifest: /' "$TOOLS/MANIFEST" | tee -a "$LOG"
-{ uname -a; nvidia-smi -L 2> /dev/null || echo "no nvidia-smi"; } >> "$LOG" 2>&1
+begin_visit "kiln gpu" /tmp/kiln-gpu-out 480 /tmp/kiln-run
 
 # --- setup: node, the bundles, the webgpu package --------------------------------------
-if [ -f "$TOOLS/node.xz" ]; then
-  unxz_to "$TOOLS/node.xz" "$RUN/node" && chmod +x "$RUN/node"
-  NODE=$RUN/node
-elif command -v node > /dev/null; then
-  NODE=$(command -v node)
-else
-  say "kiln gpu: no $TOOLS/node.xz and no node: run scripts/pack-device.sh and carry .tools"
-  exit 1
-fi
+unpack_node
 cp "$TOOLS"/*.mjs "$HERE/adapter.mjs" "$HERE/report.mjs" "$RUN/"
 W=$RUN/node_modules/webgpu
 mkdir -p "$W/dist/linux-x64"

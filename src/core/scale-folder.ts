@@ -78,13 +78,15 @@ export function runScript(): string {
 #
 # One machine, one process per GPU (or NPROC processes on the CPU, gloo backend):
 #   NPROC=8 ./run.sh                 (default: every GPU, else 1 CPU process)
-#   ./run.sh --resume                continue from the last checkpoint in checkpoints/
+# A run continues from the newest checkpoint in checkpoints/ when there is one (run it
+# again after a stop; a fresh start wants a new --out). When a process dies, torchrun
+# restarts them all, up to MAX_RESTARTS times (default 3), and they continue from there.
 # (torch.distributed.run is torchrun.) Arguments after run.sh go to train_ddp.py
 # (python3 train_ddp.py --help lists them:
-# --out DIR, --resume, --device cpu|cuda, --precision fp32|bf16, --stop-after N).
+# --out DIR, --device cpu|cuda, --precision fp32|bf16, --stop-after N).
 #
 # Several machines (run the same command on each; RANK 0's host is the endpoint):
-#   torchrun --nnodes 4 --nproc_per_node 8 --rdzv_backend c10d \\
+#   torchrun --nnodes 4 --nproc_per_node 8 --max_restarts 3 --rdzv_backend c10d \\
 #     --rdzv_endpoint HOST0:29500 --rdzv_id kiln-run train_ddp.py
 # (slurm.sbatch is an example for Slurm.)
 #
@@ -104,7 +106,11 @@ EXTRA=()
 if "$PY" -c 'import sys, torch; sys.exit(0 if torch.__version__.startswith("1.") and sys.version_info >= (3, 11) else 1)' 2>/dev/null; then
   EXTRA=(--redirects 9:0 --tee 9:0)
 fi
-exec "$PY" -m torch.distributed.run --standalone --nproc_per_node "$NPROC" "\${EXTRA[@]}" train_ddp.py "$@"
+# One node, its rendezvous on a free port (torch 1.x's --standalone takes the fixed port
+# 29400: two jobs on one machine would share one rendezvous, and a restart fails once the
+# other job has ended).
+exec "$PY" -m torch.distributed.run --nnodes 1 --rdzv_backend c10d --rdzv_endpoint localhost:0 --rdzv_id "kiln-$$" \\
+  --nproc_per_node "$NPROC" --max_restarts "\${MAX_RESTARTS:-3}" "\${EXTRA[@]}" train_ddp.py "$@"
 `;
 }
 
@@ -113,7 +119,7 @@ export function slurmScript(): string {
   return `#!/usr/bin/env bash
 # Written by \`kiln scale\`: an example Slurm job for this folder's run (adapt the
 # partition, the GPUs per node and the time to your cluster). Submit from this folder:
-#   sbatch slurm.sbatch            and to continue after a stop:   sbatch slurm.sbatch --resume
+#   sbatch slurm.sbatch            (again after a stop: it continues from the newest checkpoint)
 #SBATCH --job-name=kiln-scale
 #SBATCH --nodes=2
 #SBATCH --ntasks-per-node=1
@@ -123,7 +129,7 @@ export function slurmScript(): string {
 #SBATCH --output=slurm-%j.out
 set -euo pipefail
 HEAD=$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)
-srun torchrun --nnodes "$SLURM_NNODES" --nproc_per_node "\${SLURM_GPUS_PER_NODE:-8}" \\
+srun torchrun --nnodes "$SLURM_NNODES" --nproc_per_node "\${SLURM_GPUS_PER_NODE:-8}" --max_restarts 3 \\
   --rdzv_backend c10d --rdzv_endpoint "$HEAD:29500" --rdzv_id "$SLURM_JOB_ID" \\
   train_ddp.py "$@"
 `;

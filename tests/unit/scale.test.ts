@@ -8,22 +8,13 @@ import { existsSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { REPO_ROOT, expectKilnError, readMetrics, runKiln, tempDir } from '../helpers/cli.ts';
+import { findPython } from '../helpers/torch-python.ts';
 
 /**
  * A Python with torch and numpy: $KILN_PYTHON, else python3 on the PATH, else Debian's
  * /usr/bin/python3 (where apt's python3-torch lives when a pyenv python3 comes first);
  * or why there is none.
  */
-function findPython(): { python: string } | { missing: string } {
-  const tried: string[] = [];
-  for (const py of [process.env.KILN_PYTHON, 'python3', '/usr/bin/python3']) {
-    if (!py) continue;
-    const r = spawnSync(py, ['-c', 'import torch, numpy; print(torch.__version__)'], { encoding: 'utf8' });
-    if (r.status === 0) return { python: py };
-    tried.push(`${py}: ${r.error ? r.error.message : r.stderr.trim().split('\n').pop()}`);
-  }
-  return { missing: `no python3 with torch and numpy (${tried.join('; ')}); apt-get install -y python3-torch` };
-}
 
 const found = findPython();
 const PY = 'python' in found ? found.python : 'python3';
@@ -98,7 +89,7 @@ describe.skipIf(missing !== null)('kiln scale: train_ddp.py with PyTorch (gloo o
   const one = join(root, 'ddp1');
 
   it('2 processes match 1 process with the same global batch to 1e-5', () => {
-    // Through run.sh, which is torchrun --standalone --nproc_per_node $NPROC.
+    // Through run.sh: torchrun --nproc_per_node $NPROC, one node, its rendezvous on a free port.
     const launched = spawnSync('bash', [join(scaleDir, 'run.sh'), '--out', two, '--device', 'cpu'], {
       encoding: 'utf8', timeout: 300_000, env: { ...process.env, NPROC: '2', PYTHON: PY, OMP_NUM_THREADS: '1' },
     });
