@@ -162,7 +162,7 @@ export const COMMAND_DOCS: readonly CommandDoc[] = [
       { name: 'open', doc: 'open the lab in the default browser' },
       { name: 'out', value: 'DIR', example: 'runs', doc: 'folder for the runs the page trains, one folder each with checkpoint.safetensors and metrics.jsonl as kiln train writes them (default runs)' },
       { name: 'data', value: 'DIR', example: 'texts', doc: 'a folder of your .txt files; only files inside it are read' },
-      { name: 'backend', value: 'B', example: 'cpu', doc: 'auto (default: a hardware GPU through WebGPU if there is one, else the CPU), webgpu or cpu' },
+      { name: 'backend', value: 'B', example: 'cpu', doc: 'auto (default: an NVIDIA GPU through CUDA if the addon is built and sees one, else a hardware GPU through WebGPU, else the CPU), cuda (the page\'s GPU choice trains on the CUDA backend, bf16; exits 3 without a usable NVIDIA GPU), webgpu or cpu' },
       { name: 'no-tensorboard', doc: "write no TensorBoard logs (by default each run's folder gets one in tensorboard/, as kiln train --tensorboard writes it: tensorboard --logdir the --out folder shows every run)" },
       VERBOSE,
     ],

@@ -1,5 +1,5 @@
-// `kiln serve`: the lab's own page, served from this machine, training here (WebGPU
-// through Dawn, or the CPU) through the same LabApi the browser's worker implements
+// `kiln serve`: the lab's own page, served from this machine, training here (an NVIDIA
+// GPU through the CUDA addon, WebGPU through Dawn, or the CPU) through the same LabApi the browser's worker implements
 // (DESIGN.md, "The lab and the runner share one API"). Runs go to --out as run folders
 // that `kiln train` could have written.
 //
@@ -44,9 +44,7 @@ function parsePort(s: string | undefined): number {
 }
 
 function serveBackend(s: string | undefined): ServeBackend {
-  const name = parseBackendName(s);
-  if (name === 'cuda') throw new KilnError('device', 'the CUDA backend is not available in this build of Kiln yet', 'use --backend webgpu (your GPU through Dawn/Vulkan) or --backend cpu');
-  return name;
+  return parseBackendName(s);
 }
 
 /** The newest modification time under `dir` (files whose names start with '.' skipped), or 0. */

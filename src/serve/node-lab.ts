@@ -6,14 +6,18 @@
 // The GPU is looked for once, at start, so the terminal can say which one the page will
 // train on. The choice follows `kiln train --backend auto` (cli/backends.ts): a hardware
 // adapter through Dawn, else the CPU; a software adapter (SwiftShader) is passed over,
-// being slower than the CPU reference, unless --backend webgpu asks for it.
+// being slower than the CPU reference, unless --backend webgpu asks for it. An NVIDIA GPU
+// through the CUDA addon comes first (auto, or --backend cuda, which alone may use the
+// CUDA emulation, KILN_CUDA_FLAVOUR=emulation): the page's GPU slot then trains on
+// CudaBackend, and environment() says so (gpuApi 'cuda').
 import { createHash } from 'node:crypto';
 import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Backend } from '../backends/backend.ts';
+import type { CudaBackend } from '../backends/cuda/backend.ts';
 import type { GpuContext } from '../backends/webgpu/device.ts';
-import { createBackend, deviceLabel, isVerbose, machineBudget } from '../cli/backends.ts';
+import { availableMemory, createBackend, deviceLabel, isVerbose, machineBudget } from '../cli/backends.ts';
 import type { Budget } from '../core/budget.ts';
 import { isKilnError, KilnError } from '../core/errors.ts';
 import { printable } from '../core/text.ts';
@@ -23,8 +27,8 @@ import { LabSession, type LabSessionDeps, type LabSessionOptions } from '../work
 import { listTextFiles, readTextFileInside } from './safe-path.ts';
 import { attachTensorBoard } from './serve-tensorboard.ts';
 
-/** What `--backend` asks of kiln serve (auto: a hardware GPU if there is one, else the CPU). */
-export type ServeBackend = 'auto' | 'webgpu' | 'cpu';
+/** What `--backend` asks of kiln serve (auto: a CUDA GPU, else a hardware GPU through WebGPU, else the CPU). */
+export type ServeBackend = 'auto' | 'webgpu' | 'cuda' | 'cpu';
 
 export interface NodeLabOptions {
   /** The run library's folder (--out). */
@@ -90,9 +94,54 @@ async function sha256(bytes: Uint8Array): Promise<string> {
   return createHash('sha256').update(bytes).digest('hex');
 }
 
-/** Looks for the adapter once: the environment the page sees, and the device the first run may use. */
-async function findGpu(mode: ServeBackend, note: (line: string) => void): Promise<{ env: LabEnvironment; gpu: GpuContext | null }> {
+/** What the CUDA backend found at start: the GPU slot's backend is made with these options. */
+interface CudaFound {
+  flavour: CudaBackend['flavour'];
+  /** The GPU as the CUDA runtime names it. */
+  name: string;
+  onCpu: boolean;
+  /** The GPU's memory in bytes (absent on the emulation, whose memory is this machine's). */
+  totalMemory?: number;
+}
+
+/**
+ * A CUDA GPU through the addon: --backend cuda takes whichever flavour KILN_CUDA_FLAVOUR
+ * names (its failure is kiln serve's, exit 3); auto only a real GPU, never the emulation,
+ * and null when there is none (said only with --verbose, as kiln train's auto does).
+ */
+async function findCuda(mode: ServeBackend, note: (line: string) => void): Promise<{ env: LabEnvironment; cuda: CudaFound } | null> {
+  const { CudaBackend } = await import('../backends/cuda/backend.ts');
+  let b: CudaBackend;
+  try {
+    b = new CudaBackend(mode === 'auto' ? { flavour: 'cuda' } : {});
+  } catch (e) {
+    if (mode === 'cuda' || !isKilnError(e)) throw e;
+    if (isVerbose()) note(`kiln: verbose: no CUDA backend: ${e.message}`);
+    return null;
+  }
+  const { info, flavour, onCpu } = b;
+  b.dispose();
+  const totalMemory = info.limits.totalMemory || undefined;
+  // A CUDA GPU has no WebGPU binding limits: one buffer may take all of its memory (the emulation's: this machine's).
+  const bytes = totalMemory ?? availableMemory().total;
+  note(`kiln serve: GPU: ${info.device} (CUDA${onCpu ? ', every kernel on the CPU: correct but far slower than --backend cpu' : ''})`);
+  return {
+    env: {
+      webgpu: true, gpuApi: 'cuda', device: `${info.device} (CUDA)`, isSoftware: onCpu,
+      limits: { maxStorageBufferBindingSize: bytes, maxBufferSize: bytes },
+      ...(info.peakFlops ? { peakFlops: info.peakFlops } : {}),
+    },
+    cuda: { flavour, name: info.device, onCpu, ...(totalMemory ? { totalMemory } : {}) },
+  };
+}
+
+/** Looks for the GPU once: the environment the page sees, and the device the first run may use. */
+async function findGpu(mode: ServeBackend, note: (line: string) => void): Promise<{ env: LabEnvironment; gpu: GpuContext | null; cuda?: CudaFound }> {
   if (mode === 'cpu') return { env: noGpu('kiln serve was started with --backend cpu: runs train on this machine\'s CPU (start it without --backend cpu to use a GPU)'), gpu: null };
+  if (mode === 'cuda' || mode === 'auto') {
+    const found = await findCuda(mode, note);
+    if (found) return { ...found, gpu: null };
+  }
   const { requestGpu } = await import('../backends/webgpu/device.ts');
   let gpu: GpuContext;
   try {
@@ -140,6 +189,7 @@ export async function createNodeLab(opts: NodeLabOptions): Promise<NodeLab> {
   const env = found.env;
   /** The adapter found at start: the first webgpu backend uses it rather than asking again. */
   let firstGpu = found.gpu;
+  const cuda = found.cuda ?? null;
 
   let storePromise: Promise<FsRunStore> | null = null;
   const store = (): Promise<FsRunStore> => (storePromise ??= openFsRunStore(opts.out, { note }));
@@ -147,6 +197,11 @@ export async function createNodeLab(opts: NodeLabOptions): Promise<NodeLab> {
   async function makeBackend(kind: LabBackendKind): Promise<Backend> {
     if (kind === 'cpu') return createBackend('cpu');
     if (!env.webgpu) throw new KilnError('device', `this kiln serve trains on the CPU only: ${env.webgpuWhy}`, 'choose the CPU backend');
+    if (cuda) {
+      // CudaBackend's own defaults: bf16 on a GPU (as kiln train), f32 on the emulation.
+      const { CudaBackend } = await import('../backends/cuda/backend.ts');
+      return new CudaBackend({ flavour: cuda.flavour });
+    }
     const gpu = firstGpu && !(await isLost(firstGpu)) ? firstGpu : null;
     firstGpu = null;
     if (gpu) {
@@ -160,11 +215,13 @@ export async function createNodeLab(opts: NodeLabOptions): Promise<NodeLab> {
   /**
    * As `kiln train` sizes a run: on the CPU or a software GPU (whose buffers are this
    * machine's memory) against the free memory here; a hardware GPU only against its
-   * adapter's limits (WebGPU does not say how much memory a GPU has).
+   * adapter's limits (WebGPU does not say how much memory a GPU has); a CUDA GPU against
+   * its memory (the CUDA emulation computes here: this machine's).
    */
   function budget(kind: LabBackendKind, limits: LabEnvironment['limits'] | null): Budget {
     const onCpu = kind === 'cpu' || env.isSoftware;
-    const b: Budget = onCpu ? machineBudget(kind) : { memoryBytes: Number.MAX_SAFE_INTEGER, where: `the GPU (${env.device})`, memoryName: 'GPU memory' };
+    const gpuBytes = cuda?.totalMemory ?? Number.MAX_SAFE_INTEGER;
+    const b: Budget = onCpu ? machineBudget(cuda && kind !== 'cpu' ? 'cuda' : kind) : { memoryBytes: gpuBytes, where: `the GPU (${cuda?.name ?? env.device})`, memoryName: 'GPU memory' };
     if (limits?.maxStorageBufferBindingSize) b.maxBinding = limits.maxStorageBufferBindingSize;
     if (limits?.maxBufferSize) b.maxBuffer = limits.maxBufferSize;
     return b;

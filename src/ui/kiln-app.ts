@@ -521,7 +521,7 @@ export class KilnApp extends LitElement {
             <h2>Device</h2>
             <div class="backend" role="radiogroup" aria-label="Backend">
               <label><input type="radio" name="backend" .checked=${this.backend === 'webgpu'} ?disabled=${!env?.webgpu || training || watching}
-                @change=${() => this.setBackend('webgpu')} />WebGPU</label>
+                @change=${() => this.setBackend('webgpu')} />${env?.gpuApi === 'cuda' ? 'CUDA' : 'WebGPU'}</label>
               <label><input type="radio" name="backend" .checked=${this.backend === 'cpu'} ?disabled=${training || watching}
                 @change=${() => this.setBackend('cpu')} />CPU (reference, slow)</label>
             </div>

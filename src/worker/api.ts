@@ -26,8 +26,10 @@ export interface LabEnvironment {
   isSoftware: boolean;
   /** The adapter limits a run presses on (WebGPU names). */
   limits: { maxStorageBufferBindingSize: number; maxBufferSize: number };
-  /** FP32 peak in FLOP/s where this adapter is known (for MFU). */
+  /** FP32 peak in FLOP/s where this adapter is known (for MFU); a CUDA GPU's: the peak of its run's precision. */
   peakFlops?: number;
+  /** What the GPU slot trains on: WebGPU (absent: the same), or CUDA (`kiln serve` on an NVIDIA GPU or the CUDA emulation; no WebGPU limits then, both are the GPU's memory). */
+  gpuApi?: 'webgpu' | 'cuda';
 }
 
 /** Training text: one the lab bundles, or a file the person picked or dropped. */
