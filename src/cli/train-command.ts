@@ -382,7 +382,10 @@ async function trainLocked(flags: TrainFlags, backendName: BackendName, out: str
     // What this backend allocates: the WebGPU plan holds no T*T attention and no B*T*V logits.
     const bytesAt = (b: number, m: ModelConfig) => backend.memoryBytes?.(m, b) ?? memoryEstimate(m, b).total;
     const bytes = bytesAt(config.batchSize, model);
-    progress.message(`kiln: backend ${backend.kind}: ${deviceLabel(backend)}; ~${formatSize(bytes)} to train`);
+    // --recompute trades a little time for memory: say how much, so the trade can be judged.
+    const saved = 'recomputeSavedBytes' in backend && typeof backend.recomputeSavedBytes === 'function'
+      ? (backend as Backend & { recomputeSavedBytes(m: ModelConfig, b: number): number }).recomputeSavedBytes(model, config.batchSize) : 0;
+    progress.message(`kiln: backend ${backend.kind}: ${deviceLabel(backend)}; ~${formatSize(bytes)} to train${saved > 0 ? ` (--recompute saves ~${formatSize(saved)})` : ''}`);
     isCpuBackend = backend.kind === 'cpu';
     // The CPU's arrays and a software GPU's buffers are this machine's memory: a run that
     // cannot fit is refused now, not found out after minutes of swapping.

@@ -91,6 +91,8 @@ describe.skipIf(!emuOk)(`kiln on the CUDA emulation${emuOk ? '' : `: ${'reason' 
     const out = join(root, 'bf16');
     const r = await train(out, ['--backend', 'cuda', '--precision', 'bf16', '--recompute'], 'emulation');
     expect(r.code, r.stderr).toBe(0);
+    // The memory the trade buys, said once: the plan without recompute less the plan with it.
+    expect(r.stderr).toMatch(/to train \(--recompute saves ~\d[\d.]* [KMG]?i?B\)/);
     const first = readMetrics(out);
     expect(first).toHaveLength(4);
     for (const m of first) expect(Number.isFinite(m.loss)).toBe(true);

@@ -79,6 +79,12 @@ export class CudaBackend implements Backend {
     return this.addon.planBytes(dims(model), this.options(batchSize));
   }
 
+  /** Device bytes --recompute saves at this batch size (0 without it): the plan without it less the plan with it. */
+  recomputeSavedBytes(model: ModelConfig, batchSize: number): number {
+    if (!this.recompute) return 0;
+    return this.addon.planBytes(dims(model), { ...this.options(batchSize), recompute: false }) - this.memoryBytes(model, batchSize);
+  }
+
   async load(model: ModelConfig, state: TrainState): Promise<void> {
     const spec = modelSpec(model);
     const n = spec.numParams;
