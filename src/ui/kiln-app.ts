@@ -24,7 +24,8 @@ import type { CompareTableRun } from './kiln-compare-table.ts';
 import type { RunCompareDetail, RunIdDetail, RunImportDetail, RunRenameDetail } from './kiln-run-list.ts';
 import { COLORS } from './chart-theme.ts';
 import { comparedColors } from './run-colors.ts';
-import { fmtLoss as formatLoss } from './format.ts';
+import { bannerStyles } from './host-styles.ts';
+import './kiln-banners.ts';
 import './kiln-run-list.ts';
 import './kiln-compare-table.ts';
 import './kiln-branch-dialog.ts';
@@ -45,13 +46,8 @@ const SERVER_CHOICE = 'server:';
 
 @customElement('kiln-app')
 export class KilnApp extends LitElement {
-  static override styles = css`
+  static override styles = [bannerStyles, css`
     :host { display: block; min-height: 100vh; color: #222; font-size: 14px; }
-    .banner { margin: 12px 16px 0; padding: 10px 14px; border-radius: 8px; border: 1px solid; font-size: 13.5px; }
-    .banner b { display: block; margin-bottom: 2px; }
-    .banner.error { background: #fdecea; border-color: #f1b8b2; color: #5c1410; }
-    .banner.warn { background: #fff6e5; border-color: #f0d49a; color: #4d3800; }
-    .banner button { font: inherit; margin-top: 6px; padding: 4px 10px; border-radius: 6px; border: 1px solid #cfc7bd; background: #fff; cursor: pointer; }
     main { display: grid; gap: 16px; padding: 16px; max-width: 1600px; margin: 0 auto; box-sizing: border-box;
       grid-template-columns: minmax(300px, 340px) minmax(0, 1fr) minmax(280px, 340px); grid-template-areas: 'left center right'; align-items: start; }
     .left { grid-area: left; display: flex; flex-direction: column; gap: 12px; min-width: 0; }
@@ -70,7 +66,6 @@ export class KilnApp extends LitElement {
     .runinfo button { margin-left: auto; }
     .share { display: flex; gap: 6px; align-items: center; font-size: 12.5px; }
     .share input { flex: 1; min-width: 0; font: 12px ui-monospace, monospace; padding: 4px 6px; border: 1px solid #d9d2c9; border-radius: 6px; background: #faf8f5; color: #3d3731; }
-    .banner.info { background: #eef4fb; border-color: #bcd3ec; color: #17324f; }
     .served-store { margin: 8px 0 0; }
     @media (max-width: 1180px) {
       main { grid-template-columns: minmax(280px, 320px) minmax(0, 1fr); grid-template-areas: 'left center' 'left right'; }
@@ -81,7 +76,7 @@ export class KilnApp extends LitElement {
       .left, .center, .right { display: contents; }
       section.runs { order: 1; }
     }
-  `;
+  `];
 
   private lab = new LabController(this);
   @state() private preset = DEFAULT_PRESET;
@@ -397,65 +392,6 @@ export class KilnApp extends LitElement {
 
   // ---- rendering ----
 
-  /** The line that says this page drives `kiln serve`, and whether this tab steers it. */
-  private renderServed() {
-    const s = this.lab.served;
-    if (!s) return nothing;
-    if (s.closed) {
-      return html`<div class="banner error served" role="alert"><b>${s.closed.message}</b>${s.closed.hint}</div>`;
-    }
-    if (!s.connected) return html`<div class="banner info served" role="status">Connecting to kiln serve on this machine…</div>`;
-    return html`<div class="banner info served" role="status"><b>Connected to kiln serve on this machine.</b>
-      ${s.controlling
-        ? html`Training runs in that process${this.lab.env?.device ? ` on ${this.lab.env.device}` : ''}; closing this tab does not stop it.`
-        : html`Another tab controls this run: you are watching.
-          <div><button @click=${() => this.lab.takeControl()} ?disabled=${this.lab.busy.has('control')}>Take control</button></div>`}</div>`;
-  }
-
-  private renderBanners() {
-    const env = this.lab.env;
-    const st = this.lab.status;
-    const served = this.lab.served;
-    // A call that failed because the connection closed says nothing the closed banner does not.
-    const err = this.lab.error && this.lab.error.message !== served?.closed?.message ? this.lab.error : null;
-    const where = served ? 'kiln serve' : 'this browser';
-    return html`
-      ${this.renderServed()}
-      ${this.linkError ? html`<div class="banner error" role="alert"><b>${this.linkError.message}</b>${this.linkError.hint}</div>` : nothing}
-      ${env && !env.webgpu
-        ? html`<div class="banner warn" role="alert"><b>No WebGPU in ${where}: training runs on the CPU instead (small models only).</b>${env.webgpuWhy}</div>`
-        : nothing}
-      ${env?.isSoftware
-        ? html`<div class="banner warn"><b>${served ? 'kiln serve\'s' : 'This browser\'s'} GPU is ${env.device.replace(/ \(.*$/, '')}, a CPU emulation.</b>${served
-            ? 'Training works but is slow: keep to the tiny and names presets, or run kiln serve on a machine with a GPU driver.'
-            : 'Training works but is slow: keep to the tiny and names presets, or open Kiln in a browser with hardware acceleration.'}</div>`
-        : nothing}
-      ${err ? html`<div class="banner error" role="alert"><b>${err.message}</b>${err.hint}
-          ${this.lab.openFailure ? html`<div><button @click=${this.openEarlier}>Open “${this.lab.openFailure.name}” at step ${this.lab.openFailure.step}</button></div>` : nothing}</div>` : nothing}
-      ${st?.saveError
-        ? html`<div class="banner error" role="alert"><b>Saving failed: ${st.saveError.message}</b>${st.saveError.hint}
-            <div><button ?disabled=${this.lab.watching} @click=${() => this.lab.save()}>Save now</button></div></div>`
-        : nothing}
-      ${this.shared && !this.linkError ? this.renderSharedBanner() : nothing}
-      ${st?.phase === 'error' && st.error
-        ? html`<div class="banner error" role="alert"><b>Training stopped: ${st.error.message}</b>${st.error.hint}
-            ${st.recoverable ? html`<div><button ?disabled=${this.lab.watching} @click=${() => this.lab.recover()}>Recover from step ${st.snapshotStep ?? 0}</button></div>` : nothing}</div>`
-        : nothing}
-    `;
-  }
-
-  private renderSharedBanner() {
-    const r = this.shared!;
-    const parts = [
-      r.valLoss !== undefined ? `val ${formatLoss(r.valLoss)}` : null,
-      r.trainLoss !== undefined ? `train ${formatLoss(r.trainLoss)}` : null,
-      r.steps !== undefined ? `at step ${r.steps}` : null,
-      r.device ? `on ${r.device}` : null,
-    ].filter((x) => x);
-    return html`<div class="banner info" role="status"><b>A shared experiment: ${parts.length ? `the sharer reached ${parts.join(' ')}` : 'its settings are loaded'}.</b>
-      ${r.curve?.length ? 'Their validation curve is the dashed line on the chart. ' : ''}Press Train to run it yourself with the same settings and seed.</div>`;
-  }
-
   private renderRunInfo() {
     const r = this.lab.run;
     if (!r) {
@@ -493,7 +429,10 @@ export class KilnApp extends LitElement {
         @train=${this.onTrain} @pause=${() => lab.pause()} @resume=${() => lab.resume()} @stop=${() => lab.stop()}
         @extend=${(e: CustomEvent<ExtendDetail>) => lab.extend(e.detail.steps, { schedule: e.detail.schedule })}
         @recover=${() => lab.recover()}></kiln-run-bar>
-      ${this.renderBanners()}
+      <kiln-banners .env=${env} .status=${st} .served=${lab.served} .error=${lab.error} .openFailure=${lab.openFailure} .linkError=${this.linkError}
+        .shared=${this.shared} ?watching=${watching} ?controlBusy=${lab.busy.has('control')}
+        @take-control=${() => lab.takeControl()} @open-earlier=${this.openEarlier} @save-now=${() => lab.save()}
+        @recover=${() => lab.recover()}></kiln-banners>
       <main>
         <div class="left">
           <section class="card runs" aria-label="Runs">

@@ -10,8 +10,11 @@ import uPlot from 'uplot';
 import type { LabMetrics } from '../worker/api.ts';
 import { COLORS, CSS_COLORS, FONT_FAMILY, chartStyles, formatStep, stepAxis, valueAxis } from './chart-theme.ts';
 import { fmtLoss } from './format.ts';
-import { DebiasedEma, clampSmoothing, debiasedEma, paddedRange, stepRange } from './smoothing.ts';
-import { FrameBatcher, GrowableColumn, RowsSeen, StepMerge, StepTable, alignSteps, type Cell } from './uplot-columns.ts';
+import { CompareColumns, finite, type CompareRun, type SharedCurve } from './compare-columns.ts';
+import { DebiasedEma, clampSmoothing, paddedRange, stepRange } from './smoothing.ts';
+import { FrameBatcher, GrowableColumn, RowsSeen, StepTable } from './uplot-columns.ts';
+
+export type { CompareRun, SharedCurve } from './compare-columns.ts';
 
 /** A horizontal dashed line with a label ("bigram ~2.45"). */
 export interface ReferenceLine {
@@ -26,34 +29,11 @@ export interface ChartSettings {
   logX: boolean;
 }
 
-/** A saved run drawn beside the open one (its rows as runMetrics returns them). */
-export interface CompareRun {
-  id: string;
-  name: string;
-  color: string;
-  rows: ReadonlyArray<{ step: number; loss?: number; val_loss?: number }>;
-}
-
-/** A share link's val curve: a dashed reference series. */
-export interface SharedCurve {
-  label: string;
-  points: ReadonlyArray<readonly [number, number]>;
-}
-
 const RAW = 1;
 const SMOOTH = 2;
 const VAL = 3;
 /** The open run's columns: raw, smoothed, val. */
 const OWN_COLUMNS = 3;
-/** The shared curve's colour: a darker grey than the reference lines, apart from every run's colour. */
-const SHARED_COLOR = '#5c564f';
-
-/** A legend label no wider than the legend can take. */
-function shortName(name: string, max = 24): string {
-  return name.length > max ? `${name.slice(0, max - 1)}…` : name;
-}
-
-const finite = (v: number): Cell => (Number.isFinite(v) ? v : null);
 
 /** A number for each object, for keys that say "the same rows array" without holding it. */
 const objectIds = new WeakMap<object, number>();
@@ -62,15 +42,6 @@ function objectId(o: object): number {
   let id = objectIds.get(o);
   if (id === undefined) objectIds.set(o, (id = nextObjectId++));
   return id;
-}
-
-/** What the other runs add to the plot: their series and columns, made when they change. */
-interface Others {
-  series: uPlot.Series[];
-  /** Per series: the value shown while the cursor is away (its last point). */
-  latest: Array<number | null>;
-  /** Per series: how many points it has (val points show while they stay apart). */
-  points: number[];
 }
 
 @customElement('kiln-loss-chart')
@@ -179,9 +150,8 @@ export class KilnLossChart extends LitElement {
   private othersKey = '';
   /** Their series (names and colours) the plot was made with: a change makes a new plot. */
   private plotSeries = '';
-  /** Null until there are others to draw: the single-run chart hands its columns to uPlot as they are. */
-  private merge: StepMerge | null = null;
-  private others: Others | null = null;
+  /** The compared runs' columns, merged with the open run's (see compare-columns.ts). */
+  private readonly cmp = new CompareColumns(OWN_COLUMNS);
   private othersStale = true;
   private readonly resize = new ResizeObserver(() => this.fit());
 
@@ -230,7 +200,7 @@ export class KilnLossChart extends LitElement {
     const others = this.othersKeyNow();
     const newOthers = others !== this.othersKey;
     this.othersKey = others;
-    if (newOthers || (changed.has('smoothing') && this.merge)) this.othersStale = true;
+    if (newOthers || (changed.has('smoothing') && this.cmp.merge)) this.othersStale = true;
     // Runs added, removed, renamed or recoloured: other series, so a new plot (like a log switch).
     if (this.plot && this.seriesKey() !== this.plotSeries) this.createPlot();
     if (newRows || newRefs || newOthers || changed.has('smoothing')) this.batcher.schedule();
@@ -314,70 +284,18 @@ export class KilnLossChart extends LitElement {
   private data(from = 0): uPlot.AlignedData {
     this.syncOthers();
     const val = this.table.sparseColumn('val');
-    if (!this.merge) return [this.table.x.view(), this.table.column('loss').forPlot(), this.smoothed.forPlot(), val.values];
+    if (!this.cmp.merge) return [this.table.x.view(), this.table.column('loss').forPlot(), this.smoothed.forPlot(), val.values];
     const x = this.table.x;
     const loss = this.table.column('loss');
     const n = Math.min(this.table.length, this.smoothed.length);
-    this.merge.update(n, (i) => x.at(i), [(i) => finite(loss.at(i)), (i) => finite(this.smoothed.at(i)), (i) => val.values[i]], from);
-    return [this.merge.x, ...this.merge.cols] as unknown as uPlot.AlignedData;
+    return this.cmp.data(n, (i) => x.at(i), [(i) => finite(loss.at(i)), (i) => finite(this.smoothed.at(i)), (i) => val.values[i]], from);
   }
 
-  /**
-   * Rebuilds the other runs' columns when they changed (or the smoothing did): each run's
-   * rows through a StepTable (ascending steps, as the open run's), its train loss smoothed
-   * with the open run's weight, and the shared curve's points, all on one step axis.
-   */
+  /** Rebuilds the other runs' columns when they changed (or the smoothing did): compare-columns.ts. */
   private syncOthers(): void {
     if (!this.othersStale) return;
     this.othersStale = false;
-    const shared = this.sharedCurve;
-    if (this.compare.length === 0 && !shared) {
-      this.merge = null;
-      this.others = null;
-      return;
-    }
-    const w = clampSmoothing(this.smoothing);
-    const cols: Array<{ x: ArrayLike<number>; y: ArrayLike<Cell> }> = [];
-    const others: Others = { series: [], latest: [], points: [] };
-    const add = (s: uPlot.Series, x: ArrayLike<number>, y: Cell[]) => {
-      cols.push({ x, y });
-      others.series.push(s);
-      let last: number | null = null;
-      let count = 0;
-      for (const v of y) {
-        if (v === null || v === undefined) continue;
-        last = v;
-        count++;
-      }
-      others.latest.push(last);
-      others.points.push(count);
-    };
-    for (const run of this.compare) {
-      const t = new StepTable<CompareRun['rows'][number], 'loss' | 'val'>({ loss: { get: (m) => m.loss }, val: { get: (m) => m.val_loss, sparse: true } });
-      t.ingest(run.rows);
-      const x = t.x.view();
-      const smooth = Array.from(debiasedEma(t.column('loss').view(), w), finite);
-      const name = shortName(run.name);
-      add({ label: name, stroke: run.color, width: 1.25, alpha: 0.85, points: { show: false } }, x, smooth);
-      const valIdx = others.series.length;
-      // Dotted, so that it is told from the same colour's train line where they cross.
-      add({ label: `${name} val`, stroke: run.color, width: 1.25, dash: [2, 3], spanGaps: true, points: this.valPoints(run.color, valIdx) }, x, t.sparseColumn('val').values);
-    }
-    if (shared) {
-      const pts = shared.points.filter(([s, v]) => Number.isFinite(s) && Number.isFinite(v)).sort((a, b) => a[0] - b[0]);
-      const x: number[] = [];
-      const y: Cell[] = [];
-      for (const [s, v] of pts) {
-        if (x.length && x[x.length - 1] === s) continue;
-        x.push(s);
-        y.push(v);
-      }
-      const idx = others.series.length;
-      add({ label: shortName(shared.label, 32), stroke: SHARED_COLOR, width: 1.5, dash: [6, 4], spanGaps: true, points: this.valPoints(SHARED_COLOR, idx) }, x, y);
-    }
-    this.merge ??= new StepMerge(OWN_COLUMNS);
-    this.merge.setOther(alignSteps(cols));
-    this.others = others;
+    this.cmp.sync(this.compare, this.sharedCurve, clampSmoothing(this.smoothing), (color, k) => this.valPoints(color, k));
   }
 
   /**
@@ -386,7 +304,7 @@ export class KilnLossChart extends LitElement {
    */
   private valPoints(color: string, k: number): uPlot.Series.Points {
     return {
-      show: (u) => (this.others?.points[k] ?? 0) * 24 < u.bbox.width / uPlot.pxRatio,
+      show: (u) => (this.cmp.others?.points[k] ?? 0) * 24 < u.bbox.width / uPlot.pxRatio,
       size: 4.5,
       width: 1,
       stroke: color,
@@ -415,7 +333,7 @@ export class KilnLossChart extends LitElement {
   }
 
   private showEmpty(): void {
-    if (this.empty) this.empty.hidden = this.table.length > 0 || (this.merge?.x.length ?? 0) > 0;
+    if (this.empty) this.empty.hidden = this.table.length > 0 || (this.cmp.merge?.x.length ?? 0) > 0;
   }
 
   private fit(): void {
@@ -429,7 +347,7 @@ export class KilnLossChart extends LitElement {
     const logX = this.logX;
     const logY = this.logY;
     const latest = (sidx: number): number | null => {
-      if (sidx > VAL) return this.others?.latest[sidx - VAL - 1] ?? null;
+      if (sidx > VAL) return this.cmp.others?.latest[sidx - VAL - 1] ?? null;
       const n = this.table.length;
       if (n === 0) return null;
       if (sidx === RAW) return this.table.column('loss').at(n - 1);
@@ -438,7 +356,7 @@ export class KilnLossChart extends LitElement {
     };
     const lastStep = (): number | null => {
       if (this.table.length) return this.table.x.at(this.table.length - 1);
-      const x = this.merge?.x;
+      const x = this.cmp.merge?.x;
       return x?.length ? x[x.length - 1] : null;
     };
     // With the cursor away the legend shows the latest values, not dashes.
@@ -482,7 +400,7 @@ export class KilnLossChart extends LitElement {
             fill: COLORS.background,
           },
         },
-        ...(this.others?.series ?? []).map((s) => ({ ...s, value: lossValue })),
+        ...(this.cmp.others?.series ?? []).map((s) => ({ ...s, value: lossValue })),
       ],
       hooks: {
         // Lines under the curves (after the grid), their labels over them.
