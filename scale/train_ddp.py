@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Kiln's run, trained with plain PyTorch and DistributedDataParallel.
+"""Kiln's run, trained with plain PyTorch: DistributedDataParallel, or FSDP with --fsdp.
 
 Written into a folder by `kiln scale`; run it through torchrun (see run.sh):
     torchrun --standalone --nproc_per_node 8 --max_restarts 3 train_ddp.py   (run.sh's form is safer)
@@ -22,6 +22,11 @@ renamed into place. A run starts from the newest complete checkpoint in its --ou
 when there is one (so a job that torchrun restarts after a process died continues where it
 was saved, on the same curve), after cutting metrics.jsonl back to that step.
 
+- --fsdp (torch >= 2.2): FullyShardedDataParallel with each transformer block its own unit,
+  so each process holds 1/world of the weights, gradients and AdamW moments, for a model
+  that does not fit one GPU. The same steps as DDP (the losses agree to float rounding) and
+  the same checkpoint files (weights and optimizer state gathered whole, by parameter name),
+  so a run saved in one mode continues in the other, on any number of processes.
 - dropout: Kiln's masks (src/core/dropout.ts: a hash of the run's seed, the step, the
   micro-batch, the site and the element), numbered by each sequence's place in the step's
   global batch, so they do not depend on the number of processes.
@@ -345,19 +350,19 @@ def _write(path, data):
         os.fsync(f.fileno())
 
 
-def save_checkpoint(run_dir, init_dir, step, model, opt, extra):
-    """checkpoints/step_N/: written under a temporary name, then renamed into place."""
+def save_checkpoint(run_dir, init_dir, step, sd, optimizer_state, extra):
+    """checkpoints/step_N/: the model's full state dict `sd` as model.safetensors and the
+    optimizer's moments by parameter name, written under a temporary name, then renamed into place."""
     ckdir = os.path.join(run_dir, 'checkpoints')
     os.makedirs(ckdir, exist_ok=True)
     final = os.path.join(ckdir, 'step_%d' % step)
     tmp = os.path.join(ckdir, '.tmp-step_%d-%d' % (step, os.getpid()))
     shutil.rmtree(tmp, ignore_errors=True)
     os.makedirs(tmp)
-    sd = model.state_dict()
     _write(os.path.join(tmp, 'model.safetensors'), safetensors_bytes(list(sd.items())))
     for f in ('config.json', 'kiln_tokenizer.json'):
         shutil.copyfile(os.path.join(init_dir, f), os.path.join(tmp, f))
-    torch.save({'optimizer': opt.state_dict(), **extra}, os.path.join(tmp, 'train_state.pt'))
+    torch.save({'optimizer': optimizer_state, **extra}, os.path.join(tmp, 'train_state.pt'))
     if os.path.exists(final):
         old = final + '.old-%d' % os.getpid()
         os.rename(final, old)
@@ -410,6 +415,102 @@ def cut_metrics(path, step):
     os.replace(tmp, path)
 
 
+# ---- DDP or FSDP: a whole model per process, or a shard ------------------------------------
+
+def optimizer_by_name(model, opt):
+    """opt.state_dict() with parameter names in place of its indices: the form of
+    torch.distributed.checkpoint's full optimizer state dict, which --fsdp saves, so a
+    checkpoint does not depend on the mode or the number of processes that wrote it."""
+    order = _param_names(model, opt)
+    sd = opt.state_dict()
+    return {'state': {order[i]: v for i, v in sd['state'].items()},
+            'param_groups': [{**g, 'params': [order[i] for i in g['params']]} for g in sd['param_groups']]}
+
+
+def load_optimizer_by_name(model, opt, named):
+    """The inverse of optimizer_by_name: a checkpoint's optimizer state into `opt` (DDP, one process)."""
+    index = {n: i for i, n in enumerate(_param_names(model, opt))}
+    opt.load_state_dict({'state': {index[n]: v for n, v in named['state'].items()},
+                         'param_groups': [{**g, 'params': [index[n] for n in g['params']]} for g in named['param_groups']]})
+
+
+def _param_names(model, opt):
+    """The parameter names of opt.state_dict()'s indices (its groups' parameters, in order)."""
+    names = {id(p): n for n, p in model.named_parameters()}
+    return [names[id(p)] for g in opt.param_groups for p in g['params']]
+
+
+def _checkpoint_api():
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, get_state_dict, set_state_dict
+    return StateDictOptions, get_state_dict, set_state_dict
+
+
+def gather_checkpoint(model, opt, fsdp, keep):
+    """The model's weights and the optimizer's state, whole and by parameter name, on the CPU
+    where `keep` (None elsewhere). With FSDP every rank must call it at the same step: it
+    gathers the shards to rank 0 one tensor at a time."""
+    if fsdp:
+        options, get_state_dict, _ = _checkpoint_api()
+        # cpu_offload gathers to rank 0's CPU alone; on the CPU it is not needed, and torch 2.6
+        # segfaults there (cloning the gathered weights in FSDP's state-dict hook).
+        on_gpu = next(model.parameters()).device.type == 'cuda'
+        sd, osd = get_state_dict(model, opt, options=options(full_state_dict=True, cpu_offload=on_gpu))
+        return (sd, osd) if keep else None
+    return (model.state_dict(), optimizer_by_name(model, opt)) if keep else None
+
+
+def load_optimizer(model, opt, fsdp, named):
+    """A checkpoint's optimizer state (by name, whole: either mode, any number of processes) into
+    `opt`; with FSDP each rank keeps its shard."""
+    if 'param_groups' not in named or any(not isinstance(k, str) for k in named.get('state', {})):
+        sys.exit('train_ddp.py: this checkpoint\'s train_state.pt holds the optimizer state by index (an older '
+                 'train_ddp.py wrote it): continue it with the train_ddp.py that wrote it, or start a new --out')
+    if fsdp:
+        options, _, set_state_dict = _checkpoint_api()
+        set_state_dict(model, opt, model_state_dict={}, optim_state_dict=named,
+                       options=options(full_state_dict=True, strict=False))
+    else:
+        load_optimizer_by_name(model, opt, named)
+
+
+def clip_gradients(params, clip, sharded):
+    """The global gradient norm (its square summed in double over every parameter; with FSDP over
+    each rank's shards, then over the ranks), and Kiln's clipping: every gradient times
+    min(1, clip / (norm + 1e-6)) when clip > 0 (src/reference/adamw.ts clipScale; torch's
+    clip_grad_norm_)."""
+    grads = [p.grad for p in params if p.grad is not None and p.grad.numel() > 0]
+    sq = torch.zeros((), dtype=torch.float64, device=grads[0].device if grads else None)
+    for g in grads:
+        sq += g.double().pow(2).sum()
+    if sharded:
+        dist.all_reduce(sq)
+    norm = math.sqrt(sq.item())
+    if clip > 0:
+        scale = min(1.0, clip / (norm + 1e-6))
+        if scale < 1.0:
+            for g in grads:
+                g.mul_(scale)
+    return norm
+
+
+def shard_model(model, device):
+    """FSDP (FullyShardedDataParallel, use_orig_params): each transformer block is its own unit,
+    the rest (embeddings, final LayerNorm, the tied LM head) the root's. Each process keeps
+    1/world of every weight, gradient and AdamW moment; a unit's weights are gathered for its
+    forward and backward only. The model is loaded on the CPU first: FSDP moves one unit at a
+    time to the GPU and shards it there."""
+    try:
+        from torch.distributed.fsdp import FullyShardedDataParallel
+        from torch.distributed.fsdp.wrap import ModuleWrapPolicy
+        _checkpoint_api()
+    except (ImportError, ValueError) as e:
+        sys.exit('train_ddp.py: --fsdp needs torch >= 2.2 (FSDP with use_orig_params and '
+                 'torch.distributed.checkpoint.state_dict); this is torch %s (%s). Run without --fsdp '
+                 '(DDP: a whole model per process), or install a newer torch' % (torch.__version__, e))
+    return FullyShardedDataParallel(model, auto_wrap_policy=ModuleWrapPolicy({Block}), device_id=device,
+                                    use_orig_params=True)
+
+
 # ---- training ------------------------------------------------------------------------------
 
 def parse_args(argv):
@@ -424,17 +525,14 @@ def parse_args(argv):
     ap.add_argument('--precision', choices=['auto', 'fp32', 'bf16'], default='auto',
                     help='auto: bf16 autocast on CUDA GPUs that support it, fp32 elsewhere')
     ap.add_argument('--fsdp', action='store_true',
-                    help='shard the model with FSDP (not implemented yet: it needs CUDA GPUs and torch >= 2)')
+                    help='shard the weights, gradients and AdamW moments over the processes with FSDP (torch >= 2.2), '
+                         'for a model that does not fit one GPU; the same steps and checkpoints as DDP')
     ap.add_argument('--stop-after', type=int, default=None, help='stop (with a checkpoint) after this many steps')
     return ap.parse_args(argv)
 
 
 def main(argv=None):
     args = parse_args(argv)
-    if args.fsdp:
-        sys.exit('train_ddp.py: --fsdp is not implemented yet: FSDP needs CUDA GPUs and torch >= 2 (torch 1.13\'s '
-                 'asserts CUDA, and does not import on Python 3.11), and none was here to test it on; '
-                 'run without it (DDP keeps a whole model per GPU)')
     run_dir = args.out or args.dir
     with open(os.path.join(args.dir, 'spec.json')) as f:
         spec_file = json.load(f)
@@ -460,6 +558,9 @@ def main(argv=None):
     bf16 = args.precision == 'bf16' or (args.precision == 'auto' and use_cuda and torch.cuda.is_bf16_supported())
     if bf16 and not use_cuda:
         sys.exit('train_ddp.py: --precision bf16 needs a CUDA GPU (on the CPU, use fp32)')
+    if args.fsdp and not distributed:
+        sys.exit('train_ddp.py: --fsdp shards the model over torchrun\'s processes: launch it through run.sh '
+                 '(./run.sh --fsdp) or torchrun')
 
     B, T, accum = c['batchSize'], c['blockSize'], c['gradAccum']
     N = B * accum  # sequences per optimizer step, whatever the world size
@@ -467,6 +568,10 @@ def main(argv=None):
         sys.exit('train_ddp.py: %d processes but only %d sequences per step (batchSize x gradAccum): use at most %d' % (world, N, N))
     # This rank's sequences of each step: a contiguous share, in micro-batches of at most B.
     share = np.array_split(np.arange(N), world)[rank]
+    # FSDP gathers each block's weights in every forward, a collective: every rank must run as
+    # many micro-batches as the rank with the most (shares differ by one sequence at most), so
+    # the others add one whose loss counts zero.
+    micro_steps = max(-(-len(r) // B) for r in np.array_split(np.arange(N), world))
 
     model = GPT(m)
     p_drop = c.get('dropout', 0.0) or 0.0
@@ -490,25 +595,37 @@ def main(argv=None):
     weights = {k if k.startswith('transformer.') else 'transformer.' + k: v for k, v in weights.items()
                if not k.endswith(('.attn.bias', '.attn.masked_bias')) and k != 'lm_head.weight'}
     model.load_state_dict(weights, strict=True)
-    model.to(device)
-    decay = [p for p in model.parameters() if p.dim() >= 2]
-    no_decay = [p for p in model.parameters() if p.dim() < 2]
+    # Decay on the matrices (by name: FSDP's parameters are flat shards).
+    matrices = {n for n, p in model.named_parameters() if p.dim() >= 2}
+    if args.fsdp:
+        model = shard_model(model, device)
+    else:
+        model.to(device)
+    named = [(n.replace('_fsdp_wrapped_module.', ''), p) for n, p in model.named_parameters()]
+    decay = [p for n, p in named if n in matrices]
+    no_decay = [p for n, p in named if n not in matrices]
+    assert len(decay) == len(matrices), 'the weight-decay groups lost a matrix: %s' % sorted(matrices - {n for n, _ in named})
     opt = torch.optim.AdamW([{'params': decay, 'weight_decay': c['weightDecay']}, {'params': no_decay, 'weight_decay': 0.0}],
                             lr=c['lr'], betas=(c['beta1'], c['beta2']), eps=c['eps'])
     if ckpt:
-        state = torch.load(os.path.join(ckpt, 'train_state.pt'), map_location=device)
-        opt.load_state_dict(state['optimizer'])
+        state = torch.load(os.path.join(ckpt, 'train_state.pt'), map_location='cpu')
+        load_optimizer(model, opt, args.fsdp, state['optimizer'])
         start_step = state['step']
     sampler = BatchSampler(train_tokens, seed=c['seed'], state=state['sampler'] if state else None)
-    ddp = nn.parallel.DistributedDataParallel(model, device_ids=[local_rank] if use_cuda else None) if distributed else model
+    if args.fsdp:
+        ddp = model  # FSDP gathers each unit's weights and reduce-scatters its gradients itself
+    elif distributed:
+        ddp = nn.parallel.DistributedDataParallel(model, device_ids=[local_rank] if use_cuda else None)
+    else:
+        ddp = model
 
     metrics_path = os.path.join(run_dir, 'metrics.jsonl')
     if rank == 0:
         os.makedirs(run_dir, exist_ok=True)
         cut_metrics(metrics_path, start_step)
-        print('train_ddp.py: %d processes (%s, %s), %d sequences of %d tokens per step, from step %d of %d' % (
+        print('train_ddp.py: %d processes (%s, %s, %s), %d sequences of %d tokens per step, from step %d of %d' % (
             world, 'nccl' if use_cuda and distributed else ('gloo' if distributed else 'single'), 'bf16' if bf16 else 'fp32',
-            N, T, start_step, c['steps']), file=sys.stderr)
+            'FSDP' if args.fsdp else 'DDP', N, T, start_step, c['steps']), file=sys.stderr)
 
     whole_split = len(val_tokens) - 1 <= 2 * c['evalBatches'] * B * T
     val_sets = None if whole_split else val_batches(val_tokens, B, T, c['evalBatches'])
@@ -561,26 +678,28 @@ def main(argv=None):
         # DDP averages gradients over ranks: scale so the sum over ranks is the mean over all N*T tokens.
         scale = world / (N * T)
         chunks = [mine[i:i + B] for i in range(0, len(mine), B)]
+        runs = micro_steps if args.fsdp else len(chunks)
         step_seed = dropout_step_seed(c['seed'], step) if p_drop > 0 else None
-        for ci, chunk in enumerate(chunks):
+        for ci in range(runs):
+            # Past this rank's share (FSDP only): its first micro-batch again, counting zero.
+            chunk, weight = (chunks[ci], 1.0) if ci < len(chunks) else (chunks[0], 0.0)
             # Kiln's masks for these rows: their places in the step's global batch.
-            drop = KilnDropout(p_drop, step_seed, [int(g) for g in share[ci * B:ci * B + len(chunk)]], B, device) if p_drop > 0 else None
+            drop = KilnDropout(p_drop, step_seed, [int(g) for g in share[ci * B:ci * B + len(chunk)]], B, device) \
+                if p_drop > 0 and weight else None
             x = torch.stack([train_tokens[s:s + T] for s in chunk]).to(device)
             y = torch.stack([train_tokens[s + 1:s + T + 1] for s in chunk]).to(device)
-            sync = ci == len(chunks) - 1 or not distributed
+            sync = ci == runs - 1 or not distributed
             ctx = ddp.no_sync() if not sync else _nullcontext()
             with ctx:
                 with autocast():
                     loss_sum = ddp(x, y, drop)
-                (loss_sum * scale).backward()
-            local += loss_sum.detach().double().cpu()
+                (loss_sum * (scale * weight)).backward()
+            if weight:
+                local += loss_sum.detach().double().cpu()
         if distributed:
             dist.all_reduce(local)
         loss = local.item() / (N * T)
-        if c['gradClip'] > 0:
-            norm = torch.nn.utils.clip_grad_norm_(params, c['gradClip']).item()
-        else:
-            norm = torch.sqrt(sum((p.grad.double() ** 2).sum() for p in params)).item()
+        norm = clip_gradients(params, c['gradClip'], args.fsdp)
         opt.step()
         opt.zero_grad(set_to_none=True)
         step += 1
@@ -596,10 +715,13 @@ def main(argv=None):
         is_last = step == c['steps']
         stopping = step == stop_at
         val = None
+        saving = is_last or stopping or step % c['checkpointEvery'] == 0
+        # With FSDP every rank evaluates and gathers the checkpoint (collectives); with DDP rank 0 alone.
+        if (rank == 0 or args.fsdp) and (step % c['evalEvery'] == 0 or is_last):
+            val = evaluate()
+            best = val if best is None or val < best else best
+        gathered = gather_checkpoint(model, opt, args.fsdp, keep=rank == 0) if saving and (rank == 0 or args.fsdp) else None
         if rank == 0:
-            if step % c['evalEvery'] == 0 or is_last:
-                val = evaluate()
-                best = val if best is None or val < best else best
             if step % c['logEvery'] == 0 or val is not None or is_last:
                 row = {'step': step, 'loss': loss}
                 if val is not None:
@@ -609,9 +731,9 @@ def main(argv=None):
                 window_s, window_tokens = 0.0, 0
                 with open(metrics_path, 'a') as f:
                     f.write(json.dumps(row) + '\n')
-            if is_last or stopping or step % c['checkpointEvery'] == 0:
+            if saving:
                 extra = {'step': step, 'sampler': sampler.rng.state(), 'elapsed_s': time.time() - t0, 'best_val_loss': best}
-                path = save_checkpoint(run_dir, init_dir, step, model, opt, extra)
+                path = save_checkpoint(run_dir, init_dir, step, gathered[0], gathered[1], extra)
                 if is_last or stopping:
                     print('train_ddp.py: step %d; saved %s' % (step, path), file=sys.stderr)
         if step_delay > 0 and step < stop_at:

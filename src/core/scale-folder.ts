@@ -71,24 +71,26 @@ export function scaleFolder(input: ScaleFolderInput): FolderFile[] {
   ];
 }
 
-/** run.sh: single-node torchrun; the multi-node form in a comment. */
+/** run.sh: torchrun on one machine, or on several (NNODES and RDZV_ENDPOINT). */
 export function runScript(): string {
   return `#!/usr/bin/env bash
-# Written by \`kiln scale\`: trains this folder's run with PyTorch DDP through torchrun.
+# Written by \`kiln scale\`: trains this folder's run with PyTorch through torchrun: DDP (a
+# whole model per process), or FSDP with --fsdp (each process holds a shard of the weights,
+# gradients and AdamW state: for a model that does not fit one GPU; torch >= 2.2).
 #
 # One machine, one process per GPU (or NPROC processes on the CPU, gloo backend):
 #   NPROC=8 ./run.sh                 (default: every GPU, else 1 CPU process)
+#   ./run.sh --fsdp
+# Several machines: the same command on each, naming how many and where rendezvous is (any
+# one of them, on a port it can open; they must share this folder's file system):
+#   NNODES=4 RDZV_ENDPOINT=host0:29500 ./run.sh      (RDZV_ID names the job: default kiln-run)
+# (slurm.sbatch does that for Slurm.)
 # A run continues from the newest checkpoint in checkpoints/ when there is one (run it
 # again after a stop; a fresh start wants a new --out). When a process dies, torchrun
 # restarts them all, up to MAX_RESTARTS times (default 3), and they continue from there.
 # (torch.distributed.run is torchrun.) Arguments after run.sh go to train_ddp.py
 # (python3 train_ddp.py --help lists them:
-# --out DIR, --device cpu|cuda, --precision fp32|bf16, --stop-after N).
-#
-# Several machines (run the same command on each; RANK 0's host is the endpoint):
-#   torchrun --nnodes 4 --nproc_per_node 8 --max_restarts 3 --rdzv_backend c10d \\
-#     --rdzv_endpoint HOST0:29500 --rdzv_id kiln-run train_ddp.py
-# (slurm.sbatch is an example for Slurm.)
+# --out DIR, --device cpu|cuda, --precision fp32|bf16, --fsdp, --stop-after N).
 #
 # The global batch is the RunSpec's (batchSize x gradAccum sequences per step) whatever
 # the number of processes: each takes its share of the step's sequences. Rank 0 writes
@@ -106,20 +108,28 @@ EXTRA=()
 if "$PY" -c 'import sys, torch; sys.exit(0 if torch.__version__.startswith("1.") and sys.version_info >= (3, 11) else 1)' 2>/dev/null; then
   EXTRA=(--redirects 9:0 --tee 9:0)
 fi
-# One node, its rendezvous on a free port (torch 1.x's --standalone takes the fixed port
-# 29400: two jobs on one machine would share one rendezvous, and a restart fails once the
-# other job has ended).
-exec "$PY" -m torch.distributed.run --nnodes 1 --rdzv_backend c10d --rdzv_endpoint localhost:0 --rdzv_id "kiln-$$" \\
+if [ -n "\${RDZV_ENDPOINT:-}" ]; then
+  RDZV=(--nnodes "\${NNODES:?RDZV_ENDPOINT is set: set NNODES too (the number of machines)}" --rdzv_endpoint "$RDZV_ENDPOINT" --rdzv_id "\${RDZV_ID:-kiln-run}")
+else
+  # One node, its rendezvous on a free port (torch 1.x's --standalone takes the fixed port
+  # 29400: two jobs on one machine would share one rendezvous, and a restart fails once the
+  # other job has ended).
+  RDZV=(--nnodes 1 --rdzv_endpoint localhost:0 --rdzv_id "kiln-$$")
+fi
+exec "$PY" -m torch.distributed.run "\${RDZV[@]}" --rdzv_backend c10d \\
   --nproc_per_node "$NPROC" --max_restarts "\${MAX_RESTARTS:-3}" "\${EXTRA[@]}" train_ddp.py "$@"
 `;
 }
 
-/** An example Slurm job: one task per node, torchrun spawning one process per GPU. */
+/** An example Slurm job: one task per node, each running run.sh (torchrun, one process per GPU). */
 export function slurmScript(): string {
   return `#!/usr/bin/env bash
 # Written by \`kiln scale\`: an example Slurm job for this folder's run (adapt the
 # partition, the GPUs per node and the time to your cluster). Submit from this folder:
 #   sbatch slurm.sbatch            (again after a stop: it continues from the newest checkpoint)
+#   sbatch slurm.sbatch --fsdp     (arguments go to train_ddp.py)
+# One task per node runs run.sh: torchrun there starts a process per GPU, and the nodes
+# meet at the first node's port RDZV_PORT (default 29500).
 #SBATCH --job-name=kiln-scale
 #SBATCH --nodes=2
 #SBATCH --ntasks-per-node=1
@@ -128,9 +138,9 @@ export function slurmScript(): string {
 #SBATCH --time=04:00:00
 #SBATCH --output=slurm-%j.out
 set -euo pipefail
+cd "\${SLURM_SUBMIT_DIR:-$(dirname "$0")}"
 HEAD=$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)
-srun torchrun --nnodes "$SLURM_NNODES" --nproc_per_node "\${SLURM_GPUS_PER_NODE:-8}" --max_restarts 3 \\
-  --rdzv_backend c10d --rdzv_endpoint "$HEAD:29500" --rdzv_id "$SLURM_JOB_ID" \\
-  train_ddp.py "$@"
+export NNODES=$SLURM_NNODES RDZV_ENDPOINT="$HEAD:\${RDZV_PORT:-29500}" RDZV_ID="kiln-$SLURM_JOB_ID"
+srun --ntasks-per-node=1 bash ./run.sh "$@"
 `;
 }

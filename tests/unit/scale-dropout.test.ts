@@ -5,11 +5,12 @@
 // Plus the hash itself against dropoutKeep. Skipped, with the reason, where python3 or
 // torch is missing.
 import { spawnSync } from 'node:child_process';
-import { readFileSync, rmSync } from 'node:fs';
+import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { dropoutKeep, dropoutKey, dropoutStepSeed, dropoutThreshold } from '../../src/core/dropout.ts';
 import { REPO_ROOT, readMetrics, runKiln, tempDir } from '../helpers/cli.ts';
+import { type ScaleRow, scaleMetrics as metrics, worstDiff as worst } from '../helpers/scale-run.ts';
 import { findPython } from '../helpers/torch-python.ts';
 
 
@@ -20,22 +21,6 @@ if (missing) console.warn(`scale-dropout.test.ts: skipped: ${missing}`);
 
 const root = tempDir('kiln-scale-dropout-');
 afterAll(() => rmSync(root, { recursive: true, force: true }));
-
-interface Row { step: number; loss: number; lr: number; grad_norm: number }
-
-function metrics(dir: string): Row[] {
-  return readFileSync(join(dir, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Row);
-}
-
-function worst(a: Row[], b: Row[], key: 'loss' | 'lr' | 'grad_norm', n: number): { diff: number; step: number } {
-  let diff = 0;
-  let step = 0;
-  for (let i = 0; i < n; i++) {
-    const d = Math.abs(a[i][key] - b[i][key]);
-    if (d > diff) [diff, step] = [d, a[i].step];
-  }
-  return { diff, step };
-}
 
 const SETS = ['--set', 'steps=5', '--set', 'dropout=0.1', '--set', 'gradAccum=3'];
 
@@ -75,7 +60,7 @@ describe.skipIf(missing !== null)('kiln scale: dropout as Kiln draws it', () => 
       encoding: 'utf8', timeout: 300_000, env: { ...process.env, OMP_NUM_THREADS: '1' },
     });
     expect(p.status, p.stderr.slice(-4000)).toBe(0);
-    const kiln = readMetrics(k) as unknown as Row[];
+    const kiln = readMetrics(k) as unknown as ScaleRow[];
     const torch = metrics(one);
     expect(torch.map((x) => x.step)).toEqual([1, 2, 3, 4, 5]);
     for (const key of ['loss', 'lr', 'grad_norm'] as const) {
@@ -86,7 +71,7 @@ describe.skipIf(missing !== null)('kiln scale: dropout as Kiln draws it', () => 
     const k0 = join(root, 'kiln-no-dropout');
     const r0 = await runKiln(['train', '--preset', 'tiny', ...SETS, '--set', 'dropout=0', '--backend', 'cpu', '--data', 'names', '--out', k0]);
     expect(r0.code, r0.stderr).toBe(0);
-    expect(Math.abs((readMetrics(k0) as unknown as Row[])[0].loss - torch[0].loss)).toBeGreaterThan(1e-3);
+    expect(Math.abs((readMetrics(k0) as unknown as ScaleRow[])[0].loss - torch[0].loss)).toBeGreaterThan(1e-3);
     console.log(`scale-dropout: torch vs Kiln CPU, worst loss difference ${worst(torch, kiln, 'loss', 5).diff}`);
   }, 300_000);
 
@@ -96,7 +81,7 @@ describe.skipIf(missing !== null)('kiln scale: dropout as Kiln draws it', () => 
       encoding: 'utf8', timeout: 300_000, env: { ...process.env, NPROC: '2', PYTHON: PY, OMP_NUM_THREADS: '1' },
     });
     expect(launched.status, launched.stderr.slice(-4000)).toBe(0);
-    expect(launched.stderr).toMatch(/2 processes \(gloo, fp32\), 12 sequences/);
+    expect(launched.stderr).toMatch(/2 processes \(gloo, fp32, DDP\), 12 sequences/);
     const a = metrics(two);
     const b = metrics(one);
     expect(a.map((x) => x.step)).toEqual(b.map((x) => x.step));

@@ -8,6 +8,7 @@ import { existsSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { REPO_ROOT, expectKilnError, readMetrics, runKiln, tempDir } from '../helpers/cli.ts';
+import { launchRanks, scaleMetrics as metrics, worstDiff as worst } from '../helpers/scale-run.ts';
 import { findPython } from '../helpers/torch-python.ts';
 
 /**
@@ -23,23 +24,6 @@ if (missing) console.warn(`scale.test.ts: the PyTorch tests are skipped: ${missi
 
 const root = tempDir('kiln-scale-');
 afterAll(() => rmSync(root, { recursive: true, force: true }));
-
-interface Row { step: number; loss: number; val_loss?: number; lr: number; grad_norm: number }
-
-function metrics(dir: string): Row[] {
-  return readFileSync(join(dir, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Row);
-}
-
-/** The worst absolute difference of a field over the first `n` rows, with the step where it is. */
-function worst(a: Row[], b: Row[], key: 'loss' | 'lr' | 'grad_norm', n: number): { diff: number; step: number } {
-  let diff = 0;
-  let step = 0;
-  for (let i = 0; i < n; i++) {
-    const d = Math.abs(a[i][key] - b[i][key]);
-    if (d > diff) [diff, step] = [d, a[i].step];
-  }
-  return { diff, step };
-}
 
 function python(args: string[], extraEnv: Record<string, string> = {}): void {
   const r = spawnSync(PY, args, {
@@ -94,7 +78,7 @@ describe.skipIf(missing !== null)('kiln scale: train_ddp.py with PyTorch (gloo o
       encoding: 'utf8', timeout: 300_000, env: { ...process.env, NPROC: '2', PYTHON: PY, OMP_NUM_THREADS: '1' },
     });
     expect(launched.status, launched.stderr.slice(-4000)).toBe(0);
-    expect(launched.stderr).toMatch(/2 processes \(gloo, fp32\)/);
+    expect(launched.stderr).toMatch(/2 processes \(gloo, fp32, DDP\)/);
     python([join(scaleDir, 'train_ddp.py'), '--out', one, '--device', 'cpu']);
     const a = metrics(two);
     const b = metrics(one);
@@ -110,7 +94,7 @@ describe.skipIf(missing !== null)('kiln scale: train_ddp.py with PyTorch (gloo o
     const k = join(root, 'kiln-cpu');
     const r = await runKiln(['train', '--preset', 'tiny', '--set', 'steps=5', '--backend', 'cpu', '--data', 'names', '--out', k]);
     expect(r.code, r.stderr).toBe(0);
-    const kiln = readMetrics(k) as unknown as Row[];
+    const kiln = readMetrics(k) as unknown as ReturnType<typeof metrics>;
     const torch = metrics(one);
     expect(kiln.slice(0, 5).map((x) => x.step)).toEqual([1, 2, 3, 4, 5]);
     for (const key of ['loss', 'lr', 'grad_norm'] as const) {
@@ -143,9 +127,14 @@ describe.skipIf(missing !== null)('kiln scale: train_ddp.py with PyTorch (gloo o
     expect(w.diff, `worst loss difference at step ${w.step}`).toBeLessThan(1e-6);
   }, 300_000);
 
-  it('--fsdp says it is not implemented', () => {
-    const r = spawnSync(PY, [join(scaleDir, 'train_ddp.py'), '--fsdp', '--out', join(root, 'fsdp')], { encoding: 'utf8' });
-    expect(r.status).not.toBe(0);
-    expect(r.stderr).toMatch(/--fsdp is not implemented/);
-  });
+  it('--fsdp wants torchrun, and says which torch it needs where it is too old', async () => {
+    const alone = spawnSync(PY, [join(scaleDir, 'train_ddp.py'), '--fsdp', '--device', 'cpu', '--out', join(root, 'fsdp')], { encoding: 'utf8' });
+    expect(alone.status).not.toBe(0);
+    expect(alone.stderr).toMatch(/--fsdp shards the model over torchrun's processes: launch it through run.sh/);
+    const version = spawnSync(PY, ['-c', 'import torch; print(torch.__version__)'], { encoding: 'utf8' }).stdout.trim();
+    if (!version.startsWith('1.')) return; // FSDP itself: scale-fsdp.test.ts
+    const r = await launchRanks(PY, 1, [join(scaleDir, 'train_ddp.py'), '--fsdp', '--device', 'cpu', '--out', join(root, 'fsdp')], scaleDir);
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toMatch(/--fsdp needs torch >= 2\.2 .* this is torch 1\./);
+  }, 120_000);
 });
