@@ -523,7 +523,8 @@ def parse_args(argv):
                          'torchrun restarts after a failure, always continues from there when there is one)')
     ap.add_argument('--device', choices=['auto', 'cpu', 'cuda'], default='auto')
     ap.add_argument('--precision', choices=['auto', 'fp32', 'bf16'], default='auto',
-                    help='auto: bf16 autocast on CUDA GPUs that support it, fp32 elsewhere')
+                    help='auto: bf16 autocast on CUDA GPUs that support it, fp32 elsewhere (bf16 on the CPU '
+                         'works, slowly: for checking a job before it goes to the GPUs)')
     ap.add_argument('--fsdp', action='store_true',
                     help='shard the weights, gradients and AdamW moments over the processes with FSDP (torch >= 2.2), '
                          'for a model that does not fit one GPU; the same steps and checkpoints as DDP')
@@ -556,8 +557,6 @@ def main(argv=None):
     if use_cuda:
         torch.cuda.set_device(device)
     bf16 = args.precision == 'bf16' or (args.precision == 'auto' and use_cuda and torch.cuda.is_bf16_supported())
-    if bf16 and not use_cuda:
-        sys.exit('train_ddp.py: --precision bf16 needs a CUDA GPU (on the CPU, use fp32)')
     if args.fsdp and not distributed:
         sys.exit('train_ddp.py: --fsdp shards the model over torchrun\'s processes: launch it through run.sh '
                  '(./run.sh --fsdp) or torchrun')
@@ -631,7 +630,8 @@ def main(argv=None):
     val_sets = None if whole_split else val_batches(val_tokens, B, T, c['evalBatches'])
 
     def autocast():
-        return torch.autocast('cuda', dtype=torch.bfloat16) if bf16 else torch.autocast('cpu', enabled=False)
+        # The matrix products in bf16, the weights, gradients, AdamW and the loss in fp32.
+        return torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16)
 
     @torch.no_grad()
     def evaluate():

@@ -22,6 +22,8 @@
 #              eager and torch.compile)
 #   hf         `kiln export --hf` of the parity run, loaded by transformers: same logits
 #              (1e-4 relative, f32) and loss (torch_reference.py --hf)
+#   scale      #21: `kiln scale`'s train_ddp.py through run.sh (torchrun, NCCL, 1 GPU): fp32
+#              DDP against kiln's CPU run, FSDP against DDP, bf16 autocast against fp32
 #   racecheck  compute-sanitizer --tool racecheck over the kernel tests
 #   train      char-shakespeare on cuda toward val loss 1.50, while time is left
 #
@@ -125,6 +127,33 @@ if [ -f "$RUN/tiny-cuda/checkpoint.safetensors" ] && "$PY" -c 'import torch, saf
     step dump-grads-hf 60 "$NODE" dump-grads.mjs --checkpoint "$RUN/tiny-cuda/checkpoint.safetensors" --out "$RUN/grads-hf" --batch 4 --seed 2 &&
     step hf-logits 120 env PYTHONUNBUFFERED=1 "$PY" "$HERE/torch_reference.py" --dir "$RUN/grads-hf" --checkpoint "$RUN/tiny-cuda/checkpoint.safetensors" --hf "$RUN/hf-tiny"
 else skip export-hf "no cuda checkpoint, or python lacks torch/safetensors/transformers"; fi
+
+# --- #21: kiln scale's trainer on the GPU: NCCL, bf16 autocast, FSDP ------------------------
+# torchrun with one process (NCCL on the GPU; gloo on the CPU in the simulation): fp32 DDP
+# against kiln's CPU run (parity-cpu, the same RunSpec), FSDP against DDP, bf16 autocast
+# against fp32 (near, as bf16 allows), bf16 FSDP against bf16 DDP.
+if "$PY" -c 'import torch' > /dev/null 2>&1; then
+  SDEV=$("$PY" -c 'import torch; print("cuda" if torch.cuda.is_available() else "cpu")')
+  HAVE_FSDP=$("$PY" -c 'import torch; print(int(tuple(int(x) for x in torch.__version__.split(".")[:2]) >= (2, 2)))' 2> /dev/null || echo 0)
+  # kiln.mjs finds the trainer at ../../scale/train_ddp.py from itself, as in the repository.
+  mkdir -p "$RUN/k/bin" && cp "$RUN/kiln.mjs" "$RUN/k/bin/" && ln -sfn "$ROOT/scale" "$RUN/scale"
+  if step scale-folder 30 "$NODE" "$RUN/k/bin/kiln.mjs" scale --preset tiny --steps "$PSTEPS" --seed 1 --data input.txt --out "$RUN/scaled"; then
+    for m in "fp32 ddp" "fp32 fsdp" "bf16 ddp" "bf16 fsdp"; do
+      read -r prec mode <<< "$m"
+      if [ "$mode" = fsdp ] && [ "$HAVE_FSDP" != 1 ]; then skip "scale-$prec-$mode" "torch < 2.2: no FSDP"; continue; fi
+      FLAGS=(--device "$SDEV" --precision "$prec" --out "$RUN/scaled-$prec-$mode")
+      [ "$mode" = fsdp ] && FLAGS+=(--fsdp)
+      step "scale-$prec-$mode" 60 env NPROC=1 PYTHON="$PY" bash "$RUN/scaled/run.sh" "${FLAGS[@]}"
+    done
+    S=$RUN/scaled
+    step scale-vs-kiln 20 "$NODE" report.mjs parity "$RUN/tiny-cpu/metrics.jsonl" "$S-fp32-ddp/metrics.jsonl" 1e-3 "kiln cpu vs kiln scale fp32 ddp ($SDEV)"
+    step scale-bf16 20 "$NODE" report.mjs parity "$S-fp32-ddp/metrics.jsonl" "$S-bf16-ddp/metrics.jsonl" 2e-2 "kiln scale fp32 vs bf16 autocast ($SDEV)"
+    if [ "$HAVE_FSDP" = 1 ]; then
+      step scale-fsdp 20 "$NODE" report.mjs parity "$S-fp32-ddp/metrics.jsonl" "$S-fp32-fsdp/metrics.jsonl" 1e-5 "kiln scale fp32 ddp vs fsdp ($SDEV)"
+      step scale-fsdp-bf16 20 "$NODE" report.mjs parity "$S-bf16-ddp/metrics.jsonl" "$S-bf16-fsdp/metrics.jsonl" 1e-3 "kiln scale bf16 ddp vs fsdp ($SDEV)"
+    fi
+  fi
+else skip scale-folder "no torch"; fi
 
 # --- racecheck, then training while time is left ---------------------------------------------
 if ((HAVE_CUDA)) && command -v compute-sanitizer > /dev/null; then

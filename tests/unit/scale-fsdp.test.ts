@@ -92,6 +92,19 @@ describe.skipIf(missing !== null)(`kiln scale: train_ddp.py --fsdp (${'version' 
     }
   }, 600_000);
 
+  it('bf16 autocast (here on the CPU): FSDP takes the steps DDP takes, near fp32 but not equal to it', async () => {
+    await ranks(PY2, 2, dir, ['--fsdp', '--precision', 'bf16', '--out', join(root, 'bf16-fsdp')]);
+    await ranks(PY2, 2, dir, ['--precision', 'bf16', '--out', join(root, 'bf16-ddp')]);
+    const a = scaleMetrics(join(root, 'bf16-fsdp'));
+    const b = scaleMetrics(join(root, 'bf16-ddp'));
+    const fp32 = scaleMetrics(one);
+    const same = worstDiff(a, b, 'loss', 12);
+    expect(same.diff, `worst loss difference from DDP at step ${same.step}`).toBeLessThan(1e-6);
+    const near = worstDiff(a, fp32, 'loss', 12);
+    expect(near.diff, `worst loss difference from fp32 at step ${near.step}`).toBeLessThan(1e-2);
+    expect(near.diff, 'bf16 autocast changed nothing: it did not take effect').toBeGreaterThan(1e-6);
+  }, 300_000);
+
   it('its final checkpoint imports, and kiln eval gives the val loss it logged', async () => {
     const out = join(root, 'back.safetensors');
     const imp = await runKiln(['import', '--hf', join(fsdp2, 'checkpoints', 'step_12'), '--out', out]);
