@@ -162,7 +162,7 @@ export class KilnConfigPanel extends LitElement {
     .btn.zip { font-weight: 600; border-color: #c2571a; color: #8a3b12; }
     .btn.zip:hover:not(:disabled) { background: #fbeee5; }
     .cluster .note { margin: 4px 0 0; color: #6b645c; font-size: 12px; }
-    .cluster code { font: 12px ui-monospace, 'SF Mono', Menlo, Consolas, monospace; }
+    .cluster code { font: 12px ui-monospace, 'SF Mono', Menlo, Consolas, monospace; white-space: nowrap; }
     .building { display: flex; align-items: center; gap: 8px; margin-top: 6px; font-size: 12px; color: #4a443e; }
     .building progress { flex: none; width: 90px; height: 8px; accent-color: #c2571a; }
     .building span { min-width: 0; overflow-wrap: anywhere; }
@@ -386,7 +386,7 @@ export class KilnConfigPanel extends LitElement {
       <p>Or on your own GPUs, with PyTorch:</p>
       <button type="button" class="btn zip" ?disabled=${!sc.ready || sc.building || !this.cliCommand} aria-describedby="cluster-note"
         @click=${() => this.dispatchEvent(new CustomEvent('scale-download', { bubbles: true, composed: true }))}>Run on a cluster (.zip)</button>
-      <p class="note" id="cluster-note">A folder for PyTorch <code>torchrun</code> on your own GPUs: unzip, then <code>bash run.sh</code>.</p>
+      <p class="note" id="cluster-note">A folder for PyTorch <code>torchrun</code> on your own GPUs: unzip, then <code>bash run.sh</code> (<code>bash run.sh --fsdp</code> shards a model too big for one GPU).</p>
       ${sc.waiting && !sc.building ? html`<p class="note">${sc.waiting}</p>` : nothing}
       ${sc.building
         ? html`<div class="building" role="status"><progress max="1" value=${stage.value ?? nothing} aria-label="Building the zip"></progress><span>${stage.text}</span></div>`

@@ -46,7 +46,7 @@ describe.skipIf(skip !== null)(`"Run on a cluster" in the lab${skip ? ` (skipped
     await page.evaluate((h) => (location.hash = h), `#${encodeShareLink(spec)}`);
     await button.waitFor({ timeout: 30_000 });
     await expect.poll(() => button.isEnabled(), { timeout: 30_000 }).toBe(true);
-    expect(await page.getByText('A folder for PyTorch torchrun on your own GPUs: unzip, then bash run.sh.').count()).toBe(1);
+    expect(await page.getByText('A folder for PyTorch torchrun on your own GPUs: unzip, then bash run.sh (bash run.sh --fsdp shards a model too big for one GPU).').count()).toBe(1);
     expect(await page.getByLabel('kiln command', { exact: true }).textContent()).toMatch(/^npx kiln train --link /);
     await button.evaluate((el) => el.scrollIntoView({ block: 'center' }));
     await screenshotBothSizes(page, SHOTS, 'cluster-button');
