@@ -4,6 +4,8 @@ import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
+import { expect } from 'vitest';
+import { runKiln } from './cli.ts';
 
 export interface ScaleRow { step: number; loss: number; val_loss?: number; lr: number; grad_norm: number }
 
@@ -64,4 +66,17 @@ export async function launchRanks(python: string, n: number, args: string[], cwd
   }));
   const done = await Promise.all(ranks);
   return { code: Math.max(...done.map((d) => d.code)), stderr: done.map((d) => d.stderr).join('\n') };
+}
+
+/**
+ * A train_ddp.py checkpoint folder back in Kiln: `kiln import --hf CKPT --out OUT`, then
+ * `kiln eval` on the names data, checked against the val_loss the script logged (1e-4).
+ */
+export async function expectEvalMatches(ckpt: string, out: string, logged: number): Promise<void> {
+  const imp = await runKiln(['import', '--hf', ckpt, '--out', out]);
+  expect(imp.code, imp.stderr).toBe(0);
+  const ev = await runKiln(['eval', '--checkpoint', out, '--data', 'names', '--backend', 'cpu']);
+  expect(ev.code, ev.stderr).toBe(0);
+  const { loss } = JSON.parse(ev.stdout.trim().split('\n').pop()!) as { loss: number };
+  expect(Math.abs(loss - logged), `kiln eval ${loss} vs the script's val_loss ${logged}`).toBeLessThan(1e-4);
 }

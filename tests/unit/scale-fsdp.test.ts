@@ -9,7 +9,7 @@ import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { runKiln } from '../helpers/cli.ts';
-import { launchRanks, scaleMetrics, worstDiff } from '../helpers/scale-run.ts';
+import { expectEvalMatches, launchRanks, scaleMetrics, worstDiff } from '../helpers/scale-run.ts';
 import { findFsdpPython, findPython } from '../helpers/torch-python.ts';
 
 const fsdp = findFsdpPython();
@@ -106,13 +106,6 @@ describe.skipIf(missing !== null)(`kiln scale: train_ddp.py --fsdp (${'version' 
   }, 300_000);
 
   it('its final checkpoint imports, and kiln eval gives the val loss it logged', async () => {
-    const out = join(root, 'back.safetensors');
-    const imp = await runKiln(['import', '--hf', join(fsdp2, 'checkpoints', 'step_12'), '--out', out]);
-    expect(imp.code, imp.stderr).toBe(0);
-    const ev = await runKiln(['eval', '--checkpoint', out, '--data', 'names', '--backend', 'cpu']);
-    expect(ev.code, ev.stderr).toBe(0);
-    const { loss } = JSON.parse(ev.stdout.trim().split('\n').pop()!) as { loss: number };
-    const logged = scaleMetrics(fsdp2)[11].val_loss!;
-    expect(Math.abs(loss - logged), `kiln eval ${loss} vs the script's val_loss ${logged}`).toBeLessThan(1e-4);
+    await expectEvalMatches(join(fsdp2, 'checkpoints', 'step_12'), join(root, 'back.safetensors'), scaleMetrics(fsdp2)[11].val_loss!);
   }, 300_000);
 });

@@ -8,7 +8,7 @@ import { existsSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { REPO_ROOT, expectKilnError, readMetrics, runKiln, tempDir } from '../helpers/cli.ts';
-import { launchRanks, scaleMetrics as metrics, worstDiff as worst } from '../helpers/scale-run.ts';
+import { expectEvalMatches, launchRanks, scaleMetrics as metrics, worstDiff as worst } from '../helpers/scale-run.ts';
 import { findPython } from '../helpers/torch-python.ts';
 
 /**
@@ -104,15 +104,7 @@ describe.skipIf(missing !== null)('kiln scale: train_ddp.py with PyTorch (gloo o
   }, 300_000);
 
   it('its final checkpoint imports, and kiln eval gives the val loss the script logged', async () => {
-    const ckpt = join(one, 'checkpoints', 'step_20');
-    const out = join(root, 'back.safetensors');
-    const imp = await runKiln(['import', '--hf', ckpt, '--out', out]);
-    expect(imp.code, imp.stderr).toBe(0);
-    const ev = await runKiln(['eval', '--checkpoint', out, '--data', 'names', '--backend', 'cpu']);
-    expect(ev.code, ev.stderr).toBe(0);
-    const { loss } = JSON.parse(ev.stdout.trim().split('\n').pop()!) as { loss: number };
-    const logged = metrics(one)[19].val_loss!;
-    expect(Math.abs(loss - logged), `kiln eval ${loss} vs the script's val_loss ${logged}`).toBeLessThan(1e-4);
+    await expectEvalMatches(join(one, 'checkpoints', 'step_20'), join(root, 'back.safetensors'), metrics(one)[19].val_loss!);
   }, 300_000);
 
   it('--resume continues a stopped run on the same curve', () => {
