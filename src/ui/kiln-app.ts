@@ -83,6 +83,8 @@ export class KilnApp extends LitElement {
   @state() private config: RunConfig = { ...findPreset(DEFAULT_PRESET)!.config };
   @state() private dataChoice: string | null = PRESET_DATASETS[DEFAULT_PRESET] ?? null;
   @state() private fileError: { message: string; hint: string } | null = null;
+  /** Every field of the settings panel parses and passes its checks (its config holds the last valid values). */
+  @state() private formValid = true;
   @state() private backend: LabBackendKind = 'webgpu';
   @state() private fit: ConfigFit | null = null;
   @state() private linkError: { message: string; hint: string } | null = null;
@@ -142,8 +144,9 @@ export class KilnApp extends LitElement {
 
   // ---- derived state ----
 
+  /** The settings as the panel shows them are valid: no field in red, nothing between fields. */
   private get valid(): boolean {
-    return validate(this.config).length === 0;
+    return this.formValid && validate(this.config).length === 0;
   }
 
   private spec(): RunSpec {
@@ -207,7 +210,12 @@ export class KilnApp extends LitElement {
         // A file the process refused (not text, too large, outside --data) is said beside the picker.
         const own = source.kind === 'file' || source.kind === 'server';
         this.fileError = !d && this.lab.error && own ? { message: this.lab.error.message, hint: this.lab.error.hint } : null;
-        if (!d && own) this.lab.error = null;
+        if (!d && own) {
+          this.lab.error = null;
+          // The text prepared before (the preset's dataset, an earlier file) is not the one chosen:
+          // nothing trains until a text is chosen that reads.
+          this.lab.data = null;
+        }
         if (!d && source.kind === 'file') this.lastFile = null;
         if (d && source.kind === 'file' && source.expect) this.wantFile = null;
         this.scheduleFit();
@@ -230,6 +238,7 @@ export class KilnApp extends LitElement {
     const presetChanged = e.detail.preset !== this.preset;
     this.preset = e.detail.preset;
     this.config = e.detail.config;
+    this.formValid = e.detail.valid;
     if (presetChanged && !this.ownData) this.dataChoice = PRESET_DATASETS[this.preset] ?? this.dataChoice;
     this.lab.resetScale();
     this.scheduleFit();
@@ -260,6 +269,20 @@ export class KilnApp extends LitElement {
     if (s.kind === 'file') this.lastFile = s;
     this.dataChoice = s.kind === 'bundled' ? s.id : s.kind === 'server' ? `${SERVER_CHOICE}${s.path}` : 'file';
     this.preparedFor = '';
+    // A second file leaves dataChoice at 'file': the page must still update to read it.
+    this.requestUpdate();
+  }
+
+  /** Why Train cannot start a run now, in a few words (null: it can). */
+  private trainBlocked(): string | null {
+    const lab = this.lab;
+    if (!lab.env) return lab.served ? 'Connecting to kiln serve…' : 'Looking for a GPU…';
+    if (lab.watching) return 'Another tab controls kiln serve: take control to train here.';
+    if (!this.valid) return 'Fix the settings marked in red first.';
+    if (lab.busy.has('data')) return 'Reading the training text…';
+    if (!lab.data) return this.fileError ? 'Choose a text file that reads, or a bundled dataset.' : 'Choose the training text first.';
+    if (this.fit && !this.fit.fits) return 'This model does not fit here: see the settings.';
+    return null;
   }
 
   private async onTrain(): Promise<void> {
@@ -422,9 +445,9 @@ export class KilnApp extends LitElement {
     const training = st?.phase === 'training' || st?.phase === 'pausing';
     const env = lab.env;
     const watching = lab.watching;
-    const canTrain = !!env && !watching && this.valid && !!lab.data && !lab.busy.has('data') && (this.fit?.fits ?? true);
+    const blocked = this.trainBlocked();
     return html`
-      <kiln-run-bar .status=${st} .device=${lab.run?.device ?? env?.device ?? (lab.served ? 'connecting to kiln serve…' : 'looking for a GPU…')} ?canTrain=${canTrain} ?busy=${lab.busy.has('create')}
+      <kiln-run-bar .status=${st} .device=${lab.run?.device ?? env?.device ?? (lab.served ? 'connecting to kiln serve…' : 'looking for a GPU…')} ?canTrain=${blocked === null} .blocked=${blocked ?? ''} ?busy=${lab.busy.has('create')}
         ?readOnly=${watching}
         @train=${this.onTrain} @pause=${() => lab.pause()} @resume=${() => lab.resume()} @stop=${() => lab.stop()}
         @extend=${(e: CustomEvent<ExtendDetail>) => lab.extend(e.detail.steps, { schedule: e.detail.schedule })}

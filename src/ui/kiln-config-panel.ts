@@ -195,6 +195,8 @@ export class KilnConfigPanel extends LitElement {
 
   /** The config this element last sent: when the parent hands it back, the drafts stay. */
   private sent: RunConfig | null = null;
+  /** The validity the parent last heard of (it starts from valid). */
+  private sentValid = true;
   private form: FormState = formState(this.config, {});
 
   protected override willUpdate(changed: PropertyValues<this>): void {
@@ -205,9 +207,18 @@ export class KilnConfigPanel extends LitElement {
     this.form = formState(this.config, this.drafts);
   }
 
+  /**
+   * A config the parent set (a link, an opened run) may leave a field's draft in red, or
+   * clear one: the parent hears of it, so Train follows what the fields show.
+   */
+  protected override updated(): void {
+    if (this.form.valid !== this.sentValid) this.emit();
+  }
+
   private emit(): void {
     this.sent = this.config;
     this.form = formState(this.config, this.drafts);
+    this.sentValid = this.form.valid;
     const detail: ConfigChangeDetail = { preset: this.preset, config: this.config, valid: this.form.valid };
     this.dispatchEvent(new CustomEvent<ConfigChangeDetail>('config-change', { detail, bubbles: true, composed: true }));
   }

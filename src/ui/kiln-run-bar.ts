@@ -36,6 +36,7 @@ export class KilnRunBar extends LitElement {
     .stale { color: #8c857d; }
     .phase { text-transform: capitalize; font-weight: 600; color: #8a3b12; }
     .phase.error { color: #b3261e; }
+    .why { font-size: 12px; color: #6b645c; max-width: 260px; }
     .device { color: #6b6259; max-width: 260px; overflow: hidden; text-overflow: ellipsis; white-space: nowrap; }
     progress { width: 100%; height: 3px; display: block; appearance: none; border: 0; background: #efe9e2; }
     progress::-webkit-progress-bar { background: #efe9e2; }
@@ -48,6 +49,8 @@ export class KilnRunBar extends LitElement {
   @property() device = '';
   /** Whether Train can start a run now (data chosen, config valid, a backend). */
   @property({ type: Boolean }) canTrain = false;
+  /** Why Train is off (said beside it: a disabled button shows no tooltip), or ''. */
+  @property() blocked = '';
   @property({ type: Boolean }) busy = false;
   /** Another tab controls this run (kiln serve): every control is off. */
   @property({ type: Boolean }) readOnly = false;
@@ -65,9 +68,11 @@ export class KilnRunBar extends LitElement {
     const ended = p === 'done' || p === 'stopped';
     const extendable = (paused || ended || p === 'training') && !this.readOnly;
     const ro = this.readOnly;
+    const why = !training && !this.busy && !ro && !this.canTrain ? this.blocked : '';
     return html`<div class="controls" role="toolbar" aria-label="Training controls" title=${ro ? 'Another tab controls this run' : ''}>
       <button class="primary" ?disabled=${!this.canTrain || training || this.busy} @click=${() => this.fire('train')}
-        title="Start a new run with these settings">${ended || paused || p === 'error' ? 'New run' : 'Train'}</button>
+        aria-describedby=${why ? 'train-why' : nothing}
+        title=${why || 'Start a new run with these settings'}>${ended || paused || p === 'error' ? 'New run' : 'Train'}</button>
       ${training
         ? html`<button ?disabled=${p === 'pausing' || ro} @click=${() => this.fire('pause')}>Pause</button>`
         : html`<button ?disabled=${!paused || ro} @click=${() => this.fire('resume')}>Resume</button>`}
@@ -82,6 +87,7 @@ export class KilnRunBar extends LitElement {
         </select>
       </span>
       ${p === 'error' && this.status?.recoverable ? html`<button ?disabled=${ro} @click=${() => this.fire('recover')}>Recover</button>` : nothing}
+      ${why ? html`<span class="why" id="train-why">${why}</span>` : nothing}
     </div>`;
   }
 
@@ -89,8 +95,10 @@ export class KilnRunBar extends LitElement {
     const s = this.status;
     if (!s) return html`<div class="status" role="status" aria-live="polite"><span class="device" title=${this.device}>${this.device}</span></div>`;
     const staleVal = s.valStep !== null && s.valStep !== s.step;
+    // Training, but no step has reported a speed yet: the kernels compile and the first batch runs.
+    const starting = s.phase === 'training' && s.tokensPerS === null;
     return html`<div class="status" role="status" aria-live="polite" aria-atomic="false">
-      <span class="stat phase ${s.phase === 'error' ? 'error' : ''}">${s.phase}</span>
+      <span class="stat phase ${s.phase === 'error' ? 'error' : ''}" title=${starting ? 'Preparing the GPU kernels and the first batch' : ''}>${starting ? 'starting…' : s.phase}</span>
       <span class="stat">step <b>${s.step.toLocaleString('en-US')}</b> / ${s.stopAt.toLocaleString('en-US')}</span>
       <span class="stat">loss <b>${fmtLoss(s.lastLoss)}</b></span>
       <span class="stat ${staleVal ? 'stale' : ''}" title=${staleVal ? `measured at step ${s.valStep}` : ''}>val <b>${fmtLoss(s.lastValLoss)}</b>${staleVal ? html` <small>@${s.valStep}</small>` : nothing}</span>
