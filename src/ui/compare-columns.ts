@@ -23,9 +23,14 @@ export interface SharedCurve {
 /** The shared curve's colour: a darker grey than the reference lines, apart from every run's colour. */
 export const SHARED_COLOR = '#5c564f';
 
-/** A legend label no wider than the legend can take. */
+/**
+ * A legend label no wider than the legend can take, cut in the middle: runs named after
+ * their preset and data differ at the end ("… names", "… names 2"), which must stay.
+ */
 export function shortName(name: string, max = 24): string {
-  return name.length > max ? `${name.slice(0, max - 1)}…` : name;
+  if (name.length <= max) return name;
+  const tail = Math.floor((max - 1) / 3);
+  return `${name.slice(0, max - 1 - tail).trimEnd()}…${name.slice(name.length - tail).trimStart()}`;
 }
 
 export const finite = (v: number): Cell => (Number.isFinite(v) ? v : null);

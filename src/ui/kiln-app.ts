@@ -48,6 +48,8 @@ const SERVER_CHOICE = 'server:';
 export class KilnApp extends LitElement {
   static override styles = [bannerStyles, css`
     :host { display: block; min-height: 100vh; color: #222; font-size: 14px; }
+    /* Train, Pause, Stop and the step stay in reach while the page scrolls to the chart (a phone's is long). */
+    kiln-run-bar { position: sticky; top: 0; z-index: 20; }
     main { display: grid; gap: 16px; padding: 16px; max-width: 1600px; margin: 0 auto; box-sizing: border-box;
       grid-template-columns: minmax(300px, 340px) minmax(0, 1fr) minmax(280px, 340px); grid-template-areas: 'left center right'; align-items: start; }
     .left { grid-area: left; display: flex; flex-direction: column; gap: 12px; min-width: 0; }
@@ -103,6 +105,8 @@ export class KilnApp extends LitElement {
   private foundSeen = 0;
   private fitTimer: ReturnType<typeof setTimeout> | null = null;
   private envSeen = false;
+  /** Whether the run open before a reload was looked for (once, when the list first comes). */
+  private reopenTried = false;
 
   override connectedCallback(): void {
     super.connectedCallback();
@@ -199,6 +203,15 @@ export class KilnApp extends LitElement {
     if (env && !this.envSeen) {
       this.envSeen = true;
       if (!env.webgpu) this.backend = 'cpu';
+    }
+    // A reload (or a crash) in the middle of training: the run comes back, opened at its last
+    // checkpoint (not trained: Resume is the person's), unless a link in the address names
+    // another experiment. A finished run stays in the list: the page starts fresh.
+    if (env && this.lab.runs && !this.reopenTried) {
+      this.reopenTried = true;
+      const id = this.lab.lastOpenRun();
+      const rec = this.lab.runs.find((r) => r.id === id);
+      if (rec && (rec.phase === 'training' || rec.phase === 'paused') && !this.lab.run && !location.hash) void this.reopen(rec.id);
     }
     // Read the data again when the choice or a setting that shapes its tokens changed.
     const key = `${this.dataChoice}|${DATA_KEYS.map((k) => this.config[k]).join('|')}`;
@@ -310,6 +323,10 @@ export class KilnApp extends LitElement {
     this.sampleOut = '';
     this.shareLink = null;
     this.scheduleFit();
+  }
+
+  private async reopen(id: string): Promise<void> {
+    if (await this.lab.openRun(id, this.backend)) this.adoptRun();
   }
 
   private async onOpenRun(e: CustomEvent<RunIdDetail>): Promise<void> {

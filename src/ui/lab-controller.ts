@@ -65,6 +65,9 @@ export interface ScaleState {
   done: { fileName: string; bytes: number } | null;
 }
 
+/** localStorage: the id of the run the static lab had open, reopened after a reload. */
+const OPEN_RUN_KEY = 'kiln.openRun';
+
 const SCALE_IDLE: ScaleState = { building: false, progress: null, error: null, done: null };
 
 /** Hands bytes to the browser as a download named `fileName`. */
@@ -347,6 +350,7 @@ export class LabController implements ReactiveController {
       this.metricsVersion++;
       this.samples = [];
       this.run = await api.createRun(spec, backend);
+      this.rememberOpen(this.run.id);
       await api.start();
     });
     void this.refreshRuns();
@@ -418,10 +422,33 @@ export class LabController implements ReactiveController {
   private takeRun(info: RunInfo | null, found: boolean): void {
     const changed = (info?.id ?? null) !== (this.run?.id ?? null);
     this.run = info;
+    if (info) this.rememberOpen(info.id);
     if (info?.data) this.data = info.data;
     if (!changed) return;
     this.samples = [];
     if (info && found) this.foundRuns++;
+  }
+
+  /**
+   * The run this browser's lab had open last (kept across reloads, so the page comes back to
+   * it), or null. kiln serve keeps its own: the server says which run is open.
+   */
+  lastOpenRun(): string | null {
+    try {
+      return this.served ? null : localStorage.getItem(OPEN_RUN_KEY);
+    } catch {
+      return null; // storage blocked: the page starts fresh, as before
+    }
+  }
+
+  private rememberOpen(id: string | null): void {
+    if (this.served) return;
+    try {
+      if (id) localStorage.setItem(OPEN_RUN_KEY, id);
+      else localStorage.removeItem(OPEN_RUN_KEY);
+    } catch {
+      // storage blocked: nothing to come back to
+    }
   }
 
   async branch(id: string, step: number, config: RunConfig, backend: LabBackendKind, name: string): Promise<RunInfo | undefined> {
@@ -442,6 +469,7 @@ export class LabController implements ReactiveController {
 
   async deleteRun(id: string): Promise<void> {
     this.compared.delete(id);
+    if (this.lastOpenRun() === id) this.rememberOpen(null);
     await this.call('library', (api) => api.deleteRun(id));
     await this.refreshRuns();
   }

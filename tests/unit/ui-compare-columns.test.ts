@@ -31,7 +31,13 @@ describe('compareColumns', () => {
   });
 
   it('shortens long names for the legend', () => {
-    expect(shortName('x'.repeat(30))).toBe(`${'x'.repeat(23)}…`);
+    expect(shortName('x'.repeat(30))).toBe(`${'x'.repeat(16)}…${'x'.repeat(7)}`);
+    expect(shortName('x'.repeat(30))).toHaveLength(24);
+    // Two runs named alike keep what tells them apart (the end).
+    const a = shortName('tiny · English first names');
+    const b = shortName('tiny · English first names 2');
+    expect(a).not.toBe(b);
+    expect(b.endsWith('names 2')).toBe(true);
     expect(shortName('short')).toBe('short');
   });
 });
