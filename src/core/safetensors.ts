@@ -149,6 +149,23 @@ interface Entry {
   end: number;
 }
 
+/**
+ * What a file that is no safetensors file most likely is, from its first bytes: the formats
+ * people pick by mistake (PyTorch's own checkpoints, archives, images), with what to do.
+ */
+export function otherFormat(bytes: Uint8Array): { what: string; hint: string } | null {
+  const at = (i: number) => bytes[i] ?? -1;
+  const starts = (...b: number[]) => b.every((x, i) => at(i) === x);
+  const torch = 'a PyTorch checkpoint: load it in Python and save it with safetensors (model.save_pretrained(dir) '
+    + 'for a Hugging Face model, then kiln import --hf dir), or open a .safetensors file';
+  if (starts(0x50, 0x4b, 0x03, 0x04)) return { what: 'a zip archive (PyTorch saves .pt/.bin checkpoints as zip files)', hint: `if it is ${torch}; if it is a zip, unpack it first` };
+  if (at(0) === 0x80 && at(1) >= 2 && at(1) <= 5) return { what: 'a Python pickle (an older PyTorch .pt/.bin checkpoint)', hint: `it is ${torch}` };
+  if (starts(0x89, 0x50, 0x4e, 0x47)) return { what: 'a PNG image', hint: 'choose the .safetensors file Kiln saved (Download in the run list, or kiln train --out)' };
+  if (starts(0xff, 0xd8, 0xff)) return { what: 'a JPEG image', hint: 'choose the .safetensors file Kiln saved (Download in the run list, or kiln train --out)' };
+  if (starts(0x1f, 0x8b)) return { what: 'a gzip file', hint: 'unpack it first (gunzip), then open the .safetensors file inside' };
+  return null;
+}
+
 /** Where the data section starts and the parsed header, after checking the outer framing. */
 export function readHeader(bytes: Uint8Array): { dataStart: number; header: Record<string, unknown> } {
   if (bytes.length < 8) fail(`checkpoint is too short: ${bytes.length} bytes, not even the 8-byte header length`);
@@ -156,18 +173,24 @@ export function readHeader(bytes: Uint8Array): { dataStart: number; header: Reco
   const lo = view.getUint32(0, true);
   const hi = view.getUint32(4, true);
   const n = hi * 2 ** 32 + lo;
+  // Framing that no safetensors file has: say what the file looks like instead, when its
+  // first bytes tell (only then: a real header's length can start like a pickle).
+  const notSafetensors: (why: string) => never = (why) => {
+    const other = otherFormat(bytes);
+    return other ? fail(`this is not a safetensors checkpoint: it looks like ${other.what}`, other.hint) : fail(why);
+  };
   if (n > MAX_HEADER_BYTES)
-    fail(`checkpoint header claims ${size(n)}, above the ${size(MAX_HEADER_BYTES)} limit: this is not a safetensors file`);
-  if (n < 2) fail(`checkpoint header is ${n} bytes long: too short to hold any JSON`);
+    notSafetensors(`this is not a safetensors checkpoint: its first 8 bytes claim a header of ${size(n)}, above the ${size(MAX_HEADER_BYTES)} limit`);
+  if (n < 2) notSafetensors(`checkpoint header is ${n} bytes long: too short to hold any JSON`);
   if (8 + n > bytes.length)
-    fail(`checkpoint is truncated: its header says ${size(n)} of JSON but the file has only ${size(bytes.length - 8)} after the length`);
+    notSafetensors(`checkpoint is truncated: its header says ${size(n)} of JSON but the file has only ${size(bytes.length - 8)} after the length`);
   let text: string;
   try {
     text = new TextDecoder('utf-8', { fatal: true }).decode(bytes.subarray(8, 8 + n));
   } catch {
-    fail('checkpoint header is not valid UTF-8');
+    notSafetensors('checkpoint header is not valid UTF-8');
   }
-  if (text[0] !== '{') fail('checkpoint header does not start with "{": this is not a safetensors file');
+  if (text[0] !== '{') notSafetensors('checkpoint header does not start with "{": this is not a safetensors file');
   let header: unknown;
   try {
     header = JSON.parse(text);

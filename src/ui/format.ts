@@ -20,3 +20,19 @@ export function fmtDuration(s: number | null | undefined): string {
   if (s < 3600) return `${Math.floor(s / 60)} min ${String(Math.round(s % 60)).padStart(2, '0')} s`;
   return `${Math.floor(s / 3600)} h ${String(Math.floor((s % 3600) / 60)).padStart(2, '0')} min`;
 }
+
+/** Words that name a command: they keep their lower case at the start of a sentence. */
+const COMMANDS = new Set(['kiln', 'npx', 'npm', 'python3', 'torchrun', 'bash']);
+
+/**
+ * A part of an error (its hint, from the core, written as a clause: "reload the page") shown
+ * as a sentence of its own: a capital first letter, unless it starts with a command, and a
+ * full stop.
+ */
+export function sentence(text: string): string {
+  const t = text.trim();
+  if (!t) return t;
+  const first = t.split(/\s/, 1)[0];
+  const head = /^[a-z]/.test(t) && !COMMANDS.has(first) ? t[0].toUpperCase() + t.slice(1) : t;
+  return /[.!?…]$/.test(head) ? head : `${head}.`;
+}

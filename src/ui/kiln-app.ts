@@ -36,6 +36,7 @@ import './kiln-loss-chart.ts';
 import './kiln-metric-charts.ts';
 import './kiln-sample-panel.ts';
 import { formatCount } from './config-form.ts';
+import { sentence } from './format.ts';
 
 const DEFAULT_PRESET = 'names';
 
@@ -477,13 +478,14 @@ export class KilnApp extends LitElement {
         <div class="left">
           <section class="card runs" aria-label="Runs">
             ${lab.storageError
-              ? html`<h2>Runs</h2><div class="muted">${lab.storageError.message}. ${lab.storageError.hint}</div>`
+              ? html`<h2>Runs</h2><div class="muted">${lab.storageError.message}. ${sentence(lab.storageError.hint)}</div>`
               : html`<kiln-run-list .runs=${this.listedRuns()} .currentId=${lab.run?.id ?? null} .compared=${this.comparedIds()} .usage=${lab.usage} .where=${lab.served ? 'disk' : 'site'}
                   .persisted=${lab.persisted} ?busy=${lab.busy.has('library') || training || watching}
                   @run-open=${this.onOpenRun} @run-rename=${(e: CustomEvent<RunRenameDetail>) => lab.renameRun(e.detail.id, e.detail.name)}
                   @run-delete=${(e: CustomEvent<RunIdDetail>) => lab.deleteRun(e.detail.id)} @run-download=${(e: CustomEvent<RunIdDetail>) => lab.download(e.detail.id)}
                   @run-branch=${(e: CustomEvent<RunIdDetail>) => (this.branching = lab.runs?.find((r) => r.id === e.detail.id) ?? null)}
                   @run-compare=${this.onCompare}
+                  .importError=${lab.importError}
                   @run-import=${(e: CustomEvent<RunImportDetail>) => lab.importCheckpoint(e.detail.fileName, e.detail.bytes)}></kiln-run-list>`}
             ${lab.served ? html`<p class="muted served-store">Runs are saved in kiln serve's --out folder on this machine.</p>` : nothing}
           </section>

@@ -7,7 +7,7 @@ import { LitElement, css, html, nothing } from 'lit';
 import { customElement, property } from 'lit/decorators.js';
 import type { ResultSummary } from '../core/run-spec.ts';
 import type { LabEnvironment, LabError, RunStatus } from '../worker/api.ts';
-import { fmtLoss as formatLoss } from './format.ts';
+import { fmtLoss as formatLoss, sentence } from './format.ts';
 import { bannerStyles } from './host-styles.ts';
 import type { ServedState } from './lab-controller.ts';
 
@@ -49,7 +49,7 @@ export class KilnBanners extends LitElement {
     const s = this.served;
     if (!s) return nothing;
     if (s.closed) {
-      return html`<div class="banner error served" role="alert"><b>${s.closed.message}</b>${s.closed.hint}</div>`;
+      return html`<div class="banner error served" role="alert"><b>${s.closed.message}</b>${sentence(s.closed.hint)}</div>`;
     }
     if (!s.connected) return html`<div class="banner info served" role="status">Connecting to kiln serve on this machine…</div>`;
     return html`<div class="banner info served" role="status"><b>Connected to kiln serve on this machine.</b>
@@ -80,7 +80,7 @@ export class KilnBanners extends LitElement {
     const where = served ? 'kiln serve' : 'this browser';
     return html`
       ${this.renderServed()}
-      ${this.linkError ? html`<div class="banner error" role="alert"><b>${this.linkError.message}</b>${this.linkError.hint}</div>` : nothing}
+      ${this.linkError ? html`<div class="banner error" role="alert"><b>${this.linkError.message}</b>${sentence(this.linkError.hint)}</div>` : nothing}
       ${env && !env.webgpu
         ? html`<div class="banner warn" role="alert"><b>No WebGPU in ${where}: training runs on the CPU instead (small models only).</b>${env.webgpuWhy}</div>`
         : nothing}
@@ -89,15 +89,15 @@ export class KilnBanners extends LitElement {
             ? 'Training works but is slow: keep to the tiny and names presets, or run kiln serve on a machine with a GPU driver.'
             : 'Training works but is slow: keep to the tiny and names presets, or open Kiln in a browser with hardware acceleration.'}</div>`
         : nothing}
-      ${err ? html`<div class="banner error" role="alert"><b>${err.message}</b>${err.hint}
+      ${err ? html`<div class="banner error" role="alert"><b>${err.message}</b>${sentence(err.hint)}
           ${this.openFailure ? html`<div><button @click=${() => this.emit('open-earlier')}>Open “${this.openFailure.name}” at step ${this.openFailure.step}</button></div>` : nothing}</div>` : nothing}
       ${st?.saveError
-        ? html`<div class="banner error" role="alert"><b>Saving failed: ${st.saveError.message}</b>${st.saveError.hint}
+        ? html`<div class="banner error" role="alert"><b>Saving failed: ${st.saveError.message}</b>${sentence(st.saveError.hint)}
             <div><button ?disabled=${this.watching} @click=${() => this.emit('save-now')}>Save now</button></div></div>`
         : nothing}
       ${this.shared && !this.linkError ? this.renderSharedBanner() : nothing}
       ${st?.phase === 'error' && st.error
-        ? html`<div class="banner error" role="alert"><b>Training stopped: ${st.error.message}</b>${st.error.hint}
+        ? html`<div class="banner error" role="alert"><b>Training stopped: ${st.error.message}</b>${sentence(st.error.hint)}
             ${st.recoverable ? html`<div><button ?disabled=${this.watching} @click=${() => this.emit('recover')}>Recover from step ${st.snapshotStep ?? 0}</button></div>` : nothing}</div>`
         : nothing}
     `;

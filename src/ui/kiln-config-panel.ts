@@ -13,6 +13,7 @@ import { customElement, property, state } from 'lit/decorators.js';
 import { live } from 'lit/directives/live.js';
 import type { FieldKey, FieldSpec, RunConfig } from '../core/config.ts';
 import { formatBytes } from '../core/model-spec.ts';
+import { sentence } from './format.ts';
 import { PRESETS, findPreset } from '../core/presets.ts';
 import type { ConfigFit, LabBackendKind, LabEnvironment, LabError, ScaleProgress } from '../worker/api.ts';
 import { hostStyles } from './host-styles.ts';
@@ -402,7 +403,7 @@ export class KilnConfigPanel extends LitElement {
       ${sc.building
         ? html`<div class="building" role="status"><progress max="1" value=${stage.value ?? nothing} aria-label="Building the zip"></progress><span>${stage.text}</span></div>`
         : nothing}
-      ${sc.error ? html`<p class="error" role="alert"><b>The zip could not be built:</b> ${sc.error.message}. ${sc.error.hint}</p>` : nothing}
+      ${sc.error ? html`<p class="error" role="alert"><b>The zip could not be built:</b> ${sc.error.message}. ${sentence(sc.error.hint)}</p>` : nothing}
       ${sc.done && !sc.building ? html`<p class="done" role="status">Downloaded ${sc.done.fileName} (${formatBytes(sc.done.bytes)}).</p>` : nothing}
     </div>`;
   }

@@ -11,7 +11,7 @@ import { customElement, property, state } from 'lit/decorators.js';
 import { formatBytes } from '../core/model-spec.ts';
 import type { RunRecord, StorageUsage } from '../core/run-record.ts';
 import { COLORS } from './chart-theme.ts';
-import { fmtLoss } from './format.ts';
+import { fmtLoss, sentence } from './format.ts';
 import { hostStyles } from './host-styles.ts';
 import { comparedColors, runColor } from './run-colors.ts';
 
@@ -121,6 +121,8 @@ export class KilnRunList extends LitElement {
     .head { display: flex; align-items: center; gap: 8px; margin: 0 0 8px; }
     h2 { flex: 1; min-width: 0; margin: 0; font-size: 14px; font-weight: 600; }
     h2 .count { color: #6b6259; font-weight: 400; margin-left: 4px; }
+    .import-error { margin: 0 0 8px; padding: 6px 8px; border-left: 3px solid #b3261e; background: #fff7f6; font-size: 12.5px; color: #5a1d17; overflow-wrap: anywhere; }
+    .import-error b { color: #8c1d18; }
     .btn {
       padding: 3px 10px; min-height: 28px; border: 1px solid #cfc7bd; border-radius: 6px;
       background: #fff; cursor: pointer; white-space: nowrap; font-size: 12.5px;
@@ -196,6 +198,8 @@ export class KilnRunList extends LitElement {
   @property({ attribute: false }) persisted: boolean | null = null;
   /** An operation on the library is in flight: the actions wait. */
   @property({ type: Boolean }) busy = false;
+  /** Why the last checkpoint picked for import was refused (said under the button that picked it), or null. */
+  @property({ attribute: false }) importError: { fileName: string; message: string; hint: string } | null = null;
   /** Where the runs are kept: this site's browser storage, or (kiln serve) files on a disk. */
   @property() where: 'site' | 'disk' = 'site';
 
@@ -387,6 +391,9 @@ export class KilnRunList extends LitElement {
           @click=${() => this.renderRoot.querySelector<HTMLInputElement>('input[type=file]')?.click()}>Import checkpoint…</button>
         <input type="file" accept=".safetensors" aria-label="Checkpoint file to import" @change=${this.onFile} />
       </div>
+      ${this.importError
+        ? html`<p class="import-error" role="alert"><b>${this.importError.fileName} was not imported:</b> ${this.importError.message}. ${sentence(this.importError.hint)}</p>`
+        : nothing}
       ${this.runs.length === 0
         ? html`<p class="empty">No saved runs yet. Runs are saved as they train.</p>`
         : html`<ul aria-label="Saved runs">${this.runs.map((r) => this.renderRun(r, colors))}</ul>`}

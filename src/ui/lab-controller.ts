@@ -117,6 +117,8 @@ export class LabController implements ReactiveController {
    * watches. The page takes such a run's settings (preset, config, data) when it changes.
    */
   foundRuns = 0;
+  /** The last checkpoint import the worker refused: its file and why. */
+  importError: { fileName: string; message: string; hint: string } | null = null;
 
   /** Set when `kiln serve` served this page (null: the static lab, training in this browser's worker). */
   served: ServedState | null = null;
@@ -515,7 +517,13 @@ export class LabController implements ReactiveController {
   }
 
   async importCheckpoint(fileName: string, bytes: Uint8Array): Promise<RunRecord | undefined> {
+    this.importError = null;
     const rec = await this.call('library', (api) => api.importCheckpoint(fileName, bytes));
+    // A refused file is said under the Import button that picked it, not as the page's error.
+    if (!rec && this.error) {
+      this.importError = { fileName, message: this.error.message, hint: this.error.hint };
+      this.error = null;
+    }
     await this.refreshRuns();
     return rec;
   }

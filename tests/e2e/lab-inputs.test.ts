@@ -89,4 +89,20 @@ describe.skipIf(skip !== null)(`the lab's inputs in Chromium${skip ? ` (skipped:
     await expect.poll(() => trainButton(page).isEnabled(), { timeout: 60_000 }).toBe(true);
     expect(b.problems).toEqual([]);
   }, 300_000);
+
+  it('a file that is no checkpoint, imported, is refused under the Import button with what it looks like', async () => {
+    server ??= await startDevServer();
+    b ??= await openBrowser();
+    const { page } = b;
+    await page.goto(server.url);
+    await page.getByRole('button', { name: 'Import checkpoint…' }).waitFor({ timeout: 60_000 });
+    const png = Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]), Buffer.alloc(200, 7)]);
+    await page.locator('kiln-run-list input[type=file]').setInputFiles({ name: 'cat.png', mimeType: 'image/png', buffer: png });
+    const alert = page.locator('kiln-run-list').getByRole('alert');
+    await alert.waitFor({ timeout: 60_000 });
+    expect(await alert.textContent()).toMatch(/cat\.png was not imported: this is not a safetensors checkpoint: it looks like a PNG image/);
+    // Said there, not as the page's banner.
+    expect(await page.locator('kiln-banners').getByText('not a safetensors checkpoint').count()).toBe(0);
+    await screenshotBothSizes(page, SHOTS, 'import-refused');
+  }, 120_000);
 });

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { KilnError } from '../../src/core/errors.ts';
-import { decodeSafetensors, encodeSafetensors, type TensorIn } from '../../src/core/safetensors.ts';
+import { decodeSafetensors, encodeSafetensors, otherFormat, type TensorIn } from '../../src/core/safetensors.ts';
 import { expectKilnError } from '../helpers/kiln-error.ts';
 
 /** Bit patterns, so that -0, NaN payloads and subnormals must survive exactly. */
@@ -150,10 +150,36 @@ describe('decodeSafetensors on untrusted input', () => {
     expectCheckpointError(() => decodeSafetensors(longer), /4 bytes of unexpected data after its last tensor/);
   });
 
+  it('says what a file that is no safetensors most likely is, and what to do', () => {
+    const withStart = (...b: number[]) => {
+      const f = new Uint8Array(64);
+      f.set(b);
+      return f;
+    };
+    expectCheckpointError(() => decodeSafetensors(withStart(0x50, 0x4b, 0x03, 0x04)), /^this is not a safetensors checkpoint: it looks like a zip archive/);
+    expectCheckpointError(() => decodeSafetensors(withStart(0x80, 0x02, 0x7d)), /it looks like a Python pickle/);
+    expectCheckpointError(() => decodeSafetensors(withStart(0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a)), /it looks like a PNG image/);
+    try {
+      decodeSafetensors(withStart(0x80, 0x04, 0x95));
+    } catch (e) {
+      expect((e as { hint: string }).hint).toMatch(/kiln import --hf/);
+    }
+    // Asked only once the framing fails: a real header 0x280 bytes long starts like a pickle.
+    expect(otherFormat(new Uint8Array([0x80, 0x02, 0, 0, 0, 0, 0, 0]))).not.toBeNull();
+    const meta = JSON.stringify({ __metadata__: { note: 'x'.repeat(0x280 - 30) } });
+    const header = new TextEncoder().encode(meta.padEnd(0x280, ' '));
+    const framed = new Uint8Array(8 + header.length);
+    new DataView(framed.buffer).setUint32(0, header.length, true);
+    framed.set(header, 8);
+    expect(framed[0]).toBe(0x80);
+    expect(framed[1]).toBe(0x02);
+    expect(decodeSafetensors(framed).tensors.size).toBe(0);
+  });
+
   it('rejects absurd and impossible header lengths', () => {
     const f = good.slice();
     new DataView(f.buffer).setUint32(4, 1, true);
-    expectCheckpointError(() => decodeSafetensors(f), /above the 100\.0 MB limit/);
+    expectCheckpointError(() => decodeSafetensors(f), /^this is not a safetensors checkpoint: its first 8 bytes claim a header of .*above the 100\.0 MB limit/);
     const g = good.slice();
     new DataView(g.buffer).setUint32(0, 99_000_000, true);
     expectCheckpointError(() => decodeSafetensors(g), /truncated: its header says 99\.0 MB of JSON/);
