@@ -169,8 +169,12 @@ export class KilnApp extends LitElement {
     return `npx ${cliCommand(this.spec(), this.configLink())}`;
   }
 
+  /** The preset's known loss levels, drawn only over its own dataset (names' bigram means nothing on another text). */
   private references(): ReferenceLine[] {
-    return [...(findPreset(this.lab.run?.spec.preset ?? this.preset)?.references ?? [])];
+    const preset = this.lab.run?.spec.preset ?? this.preset;
+    const data = this.lab.run ? this.lab.run.spec.data : this.chosenSource();
+    const own = data?.kind === 'bundled' && data.id === PRESET_DATASETS[preset];
+    return own ? [...(findPreset(preset)?.references ?? [])] : [];
   }
 
   /**

@@ -54,11 +54,27 @@ export class KilnRunBar extends LitElement {
   @property({ type: Boolean }) busy = false;
   /** Another tab controls this run (kiln serve): every control is off. */
   @property({ type: Boolean }) readOnly = false;
+  /** Train was pressed from the keyboard or the mouse: its focus goes to Pause once training starts, not to the page. */
+  private focusPause = false;
   @state() private extendBy = 100;
   @state() private schedule: 'keep' | 'stretch' = 'keep';
 
   private fire(name: string, detail?: unknown): void {
     this.dispatchEvent(new CustomEvent(name, { detail, bubbles: true, composed: true }));
+  }
+
+  private onTrain = (): void => {
+    this.focusPause = this.shadowRoot?.activeElement?.classList.contains('primary') ?? false;
+    this.fire('train');
+  };
+
+  protected override updated(): void {
+    const p = this.status?.phase;
+    if (!this.focusPause) return;
+    if (p === 'training') {
+      this.focusPause = false;
+      this.renderRoot.querySelector<HTMLButtonElement>('button.pause')?.focus();
+    } else if (p === 'error') this.focusPause = false;
   }
 
   private renderControls() {
@@ -70,11 +86,11 @@ export class KilnRunBar extends LitElement {
     const ro = this.readOnly;
     const why = !training && !this.busy && !ro && !this.canTrain ? this.blocked : '';
     return html`<div class="controls" role="toolbar" aria-label="Training controls" title=${ro ? 'Another tab controls this run' : ''}>
-      <button class="primary" ?disabled=${!this.canTrain || training || this.busy} @click=${() => this.fire('train')}
+      <button class="primary" ?disabled=${!this.canTrain || training || this.busy} @click=${this.onTrain}
         aria-describedby=${why ? 'train-why' : nothing}
         title=${why || 'Start a new run with these settings'}>${ended || paused || p === 'error' ? 'New run' : 'Train'}</button>
       ${training
-        ? html`<button ?disabled=${p === 'pausing' || ro} @click=${() => this.fire('pause')}>Pause</button>`
+        ? html`<button class="pause" ?disabled=${p === 'pausing' || ro} @click=${() => this.fire('pause')}>Pause</button>`
         : html`<button ?disabled=${!paused || ro} @click=${() => this.fire('resume')}>Resume</button>`}
       <button ?disabled=${!(training || paused) || ro} @click=${() => this.fire('stop')}>Stop</button>
       <span class="extend">

@@ -1,8 +1,10 @@
 // Train follows what the page shows, in real Chromium: a field in red turns Train off (it
 // never trains the last valid value instead), and says why beside it; a second text file
 // is read like the first (the summary names it); a file the lab refuses leaves nothing to
-// train on, not the dataset prepared before it. No training runs here: only the data is
-// read. Screenshots at 1280x800 and 390x844 go to test-results/lab-inputs/.
+// train on, not the dataset prepared before it; Enter on Train leaves the focus on Pause;
+// a file that is no checkpoint is refused under Import with what it looks like. Only one
+// short run trains (the keyboard check). Screenshots at 1280x800 and 390x844 go to
+// test-results/lab-inputs/.
 import { join } from 'node:path';
 import type { Page } from 'playwright-core';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -88,6 +90,27 @@ describe.skipIf(skip !== null)(`the lab's inputs in Chromium${skip ? ` (skipped:
     await page.getByRole('radio', { name: /English first names/ }).check();
     await expect.poll(() => trainButton(page).isEnabled(), { timeout: 60_000 }).toBe(true);
     expect(b.problems).toEqual([]);
+  }, 300_000);
+
+  it('from the keyboard: Enter on Train starts a run and the focus goes to Pause, not to the page', async () => {
+    server ??= await startDevServer();
+    b ??= await openBrowser();
+    const { page } = b;
+    await page.goto(server.url);
+    await page.getByLabel('Preset').selectOption('tiny');
+    await page.getByRole('radio', { name: /English first names/ }).check();
+    await expect.poll(() => trainButton(page).isEnabled(), { timeout: 60_000 }).toBe(true);
+    await trainButton(page).focus();
+    await page.keyboard.press('Enter');
+    const focused = () => page.evaluate(() => {
+      let el: Element | null = document.activeElement;
+      while (el?.shadowRoot?.activeElement) el = el.shadowRoot.activeElement;
+      return el?.textContent?.trim() ?? el?.tagName ?? null;
+    });
+    await expect.poll(focused, { timeout: 120_000 }).toBe('Pause');
+    await page.keyboard.press('Enter');
+    await page.getByRole('button', { name: 'Resume' }).waitFor({ timeout: 120_000 });
+    await page.getByRole('button', { name: 'Stop' }).click();
   }, 300_000);
 
   it('a file that is no checkpoint, imported, is refused under the Import button with what it looks like', async () => {
