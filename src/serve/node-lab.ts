@@ -18,7 +18,7 @@ import type { Backend } from '../backends/backend.ts';
 import type { CudaBackend } from '../backends/cuda/backend.ts';
 import type { GpuContext } from '../backends/webgpu/device.ts';
 import { availableMemory, createBackend, deviceLabel, isVerbose, machineBudget } from '../cli/backends.ts';
-import type { Budget } from '../core/budget.ts';
+import type { Budget, Planner } from '../core/budget.ts';
 import { isKilnError, KilnError } from '../core/errors.ts';
 import { printable } from '../core/text.ts';
 import { openFsRunStore, type FsRunStore } from '../store/fs-store.ts';
@@ -102,6 +102,8 @@ interface CudaFound {
   onCpu: boolean;
   /** The GPU's memory in bytes (absent on the emulation, whose memory is this machine's). */
   totalMemory?: number;
+  /** The device bytes a run allocates (the addon's own plan: bf16, chunked classifier), for the page's fit. */
+  plan: Planner;
 }
 
 /**
@@ -120,7 +122,8 @@ async function findCuda(mode: ServeBackend, note: (line: string) => void): Promi
     return null;
   }
   const { info, flavour, onCpu } = b;
-  b.dispose();
+  // Kept for its plan (a calculation: it holds no device memory until a model loads).
+  const plan: Planner = (model, batchSize) => ({ total: b.memoryBytes(model, batchSize) });
   const totalMemory = info.limits.totalMemory || undefined;
   // A CUDA GPU has no WebGPU binding limits: one buffer may take all of its memory (the emulation's: this machine's).
   const bytes = totalMemory ?? availableMemory().total;
@@ -131,7 +134,7 @@ async function findCuda(mode: ServeBackend, note: (line: string) => void): Promi
       limits: { maxStorageBufferBindingSize: bytes, maxBufferSize: bytes },
       ...(info.peakFlops ? { peakFlops: info.peakFlops } : {}),
     },
-    cuda: { flavour, name: info.device, onCpu, ...(totalMemory ? { totalMemory } : {}) },
+    cuda: { flavour, name: info.device, onCpu, plan, ...(totalMemory ? { totalMemory } : {}) },
   };
 }
 
@@ -230,6 +233,7 @@ export async function createNodeLab(opts: NodeLabOptions): Promise<NodeLab> {
   const session = new LabSession(
     {
       environment: async () => env, createBackend: makeBackend, loadBundled, sha256, deviceName: deviceLabel, store, budget,
+      planner: (kind) => (cuda && kind === 'webgpu' ? cuda.plan : undefined),
       ...(dataDir !== null ? dataFolderDeps(dataDir) : {}),
     },
     opts.sessionOptions ?? { autoSampleEvery: 10, autoSampleTokens: 80 },

@@ -20,12 +20,16 @@ export function webgpuPlanner(limits: AdapterLimits): Planner {
   };
 }
 
-/** The fit on WebGPU with these adapter limits, or on the CPU reference (limits null) within a tab's memory. */
-export function configFit(config: RunConfig, vocabSize: number, limits: LabEnvironment['limits'] | null, budget: Budget = adapterBudget(limits)): ConfigFit {
+/**
+ * The fit on WebGPU with these adapter limits, or on the CPU reference (limits null) within a
+ * tab's memory; `planner`, where the backend plans its own memory (CUDA), replaces both plans.
+ */
+export function configFit(config: RunConfig, vocabSize: number, limits: LabEnvironment['limits'] | null, budget: Budget = adapterBudget(limits),
+  planner: Planner | undefined = limits ? webgpuPlanner(limits) : undefined): ConfigFit {
   const issues = validate(config);
   if (issues.length) throw new KilnError('config', issues.map((i) => i.message).join('; '), 'fix the fields marked in the form');
   const model = resolveModel(config, vocabSize);
-  const cost = limits ? checkModelCost(model, config.batchSize, budget, webgpuPlanner(limits)) : checkModelCost(model, config.batchSize, budget);
+  const cost = checkModelCost(model, config.batchSize, budget, planner);
   return {
     numParams: cost.numParams,
     flopsPerToken: flopsPerToken(model),

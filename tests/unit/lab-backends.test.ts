@@ -70,6 +70,26 @@ describe('LabBackends', () => {
     expect(calls.created).toEqual([]);
   });
 
+  it("uses a backend's own memory plan where it has one (kiln serve on CUDA), in the fit and before loading", async () => {
+    const budget: Budget = { memoryBytes: 10_000, where: 'a test GPU of 10000 bytes', memoryName: 'GPU memory' };
+    // The CPU reference's estimate of tiny is far above 10 kB; this plan (bytes per sequence) says 100 per sequence.
+    const planned: Array<[number, number]> = [];
+    const plan = (m: typeof model, b: number) => {
+      planned.push([m.nLayer, b]);
+      return { total: 100 * b };
+    };
+    const { backends, calls } = counted({ budget: () => budget, planner: (kind) => (kind === 'webgpu' ? plan : undefined) });
+    const fit = await backends.checkConfig(config, 30, 'webgpu');
+    expect(fit.fits).toBe(true);
+    expect(fit.memoryBytes).toBe(100 * config.batchSize);
+    expect(planned).toContainEqual([config.nLayer, config.batchSize]);
+    // The CPU slot keeps the reference's estimate: tiny does not fit 10 kB there.
+    expect((await backends.checkConfig(config, 30, 'cpu')).fits).toBe(false);
+    const b = await backends.load('webgpu', model, state, config.batchSize);
+    expect(calls.created).toEqual(['webgpu']);
+    b.dispose();
+  });
+
   it('frees a backend whose load fails', async () => {
     const { backends, calls } = counted();
     const wrong: TrainState = { ...state, params: new Float32Array(3) };

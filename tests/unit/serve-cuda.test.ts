@@ -10,7 +10,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LAB_DIR_ENV } from '../../src/cli/serve-command.ts';
 import type { RunConfig } from '../../src/core/config.ts';
 import { findPreset } from '../../src/core/presets.ts';
-import type { DataSummary, LabEnvironment, LabMetrics, RunInfo } from '../../src/worker/api.ts';
+import { resolveModel } from '../../src/core/model-spec.ts';
+import type { ConfigFit, DataSummary, LabEnvironment, LabMetrics, RunInfo } from '../../src/worker/api.ts';
 import { cudaFlavour } from '../cuda/helpers.ts';
 import { expectKilnError, runKiln, spawnKiln, tempDir } from '../helpers/cli.ts';
 import { Page, URL_LINE } from '../helpers/serve-page.ts';
@@ -93,6 +94,13 @@ describe.skipIf(!emuOk)(`kiln serve --backend cuda on the CUDA emulation${emuOk 
     await page.call('subscribe');
 
     const config = tiny({ steps: 4, checkpointEvery: 4, evalEvery: 2 });
+    // The page's memory figure for the GPU slot is the addon's own plan (what CudaBackend
+    // allocates), not WebGPU's buffer plan.
+    const fit = await page.call<ConfigFit>('checkConfig', config, 27, 'webgpu');
+    const { CudaBackend } = await import('../../src/backends/cuda/backend.ts');
+    const planner = await withEnv({ KILN_CUDA_FLAVOUR: 'emulation' }, async () => new CudaBackend({ flavour: 'emulation' }));
+    expect(fit.memoryBytes).toBe(planner.memoryBytes(resolveModel(config, 27), config.batchSize));
+    planner.dispose();
     const train = async (slot: 'webgpu' | 'cpu'): Promise<{ info: RunInfo; metrics: LabMetrics[] }> => {
       const seen = page.metrics().length;
       const data = await page.call<DataSummary>('prepareData', { kind: 'bundled', id: 'names' }, config);
