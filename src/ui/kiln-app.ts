@@ -78,6 +78,10 @@ export class KilnApp extends LitElement {
       /* One column of cards: the saved runs go last, so a phone reaches the data, the settings and the chart first. */
       .left, .center, .right { display: contents; }
       section.runs { order: 1; }
+      /* With a run open, what it does comes first: its line, the loss, the samples, the other curves; the settings after. */
+      main.has-run .runinfo, main.has-run .share, main.has-run section.loss, main.has-run section.compare { order: -3; }
+      main.has-run section.samples { order: -2; }
+      main.has-run section.metrics { order: -1; }
     }
   `];
 
@@ -308,6 +312,8 @@ export class KilnApp extends LitElement {
     this.sampleOut = '';
     this.samplePrompt = '';
     this.shareLink = null;
+    // On a phone the open run's cards move to the top (see the styles): go up to them.
+    if (window.matchMedia?.('(max-width: 760px)').matches) window.scrollTo({ top: 0, behavior: 'smooth' });
     await this.lab.train(this.spec(), this.backend);
   }
 
@@ -478,7 +484,7 @@ export class KilnApp extends LitElement {
         .shared=${this.shared} ?watching=${watching} ?controlBusy=${lab.busy.has('control')}
         @take-control=${() => lab.takeControl()} @open-earlier=${this.openEarlier} @save-now=${() => lab.save()}
         @recover=${() => lab.recover()}></kiln-banners>
-      <main>
+      <main class=${lab.run ? 'has-run' : ''}>
         <div class="left">
           <section class="card runs" aria-label="Runs">
             ${lab.storageError
@@ -520,20 +526,20 @@ export class KilnApp extends LitElement {
         </div>
         <div class="center">
           ${this.renderRunInfo()}
-          <section class="card" aria-label="Loss">
+          <section class="card loss" aria-label="Loss">
             <kiln-loss-chart .metrics=${lab.metrics} .referenceLines=${this.references()} .compare=${this.compareRuns()} .sharedCurve=${this.sharedCurve()}
               .smoothing=${this.chart.smoothing} ?logY=${this.chart.logY} ?logX=${this.chart.logX}
               @chart-settings=${(e: CustomEvent<{ smoothing: number; logY: boolean; logX: boolean }>) => (this.chart = e.detail)}></kiln-loss-chart>
           </section>
           ${this.compareTable().length
-            ? html`<section class="card" aria-label="Compared settings"><kiln-compare-table .runs=${this.compareTable()}></kiln-compare-table></section>`
+            ? html`<section class="card compare" aria-label="Compared settings"><kiln-compare-table .runs=${this.compareTable()}></kiln-compare-table></section>`
             : nothing}
-          <section class="card" aria-label="Training metrics">
+          <section class="card metrics" aria-label="Training metrics">
             <kiln-metric-charts .metrics=${lab.metrics} ?logX=${this.chart.logX}></kiln-metric-charts>
           </section>
         </div>
         <div class="right">
-          <section class="card">
+          <section class="card samples">
             <kiln-sample-panel ?ready=${!!lab.run && st?.phase !== 'preparing' && !watching} ?busy=${lab.busy.has('sample')} .output=${this.sampleOut}
               .outputPrompt=${this.samplePrompt} .samples=${lab.samples} @sample-request=${this.onSample}></kiln-sample-panel>
           </section>
