@@ -489,7 +489,7 @@ export class KilnApp extends LitElement {
           <section class="card runs" aria-label="Runs">
             ${lab.storageError
               ? html`<h2>Runs</h2><div class="muted">${lab.storageError.message}. ${sentence(lab.storageError.hint)}</div>`
-              : html`<kiln-run-list .runs=${this.listedRuns()} .currentId=${lab.run?.id ?? null} .compared=${this.comparedIds()} .usage=${lab.usage} .where=${lab.served ? 'disk' : 'site'}
+              : html`<kiln-run-list .runs=${this.listedRuns()} .currentId=${lab.run?.id ?? null} .currentStep=${lab.run ? st?.step ?? null : null} .compared=${this.comparedIds()} .usage=${lab.usage} .where=${lab.served ? 'disk' : 'site'}
                   .persisted=${lab.persisted} ?busy=${lab.busy.has('library') || training || watching}
                   @run-open=${this.onOpenRun} @run-rename=${(e: CustomEvent<RunRenameDetail>) => lab.renameRun(e.detail.id, e.detail.name)}
                   @run-delete=${(e: CustomEvent<RunIdDetail>) => lab.deleteRun(e.detail.id)} @run-download=${(e: CustomEvent<RunIdDetail>) => lab.download(e.detail.id)}

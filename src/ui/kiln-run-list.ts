@@ -191,6 +191,8 @@ export class KilnRunList extends LitElement {
   @property({ attribute: false }) runs: readonly RunRecord[] = [];
   /** The open run's id (highlighted; its curves are the chart's own). */
   @property({ attribute: false }) currentId: string | null = null;
+  /** The open run's step as it trains (its record holds its last save): its card shows this one. */
+  @property({ attribute: false }) currentStep: number | null = null;
   /** Ids of the runs shown on the loss chart beside the open one. */
   @property({ attribute: false }) compared: readonly string[] = [];
   @property({ attribute: false }) usage: StorageUsage | null = null;
@@ -345,7 +347,7 @@ export class KilnRunList extends LitElement {
       <div class="meta">
         <span class="badge ${tone}">${tone}</span>
         <span>${run.spec.preset}</span>
-        <span>step <b>${run.step.toLocaleString('en-US')}</b> / ${run.spec.config.steps.toLocaleString('en-US')}</span>
+        <span>step <b>${(current && this.currentStep !== null ? Math.max(run.step, this.currentStep) : run.step).toLocaleString('en-US')}</b> / ${run.spec.config.steps.toLocaleString('en-US')}</span>
         <span>${run.bestValLoss === null ? 'no val yet' : html`best val <b>${fmtLoss(run.bestValLoss)}</b>`}</span>
         <span>${formatBytes(run.bytesOnDisk)}</span>
         <span title=${updated.toLocaleString()}><time datetime=${updated.toISOString()}>${relativeTime(run.updatedAt, this.now)}</time></span>
