@@ -527,7 +527,7 @@ export class KilnApp extends LitElement {
         <div class="center">
           ${this.renderRunInfo()}
           <section class="card loss" aria-label="Loss">
-            <kiln-loss-chart .metrics=${lab.metrics} .referenceLines=${this.references()} .compare=${this.compareRuns()} .sharedCurve=${this.sharedCurve()}
+            <kiln-loss-chart .metrics=${lab.metrics} .plannedSteps=${st?.stopAt || this.config.steps} .referenceLines=${this.references()} .compare=${this.compareRuns()} .sharedCurve=${this.sharedCurve()}
               .smoothing=${this.chart.smoothing} ?logY=${this.chart.logY} ?logX=${this.chart.logX}
               @chart-settings=${(e: CustomEvent<{ smoothing: number; logY: boolean; logX: boolean }>) => (this.chart = e.detail)}></kiln-loss-chart>
           </section>

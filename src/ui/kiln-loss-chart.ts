@@ -118,6 +118,8 @@ export class KilnLossChart extends LitElement {
   @property({ type: Boolean }) logX = false;
   /** Plot and axes height in CSS pixels (the legend and the controls come on top). */
   @property({ type: Number }) height = 280;
+  /** The steps the settings ask for: the x-axis spans them before the first step. */
+  @property({ type: Number }) plannedSteps = 0;
   /**
    * Saved runs drawn with the open one, aligned by step: each run's train loss smoothed
    * like the open run's (thinner) and its val points, in its colour. Not the open run
@@ -203,7 +205,7 @@ export class KilnLossChart extends LitElement {
     if (newOthers || (changed.has('smoothing') && this.cmp.merge)) this.othersStale = true;
     // Runs added, removed, renamed or recoloured: other series, so a new plot (like a log switch).
     if (this.plot && this.seriesKey() !== this.plotSeries) this.createPlot();
-    if (newRows || newRefs || newOthers || changed.has('smoothing')) this.batcher.schedule();
+    if (newRows || newRefs || newOthers || changed.has('smoothing') || changed.has('plannedSteps')) this.batcher.schedule();
   }
 
   private othersKeyNow(): string {
@@ -377,7 +379,7 @@ export class KilnLossChart extends LitElement {
       },
       legend: { live: true },
       scales: {
-        x: { time: false, distr: logX ? 3 : 1, range: (_u, min, max) => stepRange(min, max, logX) },
+        x: { time: false, distr: logX ? 3 : 1, range: (_u, min, max) => stepRange(min, max, logX, this.plannedSteps) },
         y: { distr: logY ? 3 : 1, range: (_u, min, max) => paddedRange(min, max, logY, this.referenceLines.map((r) => r.value)) },
       },
       axes: [stepAxis(logX), valueAxis()],

@@ -81,12 +81,14 @@ export function floorSignificant(v: number, digits: number): number {
 
 /**
  * The x (step) range: the data's own ends, no padding (a curve starts at the left edge).
- * Before any data, or with one point, a span that still draws sensible ticks; on a log
- * axis the left end stays positive.
+ * Before any data, or with one point: up to `planned` (the steps the settings ask for) when
+ * that is further, else a span that still draws sensible ticks; on a log axis the left end
+ * stays positive.
  */
-export function stepRange(min: number | null, max: number | null, log: boolean): [number, number] {
+export function stepRange(min: number | null, max: number | null, log: boolean, planned = 0): [number, number] {
   const lo = min !== null && Number.isFinite(min) && (!log || min > 0) ? min : log ? 1 : 0;
   const hi = max !== null && Number.isFinite(max) ? max : lo;
   if (hi > lo) return [lo, hi];
+  if (planned > lo) return [lo, planned];
   return log ? [lo, lo * 10] : [lo, lo + 100];
 }

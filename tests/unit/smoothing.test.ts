@@ -98,5 +98,9 @@ describe('stepRange', () => {
     expect(stepRange(null, null, true)).toEqual([1, 10]);
     expect(stepRange(7, 7, false)).toEqual([7, 107]);
     expect(stepRange(0, 100, true)[0]).toBeGreaterThan(0);
+    // Before the first step, the steps the settings ask for.
+    expect(stepRange(null, null, false, 300)).toEqual([0, 300]);
+    expect(stepRange(null, null, true, 300)).toEqual([1, 300]);
+    expect(stepRange(1, 5000, false, 300)).toEqual([1, 5000]);
   });
 });
