@@ -313,7 +313,7 @@ export class KilnApp extends LitElement {
     this.samplePrompt = '';
     this.shareLink = null;
     // On a phone the open run's cards move to the top (see the styles): go up to them.
-    if (window.matchMedia?.('(max-width: 760px)').matches) window.scrollTo({ top: 0, behavior: 'smooth' });
+    if (window.matchMedia?.('(max-width: 760px)').matches) window.scrollTo({ top: 0 });
     await this.lab.train(this.spec(), this.backend);
   }
 
