@@ -479,7 +479,8 @@ def clip_gradients(params, clip, sharded):
     min(1, clip / (norm + 1e-6)) when clip > 0 (src/reference/adamw.ts clipScale; torch's
     clip_grad_norm_)."""
     grads = [p.grad for p in params if p.grad is not None and p.grad.numel() > 0]
-    sq = torch.zeros((), dtype=torch.float64, device=grads[0].device if grads else None)
+    # On the parameters' device even where this rank's shards hold no gradient: NCCL reduces GPU tensors only.
+    sq = torch.zeros((), dtype=torch.float64, device=params[0].device)
     for g in grads:
         sq += g.double().pow(2).sum()
     if sharded:

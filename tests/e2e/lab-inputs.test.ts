@@ -27,7 +27,8 @@ describe.skipIf(skip !== null)(`the lab's inputs in Chromium${skip ? ` (skipped:
     await server?.close();
   }, 60_000);
 
-  it('a field in red turns Train off and says why; fixing it turns Train back on', async () => {
+  /** A fresh load of the lab with tiny on the bundled names, once Train is on. */
+  async function readyPage(): Promise<Page> {
     server ??= await startDevServer();
     b ??= await openBrowser();
     const { page } = b;
@@ -35,6 +36,11 @@ describe.skipIf(skip !== null)(`the lab's inputs in Chromium${skip ? ` (skipped:
     await page.getByLabel('Preset').selectOption('tiny');
     await page.getByRole('radio', { name: /English first names/ }).check();
     await expect.poll(() => trainButton(page).isEnabled(), { timeout: 60_000 }).toBe(true);
+    return page;
+  }
+
+  it('a field in red turns Train off and says why; fixing it turns Train back on', async () => {
+    const page = await readyPage();
     expect(await why(page).count()).toBe(0);
 
     for (const [field, bad] of [['#f-lr', '-1'], ['#f-nLayer', '1000000'], ['#f-batchSize', '1.5']] as const) {
@@ -49,17 +55,11 @@ describe.skipIf(skip !== null)(`the lab's inputs in Chromium${skip ? ` (skipped:
       await input.blur();
       await expect.poll(() => trainButton(page).isEnabled(), { timeout: 10_000 }).toBe(true);
     }
-    expect(b.problems).toEqual([]);
+    expect(b!.problems).toEqual([]);
   }, 300_000);
 
   it('a second text file is read like the first; a refused file leaves nothing to train on', async () => {
-    server ??= await startDevServer();
-    b ??= await openBrowser();
-    const { page } = b;
-    await page.goto(server.url);
-    await page.getByLabel('Preset').selectOption('tiny');
-    await page.getByRole('radio', { name: /English first names/ }).check();
-    await expect.poll(() => trainButton(page).isEnabled(), { timeout: 60_000 }).toBe(true);
+    const page = await readyPage();
 
     await picker(page).setInputFiles(textFile('first.txt', 'the first text, about cats and dogs.\n'.repeat(400)));
     await page.locator('kiln-data-picker').getByText('first.txt').first().waitFor({ timeout: 60_000 });
@@ -78,7 +78,7 @@ describe.skipIf(skip !== null)(`the lab's inputs in Chromium${skip ? ` (skipped:
 
     // The same on a fresh page, where the preset's dataset was prepared first.
     await page.goto('about:blank');
-    await page.goto(server.url);
+    await page.goto(server!.url);
     await page.getByLabel('Preset').selectOption('tiny');
     await expect.poll(() => trainButton(page).isEnabled(), { timeout: 60_000 }).toBe(true);
     await picker(page).setInputFiles(textFile('empty.txt', ''));
@@ -89,17 +89,11 @@ describe.skipIf(skip !== null)(`the lab's inputs in Chromium${skip ? ` (skipped:
     // A bundled dataset again: Train is back.
     await page.getByRole('radio', { name: /English first names/ }).check();
     await expect.poll(() => trainButton(page).isEnabled(), { timeout: 60_000 }).toBe(true);
-    expect(b.problems).toEqual([]);
+    expect(b!.problems).toEqual([]);
   }, 300_000);
 
   it('from the keyboard: Enter on Train starts a run and the focus goes to Pause, not to the page', async () => {
-    server ??= await startDevServer();
-    b ??= await openBrowser();
-    const { page } = b;
-    await page.goto(server.url);
-    await page.getByLabel('Preset').selectOption('tiny');
-    await page.getByRole('radio', { name: /English first names/ }).check();
-    await expect.poll(() => trainButton(page).isEnabled(), { timeout: 60_000 }).toBe(true);
+    const page = await readyPage();
     await trainButton(page).focus();
     await page.keyboard.press('Enter');
     const focused = () => page.evaluate(() => {
